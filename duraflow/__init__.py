@@ -1,0 +1,111 @@
+"""Duraflow: durable workflows for Python, compatible with duroxide-python.
+
+Public names only; the implementation lives in private-by-convention subpackages.
+"""
+
+from duraflow.client import AsyncClient, OperationTimedOut, OrchestrationResult
+from duraflow.core.context import OrchestrationContext, ScheduledTask
+from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
+from duraflow.core.limits import MAX_KV_KEYS, MAX_KV_VALUE_BYTES, MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
+from duraflow.core.models import (
+    DeleteInstanceResult,
+    Event,
+    ExecutionInfo,
+    InstanceFilter,
+    InstanceInfo,
+    InstanceTree,
+    OrchestrationStatus,
+    PruneOptions,
+    PruneResult,
+    QueueDepths,
+    SystemMetrics,
+    SystemStats,
+)
+from duraflow.core.version import ENGINE_VERSION as __version__
+from duraflow.providers.base import Provider, ProviderError
+from duraflow.providers.entra import PostgresEntraOptions
+try:  # TEMPORARY while the PostgreSQL provider is being written
+    from duraflow.providers.postgres import PostgresProvider
+except ImportError:  # pragma: no cover
+    PostgresProvider = None  # type: ignore[assignment,misc]
+from duraflow.providers.sqlite import SqliteProvider
+from duraflow.runtime.activity_context import ActivityContext
+from duraflow.runtime.metrics import MetricsSnapshot
+from duraflow.runtime.options import RuntimeOptions
+from duraflow.runtime.runtime import AsyncRuntime
+from duraflow.runtime.tracing import init_tracing
+from duraflow.sync import Client, Runtime, TagFilter, parse_result
+
+# duroxide-python's deprecated aliases, kept so old programs import unchanged.
+PyRuntimeOptions = RuntimeOptions
+PyOrchestrationStatus = OrchestrationStatus
+PySystemMetrics = SystemMetrics
+PySystemStats = SystemStats
+PyQueueDepths = QueueDepths
+PyInstanceInfo = InstanceInfo
+PyExecutionInfo = ExecutionInfo
+PyInstanceTree = InstanceTree
+PyDeleteInstanceResult = DeleteInstanceResult
+PyPruneOptions = PruneOptions
+PyPruneResult = PruneResult
+PyInstanceFilter = InstanceFilter
+PyEvent = Event
+PyMetricsSnapshot = MetricsSnapshot
+
+__all__ = [
+    # duroxide-python's public names
+    "SqliteProvider",
+    "PostgresProvider",
+    "PostgresEntraOptions",
+    "Client",
+    "Runtime",
+    "OrchestrationResult",
+    "RuntimeOptions",
+    "OrchestrationContext",
+    "ActivityContext",
+    "ScheduledTask",
+    "TagFilter",
+    "OrchestrationStatus",
+    "SystemMetrics",
+    "SystemStats",
+    "QueueDepths",
+    "InstanceInfo",
+    "ExecutionInfo",
+    "InstanceTree",
+    "DeleteInstanceResult",
+    "PruneOptions",
+    "PruneResult",
+    "InstanceFilter",
+    "Event",
+    "MetricsSnapshot",
+    "init_tracing",
+    "parse_result",
+    "MAX_WORKER_TAGS",
+    "MAX_TAG_NAME_BYTES",
+    "MAX_KV_KEYS",
+    "MAX_KV_VALUE_BYTES",
+    "PyRuntimeOptions",
+    "PyOrchestrationStatus",
+    "PySystemMetrics",
+    "PySystemStats",
+    "PyQueueDepths",
+    "PyInstanceInfo",
+    "PyExecutionInfo",
+    "PyInstanceTree",
+    "PyDeleteInstanceResult",
+    "PyPruneOptions",
+    "PyPruneResult",
+    "PyInstanceFilter",
+    "PyEvent",
+    "PyMetricsSnapshot",
+    # Duraflow additions
+    "AsyncClient",
+    "AsyncRuntime",
+    "ErrorDetails",
+    "NondeterminismError",
+    "OperationTimedOut",
+    "Provider",
+    "ProviderError",
+    "TaskFailedError",
+    "__version__",
+]

@@ -1,0 +1,256 @@
+"""``AsyncClient``: start, signal, cancel, observe and administer orchestration instances.
+
+The blocking ``duraflow.Client`` wraps this class. Waits block on the provider's notifier
+(in-process wake-ups, and PostgreSQL LISTEN/NOTIFY across processes) with a slow fallback
+poll, so waiting for an instance costs a handful of queries, not a tight polling loop.
+Every value is validated and JSON-encoded before anything is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from duraflow.core import workitems as wi
+from duraflow.core.limits import check_instance_id, check_name, decode_payload, encode_payload
+from duraflow.core.models import (
+    CONTINUED_AS_NEW,
+    FAILED,
+    NOT_FOUND,
+    RUNNING,
+    DeleteInstanceResult,
+    Event,
+    ExecutionInfo,
+    InstanceFilter,
+    InstanceInfo,
+    InstanceStatus,
+    InstanceTree,
+    PruneOptions,
+    PruneResult,
+    QueueDepths,
+    SystemMetrics,
+    SystemStats,
+)
+from duraflow.core.version import SemVer
+from duraflow.providers.base import OutboundMessage, Provider, ProviderError
+
+TERMINAL = ("Completed", "Failed")
+
+
+class OperationTimedOut(TimeoutError, RuntimeError):  # noqa: N818 - duroxide's message
+    """A wait ran out of time. Both a ``TimeoutError`` and (as in duroxide-python) a
+    ``RuntimeError``, so either ``except`` clause catches it."""
+
+    def __init__(self, message: str = "Operation timed out") -> None:
+        super().__init__(message)
+
+
+class OrchestrationResult:
+    """Status of an instance; ``output`` is JSON-decoded (raw string if not JSON)."""
+
+    def __init__(
+        self,
+        status: str,
+        output: Any = None,
+        error: str | None = None,
+        custom_status: str | None = None,
+        custom_status_version: int = 0,
+    ) -> None:
+        self.status = status
+        self.output = output
+        self.error = error
+        self.custom_status = custom_status
+        self.custom_status_version = custom_status_version
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def __repr__(self) -> str:
+        return (f"OrchestrationResult(status={self.status!r}, output={self.output!r}, "
+                f"error={self.error!r}, custom_status={self.custom_status!r}, "
+                f"custom_status_version={self.custom_status_version})")
+
+
+def result_from_status(status: InstanceStatus | None) -> OrchestrationResult:
+    if status is None:
+        return OrchestrationResult(NOT_FOUND)
+    state = RUNNING if status.status == CONTINUED_AS_NEW else status.status
+    if state == FAILED:
+        return OrchestrationResult(state, None, status.output, status.custom_status,
+                                   status.custom_status_version)
+    output = decode_payload(status.output) if state != RUNNING else None
+    return OrchestrationResult(state, output, None, status.custom_status,
+                               status.custom_status_version)
+
+
+class AsyncClient:
+    def __init__(self, provider: Provider) -> None:
+        if not isinstance(provider, Provider):
+            raise TypeError(f"Client needs a Duraflow provider, got {type(provider).__name__}")
+        self.provider = provider
+        # Fallback poll while waiting: long when other processes' changes are heard anyway.
+        self._fallback_s = 2.0 if provider.cross_process_notify else 0.1
+
+    # ─── Starting and signalling ────────────────────────────────────────────
+
+    async def start_orchestration(self, instance_id: str, name: str, input: Any = None) -> None:
+        await self._start(instance_id, name, input, None)
+
+    async def start_orchestration_versioned(
+        self, instance_id: str, name: str, input: Any, version: str
+    ) -> None:
+        SemVer(check_name("orchestration version", version))
+        await self._start(instance_id, name, input, version)
+
+    async def _start(self, instance_id: str, name: str, input: Any, version: str | None) -> None:
+        check_instance_id(instance_id)
+        check_name("orchestration name", name)
+        payload = encode_payload("orchestration input", input)
+        item = wi.start_orchestration(instance_id, name, payload, version)
+        await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
+
+    async def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
+        check_instance_id(instance_id)
+        check_name("event name", event_name)
+        item = wi.external_raised(instance_id, event_name, encode_payload("event data", data))
+        await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
+
+    async def enqueue_event(self, instance_id: str, queue_name: str, data: Any = None) -> None:
+        check_instance_id(instance_id)
+        check_name("queue name", queue_name)
+        item = wi.queue_message(instance_id, queue_name, encode_payload("queue message", data))
+        await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
+
+    async def cancel_instance(self, instance_id: str, reason: str | None = None) -> None:
+        check_instance_id(instance_id)
+        item = wi.cancel_instance(instance_id, "" if reason is None else str(reason))
+        await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
+
+    # Typed aliases (duroxide-python keeps both spellings)
+    start_orchestration_typed = start_orchestration
+    start_orchestration_versioned_typed = start_orchestration_versioned
+    raise_event_typed = raise_event
+    enqueue_event_typed = enqueue_event
+
+    # ─── Status and waits ───────────────────────────────────────────────────
+
+    async def get_status(self, instance_id: str) -> OrchestrationResult:
+        return result_from_status(await self.provider.get_instance_status(instance_id))
+
+    async def wait_for_orchestration(
+        self, instance_id: str, timeout_ms: int = 30_000
+    ) -> OrchestrationResult:
+        """Wait until the instance is Completed or Failed; ``OperationTimedOut`` otherwise."""
+        return await self._wait(instance_id, timeout_ms, lambda r: r.is_terminal)
+
+    async def wait_for_orchestration_typed(
+        self, instance_id: str, timeout_ms: int = 30_000
+    ) -> Any:
+        result = await self.wait_for_orchestration(instance_id, timeout_ms)
+        if result.status == FAILED:
+            raise Exception(result.error or "Orchestration failed")
+        return result.output
+
+    async def wait_for_status_change(
+        self,
+        instance_id: str,
+        last_seen_version: int = 0,
+        poll_interval_ms: int = 200,
+        timeout_ms: int = 30_000,
+    ) -> OrchestrationResult:
+        """Wait until ``custom_status_version`` exceeds ``last_seen_version`` or the instance
+        finishes. ``poll_interval_ms`` only bounds the fallback poll; changes made in this
+        process (or announced by the database) wake the wait immediately."""
+        fallback = max(poll_interval_ms, 1) / 1000
+        return await self._wait(
+            instance_id, timeout_ms,
+            lambda r: r.custom_status_version > last_seen_version or r.is_terminal,
+            fallback,
+        )
+
+    async def _wait(
+        self, instance_id: str, timeout_ms: int, done: Any, fallback_s: float | None = None
+    ) -> OrchestrationResult:
+        deadline = time.monotonic() + max(timeout_ms, 0) / 1000
+        notifier = self.provider.notifier
+        fallback = self._fallback_s if fallback_s is None else min(fallback_s, self._fallback_s)
+        while True:
+            change = notifier.watch_instance(instance_id)
+            try:
+                result = await self.get_status(instance_id)
+                if done(result):
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise OperationTimedOut()
+                try:
+                    await asyncio.wait_for(asyncio.shield(change), min(remaining, fallback))
+                except TimeoutError:
+                    pass
+            finally:
+                notifier.unwatch_instance(instance_id, change)
+
+    # ─── Admin ──────────────────────────────────────────────────────────────
+
+    async def get_system_metrics(self) -> SystemMetrics:
+        return await self.provider.get_system_metrics()
+
+    async def get_orchestration_stats(self, instance_id: str) -> SystemStats | None:
+        return await self.provider.get_instance_stats(instance_id)
+
+    async def get_queue_depths(self) -> QueueDepths:
+        return await self.provider.get_queue_depths()
+
+    async def list_all_instances(self) -> list[str]:
+        return await self.provider.list_instances()
+
+    async def list_instances_by_status(self, status: str) -> list[str]:
+        return await self.provider.list_instances_by_status(status)
+
+    async def get_instance_info(self, instance_id: str) -> InstanceInfo:
+        return await self.provider.get_instance_info(instance_id)
+
+    async def get_execution_info(self, instance_id: str, execution_id: int) -> ExecutionInfo:
+        return await self.provider.get_execution_info(instance_id, execution_id)
+
+    async def list_executions(self, instance_id: str) -> list[int]:
+        return await self.provider.list_executions(instance_id)
+
+    async def read_execution_history(self, instance_id: str, execution_id: int) -> list[Event]:
+        history = await self.provider.read_history(instance_id, execution_id)
+        return [Event.from_history(event) for event in history]
+
+    async def get_instance_tree(self, instance_id: str) -> InstanceTree:
+        await self.provider.get_instance_info(instance_id)  # raises when missing
+        tree = InstanceTree(instance_id, [instance_id])
+        frontier = [instance_id]
+        while frontier:
+            children = await self.provider.list_children(frontier.pop(0))
+            tree.all_ids.extend(children)
+            frontier.extend(children)
+        return tree
+
+    async def delete_instance(self, instance_id: str, force: bool = False) -> DeleteInstanceResult:
+        return await self.provider.delete_instance_tree(instance_id, force)
+
+    async def delete_instance_bulk(
+        self, filter: InstanceFilter | None = None
+    ) -> DeleteInstanceResult:
+        return await self.provider.delete_instance_bulk(filter or InstanceFilter())
+
+    async def prune_executions(
+        self, instance_id: str, options: PruneOptions | None = None
+    ) -> PruneResult:
+        return await self.provider.prune_executions(instance_id, options or PruneOptions())
+
+    async def prune_executions_bulk(
+        self, filter: InstanceFilter | None = None, options: PruneOptions | None = None
+    ) -> PruneResult:
+        return await self.provider.prune_executions_bulk(
+            filter or InstanceFilter(), options or PruneOptions()
+        )
+
+
+__all__ = ["AsyncClient", "OperationTimedOut", "OrchestrationResult", "ProviderError"]

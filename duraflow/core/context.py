@@ -1,0 +1,344 @@
+"""The orchestration context handed to generator functions, duroxide-python compatible.
+
+Scheduling methods return *descriptors* (plain dicts, ``ScheduledTask`` for activities) that
+the orchestration must ``yield``; a descriptor never yielded is never scheduled. The shapes
+are duroxide-python's own, so code that builds or inspects descriptors keeps working.
+Side calls (custom status, tracing) go to the replay that owns this context, never to a
+process-global table keyed by instance id, so two replays of one instance cannot collide.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from duraflow.core.limits import encode_payload
+
+
+class ReplayHandle(Protocol):
+    """What the context needs from the replay that created it."""
+
+    @property
+    def is_replaying(self) -> bool: ...
+
+    def set_custom_status(self, status: str | None) -> None: ...
+
+    def get_custom_status(self) -> str | None: ...
+
+    def trace(self, level: str, message: str) -> None: ...
+
+
+class ScheduledTask(dict[str, Any]):
+    """An activity descriptor; ``.with_tag()`` routes it to workers that accept the tag."""
+
+    def with_tag(self, tag: str) -> ScheduledTask:
+        self["tag"] = tag
+        return self
+
+
+def _raw(value: Any, kind: str) -> str:
+    """Typed variants pass strings through unencoded, as duroxide-python does."""
+    return value if isinstance(value, str) else encode_payload(kind, value)
+
+
+def _retry(retry: dict[str, Any] | None) -> dict[str, Any]:
+    retry = retry or {}
+    return {
+        "maxAttempts": retry.get("max_attempts", retry.get("maxAttempts", 3)),
+        "timeoutMs": retry.get("timeout_ms", retry.get("timeoutMs")),
+        "totalTimeoutMs": retry.get("total_timeout_ms", retry.get("totalTimeoutMs")),
+        "backoff": retry.get("backoff", retry.get("backoff_strategy")),
+    }
+
+
+class OrchestrationContext:
+    """Passed as the first argument of every orchestration function."""
+
+    def __init__(
+        self,
+        replay: ReplayHandle,
+        instance_id: str,
+        execution_id: int,
+        orchestration_name: str,
+        orchestration_version: str,
+    ) -> None:
+        self._replay = replay
+        self.instance_id = instance_id
+        self.execution_id = execution_id
+        self.orchestration_name = orchestration_name
+        self.orchestration_version = orchestration_version
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the code re-runs steps already recorded in history."""
+        return self._replay.is_replaying
+
+    # ─── Activities ─────────────────────────────────────────────────────────
+
+    def schedule_activity(
+        self, name: str, input: Any = None, session_id: str | None = None
+    ) -> ScheduledTask:
+        if session_id is not None:
+            return self.schedule_activity_on_session(name, input, session_id)
+        return ScheduledTask(
+            type="activity", name=name, input=encode_payload("activity input", input)
+        )
+
+    def schedule_activity_on_session(
+        self, name: str, input: Any, session_id: str
+    ) -> ScheduledTask:
+        return ScheduledTask(
+            type="activityWithSession",
+            name=name,
+            input=encode_payload("activity input", input),
+            sessionId=session_id,
+        )
+
+    def schedule_activity_with_retry(
+        self, name: str, input: Any, retry: dict[str, Any]
+    ) -> ScheduledTask:
+        return ScheduledTask(
+            type="activityWithRetry",
+            name=name,
+            input=encode_payload("activity input", input),
+            retry=_retry(retry),
+        )
+
+    def schedule_activity_with_retry_on_session(
+        self, name: str, input: Any, retry: dict[str, Any], session_id: str
+    ) -> ScheduledTask:
+        return ScheduledTask(
+            type="activityWithRetryOnSession",
+            name=name,
+            input=encode_payload("activity input", input),
+            retry=_retry(retry),
+            sessionId=session_id,
+        )
+
+    # ─── Timers, events ─────────────────────────────────────────────────────
+
+    def schedule_timer(self, delay_ms: int) -> dict[str, Any]:
+        return {"type": "timer", "delayMs": delay_ms}
+
+    def wait_for_event(self, name: str) -> dict[str, Any]:
+        return {"type": "waitEvent", "name": name}
+
+    def dequeue_event(self, queue_name: str) -> dict[str, Any]:
+        return {"type": "dequeueEvent", "queueName": queue_name}
+
+    # ─── Sub-orchestrations and detached starts ─────────────────────────────
+
+    def schedule_sub_orchestration(self, name: str, input: Any = None) -> dict[str, Any]:
+        return {
+            "type": "subOrchestration",
+            "name": name,
+            "input": encode_payload("sub-orchestration input", input),
+        }
+
+    def schedule_sub_orchestration_with_id(
+        self, name: str, instance_id: str, input: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "subOrchestrationWithId",
+            "name": name,
+            "instanceId": instance_id,
+            "input": encode_payload("sub-orchestration input", input),
+        }
+
+    def schedule_sub_orchestration_versioned(
+        self, name: str, version: str | None = None, input: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "subOrchestrationVersioned",
+            "name": name,
+            "version": version,
+            "input": encode_payload("sub-orchestration input", input),
+        }
+
+    def schedule_sub_orchestration_versioned_with_id(
+        self, name: str, version: str | None, instance_id: str, input: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "subOrchestrationVersionedWithId",
+            "name": name,
+            "version": version,
+            "instanceId": instance_id,
+            "input": encode_payload("sub-orchestration input", input),
+        }
+
+    def start_orchestration(self, name: str, instance_id: str, input: Any = None) -> dict[str, Any]:
+        return {
+            "type": "orchestration",
+            "name": name,
+            "instanceId": instance_id,
+            "input": encode_payload("orchestration input", input),
+        }
+
+    def start_orchestration_versioned(
+        self, name: str, version: str | None, instance_id: str, input: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "orchestrationVersioned",
+            "name": name,
+            "version": version,
+            "instanceId": instance_id,
+            "input": encode_payload("orchestration input", input),
+        }
+
+    # ─── Deterministic values, continue-as-new ──────────────────────────────
+
+    def new_guid(self) -> dict[str, Any]:
+        return {"type": "newGuid"}
+
+    def utc_now(self) -> dict[str, Any]:
+        return {"type": "utcNow"}
+
+    def continue_as_new(self, input: Any = None) -> dict[str, Any]:
+        return {"type": "continueAsNew", "input": encode_payload("continue-as-new input", input)}
+
+    def continue_as_new_versioned(self, input: Any, version: str | None = None) -> dict[str, Any]:
+        return {
+            "type": "continueAsNewVersioned",
+            "input": encode_payload("continue-as-new input", input),
+            "version": version,
+        }
+
+    # ─── Typed variants (results are always parsed; strings pass through raw) ──
+
+    def schedule_activity_typed(
+        self, name: str, input: Any = None, result_type: Any = None
+    ) -> ScheduledTask:
+        return ScheduledTask(
+            type="activity", name=name, input=_raw(input, "activity input"), _typed=True
+        )
+
+    def schedule_activity_on_session_typed(
+        self, name: str, input: Any = None, session_id: str | None = None
+    ) -> ScheduledTask:
+        return ScheduledTask(
+            type="activityWithSession",
+            name=name,
+            input=_raw(input, "activity input"),
+            sessionId=session_id,
+            _typed=True,
+        )
+
+    def schedule_activity_with_retry_typed(
+        self, name: str, input: Any = None, retry: dict[str, Any] | None = None
+    ) -> ScheduledTask:
+        return ScheduledTask(
+            type="activityWithRetry",
+            name=name,
+            input=_raw(input, "activity input"),
+            retry=_retry(retry),
+            _typed=True,
+        )
+
+    def schedule_activity_with_retry_on_session_typed(
+        self,
+        name: str,
+        input: Any = None,
+        retry: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> ScheduledTask:
+        return ScheduledTask(
+            type="activityWithRetryOnSession",
+            name=name,
+            input=_raw(input, "activity input"),
+            retry=_retry(retry),
+            sessionId=session_id,
+            _typed=True,
+        )
+
+    def schedule_sub_orchestration_typed(
+        self, name: str, input: Any = None, result_type: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "subOrchestration",
+            "name": name,
+            "input": _raw(input, "sub-orchestration input"),
+            "_typed": True,
+        }
+
+    def schedule_sub_orchestration_with_id_typed(
+        self, name: str, instance_id: str, input: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "subOrchestrationWithId",
+            "name": name,
+            "instanceId": instance_id,
+            "input": _raw(input, "sub-orchestration input"),
+            "_typed": True,
+        }
+
+    def start_orchestration_typed(
+        self, name: str, instance_id: str, input: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "orchestration",
+            "name": name,
+            "instanceId": instance_id,
+            "input": _raw(input, "orchestration input"),
+        }
+
+    def start_orchestration_versioned_typed(
+        self, name: str, version: str | None, instance_id: str, input: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "type": "orchestrationVersioned",
+            "name": name,
+            "version": version,
+            "instanceId": instance_id,
+            "input": _raw(input, "orchestration input"),
+        }
+
+    def wait_for_event_typed(self, name: str) -> dict[str, Any]:
+        return {"type": "waitEvent", "name": name, "_typed": True}
+
+    def dequeue_event_typed(self, queue_name: str) -> dict[str, Any]:
+        return {"type": "dequeueEvent", "queueName": queue_name, "_typed": True}
+
+    def continue_as_new_typed(self, input: Any = None) -> dict[str, Any]:
+        return {"type": "continueAsNew", "input": _raw(input, "continue-as-new input")}
+
+    # ─── Composition ────────────────────────────────────────────────────────
+
+    def all(self, tasks: list[Any]) -> dict[str, Any]:
+        """Wait for every task; yields ``[{"ok": value} | {"err": message}, ...]``."""
+        return {"type": "join", "tasks": list(tasks)}
+
+    def all_typed(self, tasks: list[Any]) -> dict[str, Any]:
+        """Like ``all`` but unwraps ``ok`` values: ``[value, ...]``."""
+        return {"type": "join", "tasks": list(tasks), "_typed_all": True}
+
+    def race(self, *tasks: Any) -> dict[str, Any]:
+        """First task to finish wins: ``{"index": i, "value": v}``; a failed winner raises.
+        Losers are cancelled. Accepts two or more tasks."""
+        return {"type": "select", "tasks": list(tasks)}
+
+    def race_typed(self, *tasks: Any) -> dict[str, Any]:
+        return {"type": "select", "tasks": list(tasks), "_typed_race": True}
+
+    # ─── Custom status (no yield) ───────────────────────────────────────────
+
+    def set_custom_status(self, status: Any) -> None:
+        self._replay.set_custom_status(str(status))
+
+    def reset_custom_status(self) -> None:
+        self._replay.set_custom_status(None)
+
+    def get_custom_status(self) -> str | None:
+        return self._replay.get_custom_status()
+
+    # ─── Tracing (suppressed while replaying) ───────────────────────────────
+
+    def trace_info(self, message: Any) -> None:
+        self._replay.trace("info", str(message))
+
+    def trace_warn(self, message: Any) -> None:
+        self._replay.trace("warning", str(message))
+
+    def trace_error(self, message: Any) -> None:
+        self._replay.trace("error", str(message))
+
+    def trace_debug(self, message: Any) -> None:
+        self._replay.trace("debug", str(message))

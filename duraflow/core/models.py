@@ -1,0 +1,193 @@
+"""Plain data returned by providers and the client's status and admin calls.
+
+Field names match duroxide-python's result classes so programs reading
+``info.current_execution_id`` or ``metrics.total_instances`` work unchanged.
+Times are milliseconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from duraflow.core import events as ev
+from duraflow.core.errors import ErrorDetails
+from duraflow.core.events import HistoryEvent
+
+RUNNING = "Running"
+COMPLETED = "Completed"
+FAILED = "Failed"
+CONTINUED_AS_NEW = "ContinuedAsNew"
+NOT_FOUND = "NotFound"
+EXECUTION_STATUSES = (RUNNING, COMPLETED, FAILED, CONTINUED_AS_NEW)
+
+
+@dataclass(slots=True)
+class InstanceStatus:
+    """What a provider knows about an instance's current execution, read in one query."""
+
+    instance_id: str
+    orchestration_name: str
+    orchestration_version: str | None
+    execution_id: int
+    status: str
+    output: str | None
+    custom_status: str | None
+    custom_status_version: int
+    parent_instance_id: str | None = None
+
+
+@dataclass(slots=True)
+class OrchestrationStatus:
+    status: str
+    output: str | None = None
+    error: str | None = None
+    custom_status: str | None = None
+    custom_status_version: int = 0
+
+
+@dataclass(slots=True)
+class SystemMetrics:
+    total_instances: int = 0
+    total_executions: int = 0
+    running_instances: int = 0
+    completed_instances: int = 0
+    failed_instances: int = 0
+    total_events: int = 0
+
+
+@dataclass(slots=True)
+class SystemStats:
+    history_event_count: int = 0
+    history_size_bytes: int = 0
+    queue_pending_count: int = 0
+    kv_user_key_count: int = 0
+    kv_total_value_bytes: int = 0
+
+
+@dataclass(slots=True)
+class QueueDepths:
+    orchestrator_queue: int = 0
+    worker_queue: int = 0
+    timer_queue: int = 0
+
+
+@dataclass(slots=True)
+class InstanceInfo:
+    instance_id: str
+    orchestration_name: str
+    orchestration_version: str | None
+    current_execution_id: int
+    status: str
+    output: str | None
+    created_at: int
+    updated_at: int
+    parent_instance_id: str | None = None
+
+
+@dataclass(slots=True)
+class ExecutionInfo:
+    execution_id: int
+    status: str
+    output: str | None
+    started_at: int
+    completed_at: int | None
+    event_count: int
+
+
+@dataclass(slots=True)
+class InstanceTree:
+    root_id: str
+    all_ids: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.all_ids)
+
+
+@dataclass(slots=True)
+class DeleteInstanceResult:
+    instances_deleted: int = 0
+    executions_deleted: int = 0
+    events_deleted: int = 0
+    queue_messages_deleted: int = 0
+
+
+@dataclass(slots=True)
+class PruneOptions:
+    keep_last: int | None = None
+    completed_before: int | None = None
+
+
+@dataclass(slots=True)
+class PruneResult:
+    instances_processed: int = 0
+    executions_deleted: int = 0
+    events_deleted: int = 0
+
+
+@dataclass(slots=True)
+class InstanceFilter:
+    instance_ids: list[str] | None = None
+    completed_before: int | None = None
+    limit: int | None = None
+
+
+_DATA_FIELDS: dict[str, tuple[str, ...]] = {
+    ev.ACTIVITY_SCHEDULED: ("name", "input"),
+    ev.TIMER_CREATED: ("fire_at_ms",),
+    ev.TIMER_FIRED: ("fire_at_ms",),
+    ev.EXTERNAL_SUBSCRIBED: ("name",),
+    ev.EXTERNAL_EVENT: ("name", "data"),
+    ev.SUB_ORCHESTRATION_SCHEDULED: ("name", "instance", "input"),
+    ev.QUEUE_SUBSCRIBED: ("name",),
+    ev.QUEUE_EVENT_DELIVERED: ("name", "data"),
+}
+_CAMEL = {"fire_at_ms": "fireAtMs"}
+
+
+@dataclass(slots=True)
+class Event:
+    """A history event as the admin API shows it (``read_execution_history``).
+
+    ``data`` is a JSON string shaped like duroxide-python's: results and outputs as the
+    stored JSON text, errors as serialised error details, schedules as small objects.
+    """
+
+    event_id: int
+    kind: str
+    source_event_id: int | None
+    timestamp_ms: int
+    data: str | None
+
+    @staticmethod
+    def from_history(event: HistoryEvent) -> Event:
+        return Event(
+            event_id=event.event_id,
+            kind=event.kind,
+            source_event_id=event.source_event_id,
+            timestamp_ms=event.timestamp_ms,
+            data=_event_data(event),
+        )
+
+
+def _event_data(event: HistoryEvent) -> str | None:
+    data = event.data
+    kind = event.kind
+    if kind == ev.ORCHESTRATION_STARTED:
+        return json.dumps(
+            {"name": data.get("name"), "version": data.get("version"), "input": data.get("input")}
+        )
+    if kind == ev.ORCHESTRATION_COMPLETED:
+        output = data.get("output")
+        return output if isinstance(output, str) else json.dumps(output)
+    if kind in (ev.ACTIVITY_COMPLETED, ev.SUB_ORCHESTRATION_COMPLETED):
+        result = data.get("result")
+        return result if isinstance(result, str) else json.dumps(result)
+    if kind in (ev.ORCHESTRATION_FAILED, ev.ACTIVITY_FAILED, ev.SUB_ORCHESTRATION_FAILED):
+        details = ErrorDetails.from_dict(data.get("details", {}))
+        return json.dumps(details.to_dict())
+    fields = _DATA_FIELDS.get(kind)
+    if fields is None:
+        return None
+    return json.dumps({_CAMEL.get(name, name): data.get(name) for name in fields})

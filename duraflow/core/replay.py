@@ -1,0 +1,620 @@
+"""The deterministic replay engine: one live generator per execution, driven by history.
+
+A ``Replay`` owns one execution of one instance. ``load(history)`` re-runs the orchestration
+against recorded history (matching every action the code emits against the recorded
+scheduling events, in order); ``run_turn(messages, now_ms)`` applies new messages, appends
+their events and collects what the turn must write. The runtime keeps a ``Replay`` alive
+between turns, so a turn normally costs only its new messages, not a replay of the history.
+
+Pure: no I/O, no clock, no randomness except what the caller injects (``now_ms`` and the
+GUID factory), so the same history and code always give the same actions.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+import types
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from duraflow.core import errors as er
+from duraflow.core import events as ev
+from duraflow.core import workitems as wi
+from duraflow.core.context import OrchestrationContext
+from duraflow.core.descriptors import ContinueAsNewRequest, build
+from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
+from duraflow.core.events import HistoryEvent
+from duraflow.core.limits import MAX_CUSTOM_STATUS_BYTES, check_payload_size, decode_payload
+from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
+from duraflow.core.tasks import (
+    ActivityLeaf,
+    DequeueLeaf,
+    DetachedStartLeaf,
+    Leaf,
+    Node,
+    SubOrchestrationLeaf,
+)
+
+OrchestrationFn = Callable[[OrchestrationContext, Any], Any]
+MAX_CARRY_FORWARD_EVENTS = 100
+
+# Events matched against the actions the code emits, with the fields that must agree.
+_MATCH_FIELDS: dict[str, tuple[str, ...]] = {
+    ev.ACTIVITY_SCHEDULED: ("name", "input", "session_id", "tag"),
+    ev.TIMER_CREATED: (),
+    ev.EXTERNAL_SUBSCRIBED: ("name",),
+    ev.QUEUE_SUBSCRIBED: ("name",),
+    ev.SUB_ORCHESTRATION_SCHEDULED: ("name", "input"),
+    ev.ORCHESTRATION_CHAINED: ("name", "instance", "input"),
+    ev.CUSTOM_STATUS_UPDATED: (),
+    ev.ACTIVITY_CANCEL_REQUESTED: (),
+    ev.SUB_ORCHESTRATION_CANCEL_REQUESTED: (),
+    ev.EXTERNAL_SUBSCRIBED_CANCELLED: (),
+    ev.QUEUE_SUBSCRIPTION_CANCELLED: (),
+}
+_COMPLETION_KINDS = frozenset(
+    {
+        ev.ACTIVITY_COMPLETED,
+        ev.ACTIVITY_FAILED,
+        ev.TIMER_FIRED,
+        ev.SUB_ORCHESTRATION_COMPLETED,
+        ev.SUB_ORCHESTRATION_FAILED,
+    }
+)
+_TERMINAL_STATUS = {
+    ev.ORCHESTRATION_COMPLETED: COMPLETED,
+    ev.ORCHESTRATION_FAILED: FAILED,
+    ev.ORCHESTRATION_CONTINUED_AS_NEW: CONTINUED_AS_NEW,
+}
+
+
+@dataclass(slots=True)
+class ScheduledActivity:
+    activity_id: int
+    item: wi.WorkItem
+    session_id: str | None
+    tag: str | None
+
+
+@dataclass(slots=True)
+class Outgoing:
+    instance_id: str
+    item: wi.WorkItem
+    visible_at_ms: int | None = None
+
+
+@dataclass(slots=True)
+class TurnOutput:
+    """What one turn must commit, besides consuming its messages."""
+
+    new_events: list[HistoryEvent] = field(default_factory=list)
+    activities: list[ScheduledActivity] = field(default_factory=list)
+    messages: list[Outgoing] = field(default_factory=list)
+    cancelled_activity_ids: list[int] = field(default_factory=list)
+    status: str | None = None
+    output: str | None = None
+    custom_status_changed: bool = False
+    custom_status: str | None = None
+    traces: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Replay:
+    """Replay state of one execution. Not thread-safe; one turn at a time."""
+
+    def __init__(
+        self,
+        instance_id: str,
+        execution_id: int,
+        lookup: Callable[[str, str], OrchestrationFn | None],
+        guid_factory: Callable[[], str],
+    ) -> None:
+        self.instance_id = instance_id
+        self.execution_id = execution_id
+        self._lookup = lookup
+        self._guid_factory = guid_factory
+        self.history: list[HistoryEvent] = []
+        self.next_event_id = 1
+        self.now_ms = 0
+        self.open_tasks: dict[int, Leaf] = {}
+        self.external_waiters: dict[str, list[Any]] = {}
+        self.queue_waiters: dict[str, list[DequeueLeaf]] = {}
+        self.queue_buffer: dict[str, deque[str]] = {}
+        self.status = RUNNING
+        self.name = ""
+        self.version = ""
+        self.parent: tuple[str, int, int] | None = None  # (instance, execution_id, event_id)
+        self.custom_status: str | None = None
+        self._pending: deque[HistoryEvent] = deque()
+        self._turn_base = 0  # history length before the current turn's events
+        self._completed_sources: set[int] = set()
+        self._walking = False
+        self._gen: types.GeneratorType[Any, Any, Any] | None = None
+        self._awaiting: Node | None = None
+        self._cancel_reason: str | None = None
+        self._out = TurnOutput()
+
+    # ─── Public driver ──────────────────────────────────────────────────────
+
+    @property
+    def is_replaying(self) -> bool:
+        return self._walking
+
+    @property
+    def finished(self) -> bool:
+        return self.status != RUNNING
+
+    @property
+    def history_len(self) -> int:
+        return len(self.history)
+
+    def load(self, history: list[HistoryEvent]) -> TurnOutput:
+        """Rebuild state from committed history. Returns anything the code emitted beyond
+        it (normally nothing; a nondeterminism failure otherwise) for the next commit."""
+        self._out = TurnOutput()
+        if not history:
+            return self._out
+        if history[0].kind != ev.ORCHESTRATION_STARTED:
+            self._fail_nondeterministic("corrupted history: first event must be "
+                                        "OrchestrationStarted")
+            return self._out
+        self.history = list(history)
+        self._turn_base = len(history)
+        self.next_event_id = history[-1].event_id + 1
+        terminal = next((e for e in history if e.kind in _TERMINAL_STATUS), None)
+        if terminal is not None:  # a finished execution is never re-run
+            self.status = _TERMINAL_STATUS[terminal.kind]
+            return self._out
+        self._pending = deque(e for e in history if e.kind in _MATCH_FIELDS)
+        self._walking = True
+        try:
+            for event in history:
+                if self.finished:
+                    break
+                self.now_ms = event.timestamp_ms
+                self._apply(event, recorded=True)
+                self._settle()
+        except NondeterminismError as exc:
+            self._walking = False
+            self._fail_nondeterministic(str(exc))
+        finally:
+            self._walking = False
+        return self._out
+
+    def start(
+        self,
+        name: str,
+        version: str,
+        input: str,
+        now_ms: int,
+        parent: tuple[str, int, int] | None = None,
+        carry_forward: list[list[str]] | None = None,
+        initial_custom_status: str | None = None,
+    ) -> TurnOutput:
+        """Begin a new execution: record ``OrchestrationStarted`` and run to the first wait."""
+        self._out = TurnOutput(status=RUNNING)
+        self._turn_base = len(self.history)
+        self.now_ms = now_ms
+        data: dict[str, Any] = {"name": name, "version": version, "input": input}
+        if parent is not None:
+            data.update(parent_instance=parent[0], parent_execution_id=parent[1],
+                        parent_id=parent[2])
+        if carry_forward:
+            data["carry_forward_events"] = carry_forward
+        if initial_custom_status is not None:
+            data["initial_custom_status"] = initial_custom_status
+        def begin() -> None:
+            self._apply(self._append(ev.ORCHESTRATION_STARTED, data), recorded=False)
+            self._settle()
+
+        self._guard(begin)
+        return self._out
+
+    def run_turn(self, messages: list[wi.WorkItem], now_ms: int) -> TurnOutput:
+        """Apply new messages in order and collect the turn's writes."""
+        self._out = TurnOutput()
+        self._turn_base = len(self.history)
+        self.now_ms = now_ms
+        for message in messages:
+            if self.finished:
+                self._out.warnings.append(
+                    f"dropped {message.get('type')} for finished execution {self.execution_id}"
+                )
+                continue
+            self._guard(lambda m=message: self._deliver(m))  # type: ignore[misc]
+        if self._cancel_reason is not None and not self.finished:
+            self._guard(self._finish_cancelled)
+        return self._out
+
+    def fail_infrastructure(self, details: ErrorDetails, now_ms: int) -> TurnOutput:
+        """Fail the execution from outside (poison, size limits); returns the writes."""
+        self._out = TurnOutput()
+        self.now_ms = now_ms
+        if not self.finished:
+            self._finish_failed(details)
+        return self._out
+
+    # ─── Context callbacks (ReplayHandle) ───────────────────────────────────
+
+    def set_custom_status(self, status: str | None) -> None:
+        if status is not None:
+            check_payload_size("custom status", status, MAX_CUSTOM_STATUS_BYTES)
+        _, new = self.emit(ev.CUSTOM_STATUS_UPDATED, {"status": status})
+        self.custom_status = status
+        if new:
+            self._out.custom_status_changed = True
+            self._out.custom_status = status
+
+    def get_custom_status(self) -> str | None:
+        return self.custom_status
+
+    def trace(self, level: str, message: str) -> None:
+        if not self._walking:
+            self._out.traces.append((level, message))
+
+    # ─── Node callbacks ─────────────────────────────────────────────────────
+
+    def emit(
+        self, kind: str, data: dict[str, Any], source: int | None = None
+    ) -> tuple[HistoryEvent, bool]:
+        """The code emitted an action: match it against recorded history, or record it."""
+        if self._pending:
+            recorded = self._pending.popleft()
+            fields = _MATCH_FIELDS[kind]
+            if (
+                recorded.kind != kind
+                or recorded.source_event_id != source
+                or any(recorded.data.get(f) != data.get(f) for f in fields)
+            ):
+                raise NondeterminismError(
+                    f"schedule mismatch: action={_describe(kind, data, fields)} vs "
+                    f"event={_describe(recorded.kind, recorded.data, fields)} "
+                    f"(event_id={recorded.event_id})"
+                )
+            return recorded, False
+        return self._append(kind, data, source), True
+
+    def schedule_activity(self, leaf: ActivityLeaf) -> None:
+        item = wi.activity_execute(
+            self.instance_id, self.execution_id, leaf.event_id, leaf.name, leaf.input,
+            self.name, self.version, leaf.session_id, leaf.tag,
+        )
+        self._out.activities.append(
+            ScheduledActivity(leaf.event_id, item, leaf.session_id, leaf.tag)
+        )
+
+    def complete_inline(self, event_id: int, value: Any) -> None:
+        event = self._append(ev.ACTIVITY_COMPLETED, {"result": json.dumps(value)}, event_id)
+        self._apply(event, recorded=False)
+
+    def new_guid(self) -> str:
+        return self._guid_factory()
+
+    def cancel_activity(self, activity_id: int) -> None:
+        self._out.cancelled_activity_ids.append(activity_id)
+
+    def schedule_timer(self, timer_id: int, fire_at_ms: int) -> None:
+        item = wi.timer_fired(self.instance_id, self.execution_id, timer_id, fire_at_ms)
+        self._out.messages.append(Outgoing(self.instance_id, item, fire_at_ms))
+
+    def subscribe_queue(self, leaf: DequeueLeaf) -> None:
+        buffered = self.queue_buffer.get(leaf.name)
+        if buffered:
+            leaf.succeed(self, decode_payload(buffered.popleft()))
+        else:
+            self.queue_waiters.setdefault(leaf.name, []).append(leaf)
+
+    def start_child(self, leaf: SubOrchestrationLeaf) -> None:
+        item = wi.start_orchestration(
+            leaf.child_id, leaf.name, leaf.input, leaf.version,
+            self.instance_id, self.execution_id, leaf.event_id,
+        )
+        self._out.messages.append(Outgoing(leaf.child_id, item))
+
+    def cancel_child(self, child_id: str, reason: str) -> None:
+        self._out.messages.append(Outgoing(child_id, wi.cancel_instance(child_id, reason)))
+
+    def start_detached(self, leaf: DetachedStartLeaf) -> None:
+        item = wi.start_orchestration(leaf.instance_id, leaf.name, leaf.input, leaf.version)
+        self._out.messages.append(Outgoing(leaf.instance_id, item))
+
+    # ─── Applying events ────────────────────────────────────────────────────
+
+    def _append(self, kind: str, data: dict[str, Any], source: int | None = None) -> HistoryEvent:
+        event = HistoryEvent(self.next_event_id, kind, data, source, self.now_ms)
+        self.next_event_id += 1
+        self.history.append(event)
+        self._out.new_events.append(event)
+        return event
+
+    def _apply(self, event: HistoryEvent, recorded: bool) -> None:
+        kind = event.kind
+        if kind in _MATCH_FIELDS:
+            if self._pending and self._pending[0].event_id <= event.event_id:
+                raise NondeterminismError(
+                    f"history schedule but no emitted action: {kind} "
+                    f"(event_id={event.event_id}, {_describe(kind, event.data, ('name',))})"
+                )
+        elif kind in _COMPLETION_KINDS:
+            self._apply_completion(event)
+        elif kind == ev.ORCHESTRATION_STARTED:
+            self._begin(event)
+        elif kind == ev.EXTERNAL_EVENT:
+            waiters = self.external_waiters.get(str(event.data.get("name")))
+            if waiters:
+                waiters.pop(0).succeed(self, decode_payload(event.data.get("data")))
+        elif kind == ev.QUEUE_EVENT_DELIVERED:
+            self._queue_arrival(str(event.data.get("name")), event.data.get("data"))
+        elif kind == ev.ORCHESTRATION_CANCEL_REQUESTED:
+            self._cancel_reason = str(event.data.get("reason", ""))
+        elif kind in _TERMINAL_STATUS:
+            self.status = _TERMINAL_STATUS[kind]
+            self._close_generator()
+
+    def _apply_completion(self, event: HistoryEvent) -> None:
+        source = event.source_event_id
+        leaf = self.open_tasks.pop(source, None) if source is not None else None
+        if source is not None:
+            self._completed_sources.add(source)
+        if leaf is None:
+            return  # completion of a dropped (cancelled) task: recorded, ignored
+        if event.kind in (ev.ACTIVITY_FAILED, ev.SUB_ORCHESTRATION_FAILED):
+            details = ErrorDetails.from_dict(event.data.get("details", {}))
+            if not details.is_application:
+                self._finish_failed(details)  # infrastructure/poison: not catchable
+                return
+            leaf.fail(self, details)
+        elif event.kind == ev.TIMER_FIRED:
+            leaf.succeed(self, None)
+        else:
+            leaf.succeed(self, decode_payload(event.data.get("result")))
+
+    def _queue_arrival(self, name: str, data: Any) -> None:
+        waiters = self.queue_waiters.get(name)
+        if waiters:
+            waiters.pop(0).succeed(self, decode_payload(data))
+        else:
+            self.queue_buffer.setdefault(name, deque()).append(str(data))
+
+    def _deliver(self, message: wi.WorkItem) -> None:
+        """Turn one new message into history (or drop it, with a warning)."""
+        kind = message.get("type")
+        if kind in (wi.ACTIVITY_COMPLETED, wi.ACTIVITY_FAILED, wi.TIMER_FIRED):
+            if message.get("execution_id") != self.execution_id:
+                self._warn(f"dropped {kind} for execution {message.get('execution_id')}")
+                return
+            self._deliver_completion(kind, int(message["id"]), message)
+        elif kind in (wi.SUB_ORCH_COMPLETED, wi.SUB_ORCH_FAILED):
+            if message.get("parent_execution_id") != self.execution_id:
+                self._warn(f"dropped {kind} for execution {message.get('parent_execution_id')}")
+                return
+            self._deliver_completion(kind, int(message["parent_id"]), message)
+        elif kind == wi.EXTERNAL_RAISED:
+            data = {"name": message["name"], "data": message["data"]}
+            self._apply(self._append(ev.EXTERNAL_EVENT, data), recorded=False)
+        elif kind == wi.QUEUE_MESSAGE:
+            data = {"name": message["name"], "data": message["data"]}
+            self._apply(self._append(ev.QUEUE_EVENT_DELIVERED, data), recorded=False)
+        elif kind == wi.CANCEL_INSTANCE:
+            if self._cancel_reason is None:
+                reason = str(message.get("reason") or "")
+                event = self._append(ev.ORCHESTRATION_CANCEL_REQUESTED, {"reason": reason})
+                self._apply(event, recorded=False)
+        elif kind in (wi.START_ORCHESTRATION, wi.CONTINUE_AS_NEW):
+            self._warn(f"ignored duplicate {kind} for running instance")
+        else:
+            self._warn(f"ignored unknown message type {kind!r}")
+        self._settle()
+
+    def _deliver_completion(self, kind: str, source: int, message: wi.WorkItem) -> None:
+        leaf = self.open_tasks.get(source)
+        if source in self._completed_sources:
+            self._warn(f"dropped duplicate {kind} for event {source}")
+            return
+        if leaf is None:
+            if not any(e.event_id == source for e in self.history):
+                self._warn(f"dropped {kind} for unknown event {source}")
+            return  # a cancelled task's late completion: nothing to record
+        expected = {
+            wi.ACTIVITY_COMPLETED: ActivityLeaf, wi.ACTIVITY_FAILED: ActivityLeaf,
+            wi.SUB_ORCH_COMPLETED: SubOrchestrationLeaf, wi.SUB_ORCH_FAILED: SubOrchestrationLeaf,
+        }.get(kind)
+        if expected is not None and not isinstance(leaf, expected):
+            self._warn(f"dropped {kind} for event {source}: it is a {type(leaf).__name__}")
+            return
+        if kind == wi.ACTIVITY_COMPLETED:
+            event = self._append(ev.ACTIVITY_COMPLETED, {"result": message["result"]}, source)
+        elif kind == wi.ACTIVITY_FAILED:
+            event = self._append(ev.ACTIVITY_FAILED, {"details": message["details"]}, source)
+        elif kind == wi.TIMER_FIRED:
+            event = self._append(ev.TIMER_FIRED, {"fire_at_ms": message["fire_at_ms"]}, source)
+        elif kind == wi.SUB_ORCH_COMPLETED:
+            event = self._append(
+                ev.SUB_ORCHESTRATION_COMPLETED, {"result": message["result"]}, source
+            )
+        else:
+            event = self._append(
+                ev.SUB_ORCHESTRATION_FAILED, {"details": message["details"]}, source
+            )
+        self._apply(event, recorded=False)
+
+    # ─── Driving the generator ──────────────────────────────────────────────
+
+    def _begin(self, started: HistoryEvent) -> None:
+        data = started.data
+        self.name, self.version = str(data["name"]), str(data.get("version") or "")
+        if data.get("parent_instance"):
+            self.parent = (
+                str(data["parent_instance"]),
+                int(data.get("parent_execution_id") or 1),
+                int(data["parent_id"]),
+            )
+        self.custom_status = data.get("initial_custom_status")
+        for name, payload in data.get("carry_forward_events") or []:
+            self.queue_buffer.setdefault(name, deque()).append(payload)
+        fn = self._lookup(self.name, self.version)
+        if fn is None:  # the runtime checks registration before a turn; guard anyway
+            self._finish_failed(er.application(
+                er.ORCHESTRATION_FAILED,
+                f"Orchestration '{self.name}' (version {self.version}) is not registered",
+            ))
+            return
+        ctx = OrchestrationContext(self, self.instance_id, self.execution_id, self.name,
+                                   self.version)
+        try:
+            result = fn(ctx, decode_payload(data.get("input")))
+        except Exception:
+            self._finish_failed(er.application(er.ORCHESTRATION_FAILED, traceback.format_exc()))
+            return
+        if isinstance(result, types.GeneratorType):
+            self._gen = result
+            self._step(None)
+        elif isinstance(result, types.CoroutineType):
+            result.close()
+            self._finish_failed(er.application(
+                er.ORCHESTRATION_FAILED,
+                f"orchestration '{self.name}' is an async function; orchestrations must be "
+                "generator functions (def + yield)",
+            ))
+        else:
+            self._complete(result)
+
+    def _settle(self) -> None:
+        """Resume the generator for as long as what it waits on is already resolved."""
+        while not self.finished and self._awaiting is not None and self._awaiting.done:
+            node, self._awaiting = self._awaiting, None
+            self._step(node)
+
+    def _step(self, resolved: Node | None) -> None:
+        assert self._gen is not None
+        send: Any = None if resolved is None or resolved.failed else resolved.value
+        throw: BaseException | None = None
+        if resolved is not None and resolved.failed:
+            throw = TaskFailedError(resolved.error, resolved.details)
+        while True:
+            try:
+                yielded = self._gen.throw(throw) if throw is not None else self._gen.send(send)
+            except StopIteration as stop:
+                self._complete(stop.value)
+                return
+            except NondeterminismError:
+                raise
+            except Exception:
+                self._finish_failed(er.application(er.ORCHESTRATION_FAILED,
+                                                   traceback.format_exc()))
+                return
+            try:
+                node = build(yielded)
+            except (TypeError, ValueError) as exc:
+                send, throw = None, exc
+                continue
+            if isinstance(node, ContinueAsNewRequest):
+                self._continue_as_new(node)
+                return
+            self._awaiting = node
+            node.start(self)
+            return
+
+    # ─── Finishing ──────────────────────────────────────────────────────────
+
+    def _complete(self, value: Any) -> None:
+        try:
+            output = json.dumps(value)
+            check_payload_size("orchestration output", output)
+        except (TypeError, ValueError) as exc:
+            self._finish_failed(er.application(
+                er.ORCHESTRATION_FAILED, f"TypeError: orchestration output is not "
+                f"JSON-serialisable: {exc}" if isinstance(exc, TypeError) else str(exc),
+            ))
+            return
+        self._check_complete_allowed()
+        self._terminate(ev.ORCHESTRATION_COMPLETED, {"output": output}, COMPLETED, output)
+        if self.parent is not None:
+            item = wi.sub_orch_completed(self.parent[0], self.parent[1], self.parent[2], output)
+            self._out.messages.append(Outgoing(self.parent[0], item))
+
+    def _check_complete_allowed(self) -> None:
+        if self._walking and self._pending:
+            nxt = self._pending[0]
+            raise NondeterminismError(
+                f"orchestration finished but history has more scheduled work: "
+                f"{_describe(nxt.kind, nxt.data, ('name',))} (event_id={nxt.event_id})"
+            )
+
+    def _finish_failed(self, details: ErrorDetails) -> None:
+        self._terminate(ev.ORCHESTRATION_FAILED, {"details": details.to_dict()}, FAILED,
+                        details.display_message())
+        if self.parent is not None:
+            item = wi.sub_orch_failed(self.parent[0], self.parent[1], self.parent[2],
+                                      details.to_dict())
+            self._out.messages.append(Outgoing(self.parent[0], item))
+
+    def _finish_cancelled(self) -> None:
+        for leaf in list(self.open_tasks.values()):
+            if isinstance(leaf, SubOrchestrationLeaf):
+                self.cancel_child(leaf.child_id, "parent canceled")
+        self._finish_failed(er.cancelled(self._cancel_reason or ""))
+
+    def _fail_nondeterministic(self, message: str) -> None:
+        # Nothing the diverged code emitted may be committed: keep only the failure.
+        self._out = TurnOutput()
+        del self.history[self._turn_base:]
+        self.next_event_id = (self.history[-1].event_id + 1) if self.history else 1
+        self._pending.clear()
+        self._walking = False
+        self._finish_failed(er.nondeterminism(message))
+
+    def _continue_as_new(self, request: ContinueAsNewRequest) -> None:
+        self._check_complete_allowed()
+        carry: list[list[str]] = []
+        for name, buffered in self.queue_buffer.items():
+            carry.extend([name, data] for data in buffered)
+        if len(carry) > MAX_CARRY_FORWARD_EVENTS:
+            self._warn(f"continue-as-new carries {MAX_CARRY_FORWARD_EVENTS} of {len(carry)} "
+                       "queued messages; the newest were dropped")
+            carry = carry[:MAX_CARRY_FORWARD_EVENTS]
+        self._terminate(ev.ORCHESTRATION_CONTINUED_AS_NEW, {"input": request.input},
+                        CONTINUED_AS_NEW, request.input)
+        parent = self.parent or (None, None, None)
+        item = wi.continue_as_new(
+            self.instance_id, self.name, request.input, request.version, carry,
+            self.custom_status, parent[0], parent[1], parent[2],
+        )
+        self._out.messages.append(Outgoing(self.instance_id, item))
+
+    def _terminate(self, kind: str, data: dict[str, Any], status: str, output: str) -> None:
+        self._append(kind, data)
+        self.status = status
+        self._out.status = status
+        self._out.output = output
+        for event_id, leaf in self.open_tasks.items():
+            if isinstance(leaf, ActivityLeaf):
+                self._out.cancelled_activity_ids.append(event_id)
+        self.open_tasks.clear()
+        self._awaiting = None
+        self._close_generator()
+
+    def _close_generator(self) -> None:
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            try:
+                gen.close()
+            except Exception as exc:
+                self._warn(f"orchestration raised while being closed: {exc!r}")
+
+    def _guard(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except NondeterminismError as exc:
+            self._fail_nondeterministic(str(exc))
+
+    def _warn(self, message: str) -> None:
+        self._out.warnings.append(message)
+
+
+def _describe(kind: str, data: dict[str, Any], fields: tuple[str, ...]) -> str:
+    shown = ", ".join(f"{f}={data.get(f)!r}" for f in fields if data.get(f) is not None)
+    return f"{kind}({shown})"

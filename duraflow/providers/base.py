@@ -1,0 +1,394 @@
+"""The provider contract: the one small async interface every storage backend implements.
+
+A provider stores instances, executions, history and two peek-lock queues (orchestrator and
+worker). It never creates events or ids and never interprets history: the runtime hands it
+pre-digested turns (``TurnCommit``) and it commits each one atomically. Everything a provider
+returns is plain data from ``duraflow.core``.
+
+All methods are coroutines bound to the event loop the provider was opened on. Times are
+milliseconds since the Unix epoch, taken from the provider's own clock (``now_ms``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from duraflow.core.events import HistoryEvent
+from duraflow.core.models import (
+    DeleteInstanceResult,
+    ExecutionInfo,
+    InstanceFilter,
+    InstanceInfo,
+    InstanceStatus,
+    PruneOptions,
+    PruneResult,
+    QueueDepths,
+    SystemMetrics,
+    SystemStats,
+)
+from duraflow.core.workitems import WorkItem
+
+
+class ProviderError(RuntimeError):
+    """A storage operation failed. ``retryable`` says whether trying again may succeed.
+
+    A ``RuntimeError`` because duroxide-python reports provider failures as RuntimeError,
+    and programs written for it catch that.
+    """
+
+    def __init__(self, operation: str, message: str, *, retryable: bool = True) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
+        self.message = message
+        self.retryable = retryable
+
+
+class LockLostError(ProviderError):
+    """The lock token is unknown, expired, or its row is gone. Never retryable."""
+
+    def __init__(self, operation: str, message: str = "lock lost or expired") -> None:
+        super().__init__(operation, message, retryable=False)
+
+
+class InstanceNotFoundError(ProviderError):
+    """An admin call named an instance that does not exist."""
+
+    def __init__(self, operation: str, instance_id: str) -> None:
+        super().__init__(operation, f"instance '{instance_id}' not found", retryable=False)
+        self.instance_id = instance_id
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ─── Data exchanged with the runtime ─────────────────────────────────────────
+
+
+@dataclass(slots=True)
+class OrchestrationItem:
+    """A locked batch of messages for one instance, plus what is needed to run its turn.
+
+    ``history`` is the current execution's full history, or ``None`` when the caller's
+    cache key (``execution_id``, ``history_len``) matched, so the runtime's live replay
+    state is known to be current and loading the history would be wasted work.
+    """
+
+    instance_id: str
+    lock_token: str
+    attempt_count: int
+    messages: list[WorkItem]
+    orchestration_name: str | None  # None: the instance row does not exist yet
+    orchestration_version: str | None
+    execution_id: int  # current execution (1 when the instance does not exist)
+    execution_status: str | None  # status of the current execution, None if no execution
+    history_len: int  # number of events of the current execution
+    history: list[HistoryEvent] | None
+    parent_instance_id: str | None = None
+    history_error: str | None = None  # history could not be decoded (lock held, attempt counted)
+
+
+@dataclass(slots=True)
+class WorkerItem:
+    """An activity execution to enqueue on the worker queue."""
+
+    instance_id: str
+    execution_id: int
+    activity_id: int
+    item: WorkItem  # ActivityExecute
+    session_id: str | None = None
+    tag: str | None = None
+
+
+@dataclass(slots=True)
+class OutboundMessage:
+    """A message for some instance's orchestrator queue, visible from ``visible_at_ms``."""
+
+    instance_id: str
+    item: WorkItem
+    visible_at_ms: int | None = None  # None: visible immediately
+
+
+@dataclass(slots=True)
+class ActivityRef:
+    """Identifies one scheduled activity (for cancellation by deleting its worker row)."""
+
+    instance_id: str
+    execution_id: int
+    activity_id: int
+
+
+@dataclass(slots=True)
+class TurnCommit:
+    """Everything one orchestration turn writes, committed in ONE transaction by ``ack``.
+
+    The provider: validates the lock (else ``LockLostError`` and nothing is written);
+    creates the instance row when it does not exist and ``orchestration_name`` is set
+    (name, version and parent are immutable afterwards, except ``orchestration_version``
+    which is filled in when still NULL); upserts the execution row ``execution_id`` (status
+    ``Running`` when new) and makes it current when it is the highest; appends
+    ``history_delta`` (a duplicate ``(instance, execution, event_id)`` is an error that
+    rolls back); sets status/output (and ``completed_at`` for a terminal status); applies
+    the custom status change and bumps ``custom_status_version`` once; enqueues worker items
+    and orchestrator messages; deletes the worker rows of ``cancelled_activities``; deletes
+    the messages this lock fetched; releases the lock.
+    """
+
+    execution_id: int
+    history_delta: list[HistoryEvent] = field(default_factory=list)
+    worker_items: list[WorkerItem] = field(default_factory=list)
+    orchestrator_items: list[OutboundMessage] = field(default_factory=list)
+    cancelled_activities: list[ActivityRef] = field(default_factory=list)
+    orchestration_name: str | None = None
+    orchestration_version: str | None = None
+    parent_instance_id: str | None = None
+    status: str | None = None  # None: leave unchanged
+    output: str | None = None
+    custom_status_set: bool = False  # True: replace custom status with ``custom_status``
+    custom_status: str | None = None  # None with custom_status_set=True: cleared
+
+
+@dataclass(slots=True)
+class WorkLease:
+    """A locked worker-queue row (one activity execution)."""
+
+    lock_token: str
+    attempt_count: int
+    item: WorkItem
+    instance_id: str
+    execution_id: int
+    activity_id: int
+    session_id: str | None = None
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TagFilter:
+    """Which tagged activities a worker takes.
+
+    ``mode``: ``default_only`` (untagged only), ``tags`` (only ``tags``), ``default_and``
+    (untagged and ``tags``), ``any`` (everything), ``none`` (no activities).
+    """
+
+    mode: str = "default_only"
+    tags: tuple[str, ...] = ()
+
+    def matches(self, tag: str | None) -> bool:
+        if self.mode == "any":
+            return True
+        if self.mode == "none":
+            return False
+        if tag is None:
+            return self.mode in ("default_only", "default_and")
+        return self.mode in ("tags", "default_and") and tag in self.tags
+
+
+DEFAULT_TAG_FILTER = TagFilter()
+
+
+# ─── Wake-ups ────────────────────────────────────────────────────────────────
+
+
+class Notifier:
+    """In-process wake-ups for dispatchers and waiting clients.
+
+    Providers call ``notify_*`` after committing; dispatchers and client waits block on
+    ``wait_*`` instead of polling. Providers that can hear other processes (PostgreSQL
+    LISTEN/NOTIFY) call the same methods when a notification arrives. All methods must be
+    called on the provider's event loop.
+    """
+
+    def __init__(self) -> None:
+        self._orchestrator = asyncio.Event()
+        self._worker = asyncio.Event()
+        self._instance_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._earliest_due_ms: int | None = None
+
+    def notify_orchestrator(self, due_ms: int | None = None) -> None:
+        """New orchestrator work exists now, or (``due_ms``) will become visible then."""
+        if due_ms is None or due_ms <= now_ms():
+            self._orchestrator.set()
+            return
+        if self._earliest_due_ms is None or due_ms < self._earliest_due_ms:
+            self._earliest_due_ms = due_ms
+            self._orchestrator.set()  # let the dispatcher shorten its sleep
+
+    def notify_worker(self) -> None:
+        self._worker.set()
+
+    def notify_instance(self, instance_id: str) -> None:
+        waiters = self._instance_waiters.pop(instance_id, None)
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(None)
+
+    def notify_all_instances(self) -> None:
+        for instance_id in list(self._instance_waiters):
+            self.notify_instance(instance_id)
+
+    def take_earliest_due_ms(self) -> int | None:
+        """The earliest future due time announced in this process (cleared once read)."""
+        due, self._earliest_due_ms = self._earliest_due_ms, None
+        return due
+
+    async def wait_orchestrator(self, timeout_s: float) -> None:
+        await self._wait(self._orchestrator, timeout_s)
+
+    async def wait_worker(self, timeout_s: float) -> None:
+        await self._wait(self._worker, timeout_s)
+
+    def watch_instance(self, instance_id: str) -> asyncio.Future[None]:
+        """A future resolved at the next change of ``instance_id``. Register it BEFORE
+        reading the state you wait on, so a change in between is not missed."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._instance_waiters.setdefault(instance_id, []).append(fut)
+        return fut
+
+    def unwatch_instance(self, instance_id: str, fut: asyncio.Future[None]) -> None:
+        waiters = self._instance_waiters.get(instance_id)
+        if waiters is not None and fut in waiters:
+            waiters.remove(fut)
+            if not waiters:
+                del self._instance_waiters[instance_id]
+
+    async def wait_instance(self, instance_id: str, timeout_s: float) -> None:
+        fut = self.watch_instance(instance_id)
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), max(timeout_s, 0.0))
+        except TimeoutError:
+            pass
+        finally:
+            self.unwatch_instance(instance_id, fut)
+
+    @staticmethod
+    async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+        if not event.is_set():
+            try:
+                await asyncio.wait_for(event.wait(), max(timeout_s, 0.0))
+            except TimeoutError:
+                pass
+        event.clear()
+
+
+# ─── The protocol ────────────────────────────────────────────────────────────
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Storage backend for Duraflow. See module docstring; every method is atomic."""
+
+    name: str
+    notifier: Notifier
+    #: True when ``notifier`` also hears other processes (no need for fast polling).
+    cross_process_notify: bool
+
+    async def close(self) -> None: ...
+
+    # Orchestrator queue ------------------------------------------------------
+
+    async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
+        """Insert one message (never creates an instance) and notify."""
+
+    async def fetch_orchestration_item(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+    ) -> OrchestrationItem | None:
+        """Lock the next instance that has visible messages, oldest message first.
+
+        Skips instances whose lock is live. Locks ALL messages of that instance visible
+        now (``attempt_count`` + 1 each; the item's count is their max); messages arriving
+        later stay for the next turn. ``cached`` maps instance id to the caller's
+        ``(execution_id, history_len)``; when it matches, ``history`` is returned as None.
+        Returns None when nothing is visible.
+        """
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+        """Commit a turn atomically (see ``TurnCommit``) and notify whoever it concerns."""
+
+    async def abandon_orchestration_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None:
+        """Release the lock without consuming messages; optionally delay their visibility
+        and (``ignore_attempt``) undo the attempt increment (never below 0)."""
+
+    async def renew_orchestration_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        """Extend a live lock to now + ``extend_ms``; ``LockLostError`` if expired/unknown."""
+
+    async def next_orchestrator_due_ms(self) -> int | None:
+        """Earliest ``visible_at`` among unlocked messages not yet visible, else None."""
+
+    # Worker queue ------------------------------------------------------------
+
+    async def fetch_work_item(
+        self, lock_timeout_ms: int, tag_filter: TagFilter = DEFAULT_TAG_FILTER
+    ) -> WorkLease | None:
+        """Lock the oldest visible, unlocked (or lock-expired) row the filter accepts."""
+
+    async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
+        """Delete the locked row and enqueue its completion, atomically. ``LockLostError``
+        when the row is gone (cancelled) or the lock expired."""
+
+    async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        """``LockLostError`` when the row is gone or its lock expired (= cancellation)."""
+
+    async def abandon_work_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None: ...
+
+    # Reads -------------------------------------------------------------------
+
+    async def get_instance_status(self, instance_id: str) -> InstanceStatus | None: ...
+
+    async def get_custom_status(
+        self, instance_id: str, last_seen_version: int
+    ) -> tuple[str | None, int] | None:
+        """(custom_status, version) when version > last_seen_version, else None."""
+
+    async def read_history(
+        self, instance_id: str, execution_id: int | None = None
+    ) -> list[HistoryEvent]:
+        """History of one execution (default: current), ordered by event id; [] if none."""
+
+    # Admin -------------------------------------------------------------------
+
+    async def list_instances(self) -> list[str]:
+        """All instance ids, newest first."""
+
+    async def list_instances_by_status(self, status: str) -> list[str]: ...
+
+    async def list_executions(self, instance_id: str) -> list[int]: ...
+
+    async def get_instance_info(self, instance_id: str) -> InstanceInfo:
+        """``InstanceNotFoundError`` if missing."""
+
+    async def get_execution_info(self, instance_id: str, execution_id: int) -> ExecutionInfo: ...
+
+    async def get_system_metrics(self) -> SystemMetrics: ...
+
+    async def get_queue_depths(self) -> QueueDepths: ...
+
+    async def get_instance_stats(self, instance_id: str) -> SystemStats | None: ...
+
+    async def list_children(self, instance_id: str) -> list[str]: ...
+
+    async def delete_instance_tree(self, instance_id: str, force: bool) -> DeleteInstanceResult:
+        """Delete a root instance and all its descendants atomically (see reference §2.21)."""
+
+    async def delete_instance_bulk(self, filter: InstanceFilter) -> DeleteInstanceResult: ...
+
+    async def prune_executions(self, instance_id: str, options: PruneOptions) -> PruneResult: ...
+
+    async def prune_executions_bulk(
+        self, filter: InstanceFilter, options: PruneOptions
+    ) -> PruneResult: ...
+
+
+def describe(value: Any) -> str:
+    """Short description of a value for error messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

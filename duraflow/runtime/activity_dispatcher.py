@@ -1,0 +1,232 @@
+"""The activity dispatcher: lock a worker-queue row, run the activity, report the result.
+
+Sync activities run in a thread pool so they never block the event loop; ``async def``
+activities run on the loop. While an activity runs its lock is renewed; a failed renewal
+means the row is gone (the orchestration dropped the activity), which is reported to the
+activity as cancellation. Cancellations committed by this process are signalled at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from duraflow.core import errors as er
+from duraflow.core import workitems as wi
+from duraflow.core.limits import check_payload_size, decode_payload
+from duraflow.providers.base import (
+    ActivityRef,
+    LockLostError,
+    OutboundMessage,
+    Provider,
+    ProviderError,
+    WorkLease,
+)
+from duraflow.runtime.activity_context import ActivityContext
+from duraflow.runtime.metrics import Metrics
+from duraflow.runtime.options import RuntimeOptions
+from duraflow.runtime.registry import ActivityRegistry
+from duraflow.runtime.resilience import Backoff, retry_call
+from duraflow.runtime.turns import unregistered_backoff_ms
+
+log = logging.getLogger("duraflow.activity")
+runtime_log = logging.getLogger("duraflow.runtime")
+ActivityKey = tuple[str, int, int]
+
+
+class ActivityDispatcher:
+    def __init__(
+        self,
+        provider: Provider,
+        registry: ActivityRegistry,
+        options: RuntimeOptions,
+        metrics: Metrics,
+        worker_id: str,
+        client_factory: Callable[[], Any] | None,
+        async_client_factory: Callable[[], Any] | None,
+    ) -> None:
+        self.provider = provider
+        self.registry = registry
+        self.options = options
+        self.metrics = metrics
+        self.worker_id = worker_id
+        self._client_factory = client_factory
+        self._async_client_factory = async_client_factory
+        self._slots = asyncio.Semaphore(max(options.worker_concurrency, 1))
+        self._threads = ThreadPoolExecutor(
+            max_workers=max(options.worker_concurrency, 1), thread_name_prefix="duraflow-activity"
+        )
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._running: dict[ActivityKey, ActivityContext] = {}
+        self._free_slots = list(range(max(options.worker_concurrency, 1)))
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        if self.options.tag_filter.mode == "none" or self.options.worker_concurrency == 0:
+            return
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                break
+            try:
+                lease = await self.provider.fetch_work_item(
+                    self.options.worker_lock_timeout_ms, self.options.tag_filter
+                )
+            except Exception as exc:
+                self._slots.release()
+                self.metrics.add("provider_errors")
+                delay = backoff.next_delay_s()
+                runtime_log.warning("activity fetch failed: %s; retrying in %.2fs", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                continue
+            backoff.reset()
+            if lease is None:
+                self._slots.release()
+                fallback = (self.options.idle_poll_interval_ms
+                            if self.provider.cross_process_notify
+                            else self.options.dispatcher_poll_interval_ms)
+                await self.provider.notifier.wait_worker(fallback / 1000)
+                continue
+            self.metrics.add("worker_dispatcher_items_fetched")
+            task = asyncio.create_task(self._execute(lease))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+
+    def cancel_local(self, refs: list[ActivityRef]) -> None:
+        """Signal cancellation to activities of this process that were just dropped."""
+        for ref in refs:
+            ctx = self._running.get((ref.instance_id, ref.execution_id, ref.activity_id))
+            if ctx is not None:
+                ctx._cancel()
+
+    async def stop(self, timeout_s: float) -> None:
+        self._stopping.set()
+        self.provider.notifier.notify_worker()
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    # ─── One activity ───────────────────────────────────────────────────────
+
+    async def _execute(self, lease: WorkLease) -> None:
+        item = lease.item
+        name = str(item.get("name"))
+        key = (lease.instance_id, lease.execution_id, lease.activity_id)
+        try:
+            if lease.attempt_count > self.options.max_attempts:
+                self.metrics.add("activity_poison")
+                details = er.poison(
+                    f"activity {name}#{lease.activity_id} exceeded {lease.attempt_count} "
+                    f"attempts (max {self.options.max_attempts})"
+                )
+                await self._ack(lease, wi.activity_failed(
+                    lease.instance_id, lease.execution_id, lease.activity_id, details.to_dict()))
+                return
+            fn = self.registry.get(name)
+            if fn is None:
+                delay = unregistered_backoff_ms(lease.attempt_count)
+                log.warning("activity %r is not registered on this runtime (attempt %d); "
+                            "retrying in %d ms", name, lease.attempt_count, delay)
+                self.metrics.add("activity_config_errors")
+                await retry_call(
+                    lambda: self.provider.abandon_work_item(lease.lock_token, delay),
+                    "abandon work item", self.metrics,
+                )
+                return
+            slot = self._free_slots.pop(0) if self._free_slots else 0
+            ctx = ActivityContext(item, f"work-{slot}-{self.worker_id}", self._client_factory,
+                                  self._async_client_factory)
+            self._running[key] = ctx
+            renewal = asyncio.create_task(self._renew(lease, ctx))
+            try:
+                completion = await self._invoke(fn, ctx, lease)
+            finally:
+                renewal.cancel()
+                self._running.pop(key, None)
+                self._free_slots.append(slot)
+            if ctx.is_cancelled():
+                log.info("activity %s#%d finished after cancellation; result dropped",
+                         name, lease.activity_id)
+                with contextlib.suppress(ProviderError):
+                    await self.provider.ack_work_item(lease.lock_token, None)
+                return
+            await self._ack(lease, completion)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.provider.abandon_work_item(lease.lock_token))
+            raise
+
+    async def _invoke(self, fn: Any, ctx: ActivityContext, lease: WorkLease) -> wi.WorkItem:
+        item = lease.item
+        name = str(item.get("name"))
+        value = decode_payload(item.get("input"))
+        try:
+            if self.registry.is_async(fn):
+                result = await fn(ctx, value)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(
+                    self._threads, functools.partial(fn, ctx, value)
+                )
+                if asyncio.iscoroutine(result):
+                    result = await result
+            text = json.dumps(result)
+            check_payload_size(f"activity '{name}' result", text)
+        except Exception as exc:
+            self.metrics.add("activity_app_errors")
+            message = f"Activity '{name}' call failed: {type(exc).__name__}: {exc}"
+            if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
+                message = f"Activity '{name}' returned a value that is not JSON-serialisable: {exc}"
+            details = er.application(er.ACTIVITY_FAILED, message)
+            return wi.activity_failed(lease.instance_id, lease.execution_id, lease.activity_id,
+                                      details.to_dict())
+        self.metrics.add("activity_success")
+        return wi.activity_completed(lease.instance_id, lease.execution_id, lease.activity_id,
+                                     text)
+
+    async def _ack(self, lease: WorkLease, completion: wi.WorkItem) -> None:
+        message = OutboundMessage(lease.instance_id, completion)
+        try:
+            await retry_call(
+                lambda: self.provider.ack_work_item(lease.lock_token, message),
+                "ack work item", self.metrics,
+            )
+        except LockLostError:
+            log.info("activity %s#%d result dropped: its work item was cancelled or its lock "
+                     "expired", lease.item.get("name"), lease.activity_id)
+        except ProviderError as exc:
+            self.metrics.add("activity_infra_errors")
+            log.error("could not report activity result: %s; it will run again", exc)
+            with contextlib.suppress(Exception):
+                await self.provider.abandon_work_item(lease.lock_token, 100)
+
+    async def _renew(self, lease: WorkLease, ctx: ActivityContext) -> None:
+        interval = self.options.worker_renewal_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.provider.renew_work_item_lock(
+                    lease.lock_token, self.options.worker_lock_timeout_ms
+                )
+            except LockLostError:
+                ctx._cancel()
+                return
+            except ProviderError as exc:
+                log.warning("could not renew activity lock: %s", exc)

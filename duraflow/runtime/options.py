@@ -1,0 +1,164 @@
+"""Runtime options: duroxide-python's ``RuntimeOptions`` keywords, validated up front.
+
+Every keyword defaults to ``None`` meaning "the default". Values a runtime cannot work with
+(a zero lock timeout, an unparsable tag filter) are rejected here with a ``ValueError``
+naming the option, instead of surfacing later as a stuck runtime or a panic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
+from duraflow.providers.base import TagFilter
+
+_DEFAULTS: dict[str, Any] = {
+    "orchestration_concurrency": 4,
+    "worker_concurrency": 8,
+    "dispatcher_poll_interval_ms": 100,
+    "worker_lock_timeout_ms": 30_000,
+    "log_format": None,
+    "log_level": "info",
+    "service_name": "duraflow",
+    "service_version": None,
+    "max_sessions_per_runtime": 10,
+    "session_idle_timeout_ms": 300_000,
+    "worker_node_id": None,
+    "worker_tag_filter": "default_only",
+    "orchestrator_lock_timeout_ms": 5_000,
+    "orchestrator_lock_renewal_buffer_ms": 2_000,
+    "max_attempts": 10,
+    "worker_lock_renewal_buffer_ms": 5_000,
+    "session_lock_timeout_ms": 30_000,
+    "session_lock_renewal_buffer_ms": 5_000,
+    # Duraflow additions
+    "replay_cache_size": 10_000,
+    "idle_poll_interval_ms": 5_000,
+    "activity_cancellation_grace_period_ms": 10_000,
+}
+
+_POSITIVE = (
+    "orchestration_concurrency",
+    "worker_concurrency",
+    "dispatcher_poll_interval_ms",
+    "worker_lock_timeout_ms",
+    "orchestrator_lock_timeout_ms",
+    "session_lock_timeout_ms",
+    "session_idle_timeout_ms",
+    "max_sessions_per_runtime",
+    "idle_poll_interval_ms",
+)
+_NON_NEGATIVE = (
+    "orchestrator_lock_renewal_buffer_ms",
+    "worker_lock_renewal_buffer_ms",
+    "session_lock_renewal_buffer_ms",
+    "max_attempts",
+    "replay_cache_size",
+    "activity_cancellation_grace_period_ms",
+)
+_ALLOW_ZERO = ("orchestration_concurrency", "worker_concurrency")
+
+
+def renewal_interval_ms(timeout_ms: int, buffer_ms: int) -> int:
+    """duroxide's rule: timeout - buffer for locks of 15 s or more, else half the timeout."""
+    if timeout_ms >= 15_000:
+        return max(timeout_ms - buffer_ms, 1_000)
+    return max(math.ceil(timeout_ms / 2), 1)
+
+
+def parse_tag_filter(value: Any) -> TagFilter:
+    if value is None or value == "default_only":
+        return TagFilter("default_only")
+    if value in ("any", "none"):
+        return TagFilter(str(value))
+    if isinstance(value, TagFilter):
+        return value
+    try:
+        raw = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ("tags", "default_and"):
+        raise ValueError(
+            "worker_tag_filter must be 'default_only', 'any', 'none', "
+            f"TagFilter.tags([...]) or TagFilter.default_and([...]); got {value!r}"
+        )
+    ((mode, tags),) = raw.items()
+    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) and t for t in tags):
+        raise ValueError(f"worker_tag_filter {mode!r} needs a non-empty list of tag names")
+    if len(tags) > MAX_WORKER_TAGS:
+        raise ValueError(f"worker_tag_filter has {len(tags)} tags; at most {MAX_WORKER_TAGS}")
+    for tag in tags:
+        if len(tag.encode()) > MAX_TAG_NAME_BYTES:
+            raise ValueError(f"worker tag {tag[:40]!r}... exceeds {MAX_TAG_NAME_BYTES} bytes")
+    return TagFilter(mode, tuple(tags))
+
+
+class RuntimeOptions:
+    """Options for ``Runtime``; read-only once built (assigning raises ``AttributeError``)."""
+
+    __slots__ = tuple(_DEFAULTS) + ("_frozen", "tag_filter")
+
+    orchestration_concurrency: int
+    worker_concurrency: int
+    dispatcher_poll_interval_ms: int
+    worker_lock_timeout_ms: int
+    log_format: str | None
+    log_level: str
+    service_name: str
+    service_version: str | None
+    max_sessions_per_runtime: int
+    session_idle_timeout_ms: int
+    worker_node_id: str | None
+    worker_tag_filter: str
+    orchestrator_lock_timeout_ms: int
+    orchestrator_lock_renewal_buffer_ms: int
+    max_attempts: int
+    worker_lock_renewal_buffer_ms: int
+    session_lock_timeout_ms: int
+    session_lock_renewal_buffer_ms: int
+    replay_cache_size: int
+    idle_poll_interval_ms: int
+    activity_cancellation_grace_period_ms: int
+    tag_filter: TagFilter
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(_DEFAULTS)
+        if unknown:
+            raise TypeError(f"RuntimeOptions got unknown option(s): {', '.join(sorted(unknown))}")
+        for name, default in _DEFAULTS.items():
+            value = kwargs.get(name)
+            object.__setattr__(self, name, default if value is None else value)
+        for name in _POSITIVE + _NON_NEGATIVE:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"RuntimeOptions.{name} must be an int, got {value!r}")
+            floor = 0 if name in _NON_NEGATIVE or name in _ALLOW_ZERO else 1
+            if value < floor:
+                raise ValueError(f"RuntimeOptions.{name} must be >= {floor}, got {value}")
+        object.__setattr__(self, "tag_filter", parse_tag_filter(self.worker_tag_filter))
+        worker_renewal = self.worker_renewal_ms
+        if self.session_idle_timeout_ms <= worker_renewal:
+            raise ValueError(
+                f"session_idle_timeout_ms ({self.session_idle_timeout_ms}) must exceed the "
+                f"worker lock renewal interval ({worker_renewal} ms)"
+            )
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"RuntimeOptions.{name} is read-only")
+
+    @property
+    def orchestrator_renewal_ms(self) -> int:
+        return renewal_interval_ms(
+            self.orchestrator_lock_timeout_ms, self.orchestrator_lock_renewal_buffer_ms
+        )
+
+    @property
+    def worker_renewal_ms(self) -> int:
+        return renewal_interval_ms(self.worker_lock_timeout_ms, self.worker_lock_renewal_buffer_ms)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _DEFAULTS)
+        return f"RuntimeOptions({shown})"

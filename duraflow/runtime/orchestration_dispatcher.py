@@ -1,0 +1,205 @@
+"""The orchestration dispatcher: fetch a locked batch, run its turn, commit it atomically.
+
+One fetch loop per runtime feeds up to ``orchestration_concurrency`` turns at once. When the
+queue is empty the loop sleeps until the provider's notifier says there is work, until the
+next timer is due, or until the idle fallback poll; it never spins. Live replays are kept in
+a ``ReplayCache`` so a turn costs its new messages, not a replay of the whole history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from duraflow.core.events import HistoryEvent
+from duraflow.providers.base import (
+    ActivityRef,
+    LockLostError,
+    OrchestrationItem,
+    Provider,
+    ProviderError,
+    now_ms,
+)
+from duraflow.runtime.metrics import Metrics
+from duraflow.runtime.options import RuntimeOptions
+from duraflow.runtime.registry import OrchestrationRegistry
+from duraflow.runtime.resilience import Backoff, retry_call
+from duraflow.runtime.turns import Abandon, ReplayCache, Turn, TurnBuilder
+
+log = logging.getLogger("duraflow.orchestration")
+runtime_log = logging.getLogger("duraflow.runtime")
+
+
+class OrchestrationDispatcher:
+    def __init__(
+        self,
+        provider: Provider,
+        registry: OrchestrationRegistry,
+        options: RuntimeOptions,
+        metrics: Metrics,
+        on_activities_cancelled: Callable[[list[ActivityRef]], None],
+    ) -> None:
+        self.provider = provider
+        self.options = options
+        self.metrics = metrics
+        self.cache = ReplayCache(options.replay_cache_size)
+        self.builder = TurnBuilder(registry, metrics, options.max_attempts)
+        self._on_cancelled = on_activities_cancelled
+        self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    # ─── Loop ───────────────────────────────────────────────────────────────
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                break
+            try:
+                item = await self.provider.fetch_orchestration_item(
+                    self.options.orchestrator_lock_timeout_ms, self.cache
+                )
+            except Exception as exc:
+                self._slots.release()
+                self.metrics.add("provider_errors")
+                delay = backoff.next_delay_s()
+                runtime_log.warning("orchestration fetch failed: %s; retrying in %.2fs",
+                                    exc, delay)
+                await self._sleep(delay)
+                continue
+            backoff.reset()
+            if item is None:
+                self._slots.release()
+                await self._idle()
+                continue
+            self.metrics.add("orch_dispatcher_items_fetched")
+            task = asyncio.create_task(self._process(item))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slots.release()
+
+    async def _idle(self) -> None:
+        fallback_ms = (
+            self.options.idle_poll_interval_ms
+            if self.provider.cross_process_notify
+            else self.options.dispatcher_poll_interval_ms
+        )
+        wait_ms = float(fallback_ms)
+        due = self.provider.notifier.take_earliest_due_ms()
+        try:
+            stored_due = await self.provider.next_orchestrator_due_ms()
+        except ProviderError:
+            stored_due = None
+        for candidate in (due, stored_due):
+            if candidate is not None:
+                wait_ms = min(wait_ms, max(candidate - now_ms(), 0) + 1)
+        await self.provider.notifier.wait_orchestrator(wait_ms / 1000)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Stop fetching; wait up to ``timeout_s`` for in-flight turns, then cancel them."""
+        self._stopping.set()
+        self.provider.notifier.notify_orchestrator()
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+
+    # ─── One turn ───────────────────────────────────────────────────────────
+
+    async def _process(self, item: OrchestrationItem) -> None:
+        renewal = asyncio.create_task(self._renew(item.lock_token))
+        try:
+            await self._run_turn(item)
+        except asyncio.CancelledError:
+            self.cache.discard(item.instance_id)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.provider.abandon_orchestration_item(item.lock_token))
+            raise
+        except Exception:
+            self.cache.discard(item.instance_id)
+            log.exception("turn for instance %r failed unexpectedly; abandoning",
+                          item.instance_id)
+            with contextlib.suppress(Exception):
+                await self.provider.abandon_orchestration_item(item.lock_token, 1_000)
+        finally:
+            renewal.cancel()
+
+    async def _run_turn(self, item: OrchestrationItem) -> None:
+        cached = self.cache.checkout(item.instance_id) if item.history is None else None
+        if item.history is not None:
+            self.cache.discard(item.instance_id)
+        history: list[HistoryEvent] | None = item.history
+        if history is None and cached is None:
+            history = await self.provider.read_history(item.instance_id, item.execution_id)
+        if item.history_error is not None:
+            outcome: Turn | Abandon = self.builder.history_error(item, now_ms())
+        else:
+            outcome = self.builder.build(item, cached, history, now_ms())
+        if isinstance(outcome, Abandon):
+            await retry_call(
+                lambda: self.provider.abandon_orchestration_item(
+                    item.lock_token, outcome.delay_ms, outcome.ignore_attempt
+                ),
+                "abandon orchestration item", self.metrics,
+            )
+            if cached is not None:
+                self.cache.put(cached)
+            return
+        self._emit_traces(item, outcome)
+        try:
+            await retry_call(
+                lambda: self.provider.ack_orchestration_item(item.lock_token, outcome.commit),
+                f"commit turn of {item.instance_id!r}", self.metrics,
+            )
+        except LockLostError:
+            log.warning("lock on instance %r expired before its turn committed; another "
+                        "worker will redo the turn", item.instance_id)
+            return
+        except ProviderError as exc:
+            log.error("could not commit turn of %r: %s; it will be retried",
+                      item.instance_id, exc)
+            with contextlib.suppress(Exception):
+                await self.provider.abandon_orchestration_item(item.lock_token, 100)
+            return
+        if outcome.commit.cancelled_activities:
+            self._on_cancelled(outcome.commit.cancelled_activities)
+        if outcome.replay is not None:
+            self.cache.put(outcome.replay)
+
+    async def _renew(self, lock_token: str) -> None:
+        interval = self.options.orchestrator_renewal_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.provider.renew_orchestration_item_lock(
+                    lock_token, self.options.orchestrator_lock_timeout_ms
+                )
+            except ProviderError as exc:
+                log.warning("could not renew orchestration lock: %s", exc)
+                return
+
+    def _emit_traces(self, item: OrchestrationItem, turn: Turn) -> None:
+        if not turn.output.traces or turn.replay is None:
+            return
+        extra = {
+            "instance_id": item.instance_id,
+            "execution_id": turn.replay.execution_id,
+            "orchestration_name": turn.replay.name,
+            "orchestration_version": turn.replay.version,
+        }
+        for level, message in turn.output.traces:
+            log.log(logging.getLevelName(level.upper()), "%s", message, extra=extra)

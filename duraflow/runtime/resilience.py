@@ -1,0 +1,82 @@
+"""Retrying provider calls through database hiccups, with backoff, via tenacity.
+
+Retryable ``ProviderError``s (connection loss, deadlock, busy database) are retried with
+exponential backoff; permanent ones (lost lock, constraint violation) are raised at once.
+A dispatcher stays alive across an outage: it logs, backs off, and resumes when the
+database answers again, and nothing is lost because nothing was acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from duraflow.providers.base import ProviderError
+from duraflow.runtime.metrics import Metrics
+
+T = TypeVar("T")
+log = logging.getLogger("duraflow.runtime")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+def _logger(what: str, metrics: Metrics | None) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        if metrics is not None:
+            metrics.add("provider_errors")
+        exc = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning("%s failed (attempt %d): %s; retrying in %.2fs", what,
+                    state.attempt_number, exc, delay)
+
+    return before_sleep
+
+
+async def retry_call(
+    op: Callable[[], Awaitable[T]],
+    what: str,
+    metrics: Metrics | None = None,
+    attempts: int = 6,
+    first_wait_s: float = 0.01,
+    max_wait_s: float = 1.0,
+) -> T:
+    """Run ``op``, retrying retryable provider errors a bounded number of times."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(is_retryable),
+        wait=wait_exponential(multiplier=first_wait_s, min=first_wait_s, max=max_wait_s),
+        stop=stop_after_attempt(attempts),
+        before_sleep=_logger(what, metrics),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await op()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Backoff:
+    """Backoff for a long-running loop: grows on consecutive failures, resets on success."""
+
+    def __init__(self, first_s: float = 0.1, max_s: float = 3.0) -> None:
+        self._wait = wait_exponential(multiplier=first_s, min=first_s, max=max_s)
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next_delay_s(self) -> float:
+        self.failures += 1
+        state = RetryCallState(None, None, (), {})
+        state.attempt_number = self.failures
+        return float(self._wait(state))

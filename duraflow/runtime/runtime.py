@@ -1,0 +1,156 @@
+"""``AsyncRuntime``: registrations plus the two dispatchers, for asyncio programs.
+
+The blocking ``duraflow.Runtime`` (duroxide-python's API) wraps this class and runs it on
+the shared background loop. ``start()`` returns once the dispatchers are running;
+``shutdown()`` returns as soon as in-flight work is done, or after the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from duraflow.providers.base import Provider
+from duraflow.runtime.activity_dispatcher import ActivityDispatcher
+from duraflow.runtime.metrics import Metrics, MetricsSnapshot
+from duraflow.runtime.options import RuntimeOptions
+from duraflow.runtime.orchestration_dispatcher import OrchestrationDispatcher
+from duraflow.runtime.registry import DEFAULT_VERSION, ActivityRegistry, OrchestrationRegistry
+
+log = logging.getLogger("duraflow.runtime")
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_SHUTDOWN_TIMEOUT_MS = 1_000
+
+
+class AsyncRuntime:
+    def __init__(
+        self,
+        provider: Provider,
+        options: RuntimeOptions | None = None,
+        *,
+        client_factory: Callable[[], Any] | None = None,
+        async_client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        if not isinstance(provider, Provider):
+            raise TypeError(f"Runtime needs a Duraflow provider, got {type(provider).__name__}")
+        self.provider = provider
+        self.options = options if options is not None else RuntimeOptions()
+        if not isinstance(self.options, RuntimeOptions):
+            raise TypeError("options must be a RuntimeOptions")
+        self.runtime_id = secrets.token_hex(2)
+        self.worker_node_id = self.options.worker_node_id or f"{os.getpid()}-{self.runtime_id}"
+        self.orchestrations = OrchestrationRegistry()
+        self.activities = ActivityRegistry()
+        self.metrics = Metrics()
+        self._client_factory = client_factory
+        self._async_client_factory = async_client_factory
+        self._tasks: list[asyncio.Task[None]] = []
+        self._orchestration_dispatcher: OrchestrationDispatcher | None = None
+        self._activity_dispatcher: ActivityDispatcher | None = None
+        self._state = "new"
+
+    # ─── Registration ───────────────────────────────────────────────────────
+
+    def register_activity(self, name: str, fn: F | None = None) -> Any:
+        if fn is not None:
+            self.activities.register(name, fn)
+            return fn
+
+        def decorator(func: F) -> F:
+            self.activities.register(name, func)
+            return func
+
+        return decorator
+
+    register_activity_typed = register_activity
+
+    def register_orchestration(self, name: str, fn: F | None = None) -> Any:
+        return self.register_orchestration_versioned(name, DEFAULT_VERSION, fn)
+
+    register_orchestration_typed = register_orchestration
+
+    def register_orchestration_versioned(
+        self, name: str, version: str, fn: F | None = None
+    ) -> Any:
+        if fn is not None:
+            self.orchestrations.register(name, version, fn)
+            return fn
+
+        def decorator(func: F) -> F:
+            self.orchestrations.register(name, version, func)
+            return func
+
+        return decorator
+
+    register_orchestration_versioned_typed = register_orchestration_versioned
+
+    # ─── Lifecycle ──────────────────────────────────────────────────────────
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    async def start(self) -> None:
+        if self._state == "running":
+            raise RuntimeError("runtime is already started")
+        if self._state == "stopped":
+            raise RuntimeError("runtime was shut down; create a new Runtime to start again")
+        activities = ActivityDispatcher(
+            self.provider, self.activities, self.options, self.metrics, self.worker_node_id,
+            self._client_factory, self._async_client_factory,
+        )
+        orchestrations = OrchestrationDispatcher(
+            self.provider, self.orchestrations, self.options, self.metrics,
+            activities.cancel_local,
+        )
+        self._activity_dispatcher, self._orchestration_dispatcher = activities, orchestrations
+        if self.options.orchestration_concurrency > 0:
+            self._tasks.append(asyncio.create_task(orchestrations.run(), name="duraflow-orch"))
+        if self.options.worker_concurrency > 0:
+            self._tasks.append(asyncio.create_task(activities.run(), name="duraflow-worker"))
+        self._state = "running"
+        log.info("duraflow runtime %s started on %s (orchestrations %d, activities %d)",
+                 self.worker_node_id, self.provider.name,
+                 self.options.orchestration_concurrency, self.options.worker_concurrency)
+
+    async def shutdown(self, timeout_ms: int | None = None) -> None:
+        """Stop taking work; wait up to ``timeout_ms`` for in-flight work, then abort it."""
+        if timeout_ms is None:
+            timeout_ms = DEFAULT_SHUTDOWN_TIMEOUT_MS
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int):
+            raise TypeError(f"shutdown timeout must be an int (ms), got {timeout_ms!r}")
+        if timeout_ms < 0:
+            raise ValueError(f"shutdown timeout must be >= 0 ms, got {timeout_ms}")
+        if self._state != "running":
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        timeout_s = timeout_ms / 1000
+        stops = []
+        if self._orchestration_dispatcher is not None:
+            stops.append(self._orchestration_dispatcher.stop(timeout_s))
+        if self._activity_dispatcher is not None:
+            stops.append(self._activity_dispatcher.stop(timeout_s))
+        await asyncio.gather(*stops, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        log.info("duraflow runtime %s stopped", self.worker_node_id)
+
+    def metrics_snapshot(self) -> MetricsSnapshot | None:
+        return self.metrics.snapshot() if self._state == "running" else None
+
+    async def __aenter__(self) -> AsyncRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()

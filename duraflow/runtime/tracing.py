@@ -1,0 +1,59 @@
+"""``init_tracing``: send Duraflow's orchestration and activity logs to a file.
+
+Mirrors duroxide-python's function: the first call wins, a second raises, a bad path raises
+naming the path. Logs are ordinary ``logging`` records under the ``duraflow`` logger, so an
+application that configures logging itself does not need this at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+_FIELDS = ("instance_id", "execution_id", "orchestration_name", "orchestration_version",
+           "activity_name", "activity_id", "worker_id")
+_lock = threading.Lock()
+_installed: logging.Handler | None = None
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        body = {
+            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "target": record.name,
+            "message": record.getMessage(),
+        }
+        body.update({f: getattr(record, f) for f in _FIELDS if hasattr(record, f)})
+        return json.dumps(body)
+
+
+class FieldsFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{f}={getattr(record, f)}" for f in _FIELDS if hasattr(record, f))
+        text = super().format(record)
+        return f"{text} {fields}" if fields else text
+
+
+def init_tracing(log_file: str, log_level: str | None = None, log_format: str | None = None) -> None:
+    global _installed
+    with _lock:
+        if _installed is not None:
+            raise RuntimeError("Failed to init tracing: tracing is already initialised")
+        try:
+            handler: logging.Handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        except OSError as exc:
+            raise RuntimeError(f"Failed to open log file '{log_file}': {exc}") from None
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        level = logging.getLevelName((log_level or "info").upper())
+        if not isinstance(level, int):
+            handler.close()
+            raise RuntimeError(f"Failed to init tracing: unknown log level {log_level!r}")
+        root = logging.getLogger("duraflow")
+        root.addHandler(handler)
+        root.setLevel(level)
+        _installed = handler
