@@ -6,7 +6,12 @@ Public names only; the implementation lives in private-by-convention subpackages
 from duraflow.client import AsyncClient, OperationTimedOut, OrchestrationResult
 from duraflow.core.context import OrchestrationContext, ScheduledTask
 from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
-from duraflow.core.limits import MAX_KV_KEYS, MAX_KV_VALUE_BYTES, MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
+from duraflow.core.limits import (
+    MAX_KV_KEYS,
+    MAX_KV_VALUE_BYTES,
+    MAX_TAG_NAME_BYTES,
+    MAX_WORKER_TAGS,
+)
 from duraflow.core.models import (
     DeleteInstanceResult,
     Event,
@@ -24,6 +29,7 @@ from duraflow.core.models import (
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.base import Provider, ProviderError
 from duraflow.providers.entra import PostgresEntraOptions
+
 try:  # TEMPORARY while the PostgreSQL provider is being written
     from duraflow.providers.postgres import PostgresProvider
 except ImportError:  # pragma: no cover

@@ -9,6 +9,7 @@ Every value is validated and JSON-encoded before anything is written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -38,7 +39,7 @@ from duraflow.providers.base import OutboundMessage, Provider, ProviderError
 TERMINAL = ("Completed", "Failed")
 
 
-class OperationTimedOut(TimeoutError, RuntimeError):  # noqa: N818 - duroxide's message
+class OperationTimedOut(TimeoutError, RuntimeError):
     """A wait ran out of time. Both a ``TimeoutError`` and (as in duroxide-python) a
     ``RuntimeError``, so either ``except`` clause catches it."""
 
@@ -185,10 +186,8 @@ class AsyncClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise OperationTimedOut()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(change), min(remaining, fallback))
-                except TimeoutError:
-                    pass
             finally:
                 notifier.unwatch_instance(instance_id, change)
 

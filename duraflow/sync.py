@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from duraflow.bridge import background_loop, run_sync
 from duraflow.client import AsyncClient, OperationTimedOut, OrchestrationResult
@@ -154,25 +154,49 @@ class Runtime:
             async_client_factory=lambda: AsyncClient(checked),
         )
 
+    @overload
+    def register_activity(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def register_activity(self, name: str, fn: F) -> F: ...
+
     def register_activity(self, name: str, fn: F | None = None) -> Any:
         return self._async.register_activity(name, fn)
+
+    @overload
+    def register_activity_typed(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def register_activity_typed(self, name: str, fn: F) -> F: ...
 
     def register_activity_typed(self, name: str, fn: F | None = None) -> Any:
         return self._async.register_activity(name, fn)
 
+    @overload
+    def register_orchestration(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def register_orchestration(self, name: str, fn: F) -> F: ...
+
     def register_orchestration(self, name: str, fn: F | None = None) -> Any:
         return self._async.register_orchestration(name, fn)
+
+    @overload
+    def register_orchestration_typed(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def register_orchestration_typed(self, name: str, fn: F) -> F: ...
 
     def register_orchestration_typed(self, name: str, fn: F | None = None) -> Any:
         return self._async.register_orchestration(name, fn)
 
+    @overload
+    def register_orchestration_versioned(
+        self, name: str, version: str, fn: None = None
+    ) -> Callable[[F], F]: ...
+    @overload
+    def register_orchestration_versioned(self, name: str, version: str, fn: F) -> F: ...
+
     def register_orchestration_versioned(self, name: str, version: str, fn: F | None = None) -> Any:
         return self._async.register_orchestration_versioned(name, version, fn)
 
-    def register_orchestration_versioned_typed(
-        self, name: str, version: str, fn: F | None = None
-    ) -> Any:
-        return self._async.register_orchestration_versioned(name, version, fn)
+    register_orchestration_versioned_typed = register_orchestration_versioned
 
     def start(self) -> None:
         """Start the dispatchers and return at once (they run on a background thread)."""

@@ -6,6 +6,7 @@ them at the call site (and may catch them) instead of as a crashed dispatcher.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,8 @@ def build(descriptor: Any, top_level: bool = True) -> Node | ContinueAsNewReques
     kind = descriptor["type"]
     builder = _BUILDERS.get(kind)
     if builder is not None:
-        return builder(descriptor)
+        node: Node = builder(descriptor)
+        return node
     if kind in ("join", "select"):
         return _composite(descriptor, kind)
     if kind in ("continueAsNew", "continueAsNewVersioned"):
@@ -143,10 +145,11 @@ def _sub(descriptor: dict[str, Any]) -> Node:
 def _detached(descriptor: dict[str, Any]) -> Node:
     name = check_name("orchestration name", descriptor.get("name"))
     instance = check_instance_id(descriptor.get("instanceId"))
-    return DetachedStartLeaf(name, instance, _version(descriptor.get("version")), _input(descriptor))
+    version = _version(descriptor.get("version"))
+    return DetachedStartLeaf(name, instance, version, _input(descriptor))
 
 
-_BUILDERS: dict[str, Any] = {
+_BUILDERS: dict[str, Callable[[dict[str, Any]], Node]] = {
     "activity": _activity,
     "activityWithSession": _activity,
     "activityWithRetry": _retry,

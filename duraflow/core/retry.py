@@ -36,7 +36,7 @@ class RetryPolicy:
             return FIXED_BACKOFF_MS
         if self.backoff == "linear":
             return min(BASE_BACKOFF_MS * failed_attempt, MAX_BACKOFF_MS)
-        return min(BASE_BACKOFF_MS * 2 ** (failed_attempt - 1), MAX_BACKOFF_MS)
+        return int(min(BASE_BACKOFF_MS * 2 ** (failed_attempt - 1), MAX_BACKOFF_MS))
 
     @staticmethod
     def from_descriptor(raw: Any) -> RetryPolicy:

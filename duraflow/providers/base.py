@@ -12,6 +12,7 @@ milliseconds since the Unix epoch, taken from the provider's own clock (``now_ms
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -258,19 +259,16 @@ class Notifier:
     async def wait_instance(self, instance_id: str, timeout_s: float) -> None:
         fut = self.watch_instance(instance_id)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), max(timeout_s, 0.0))
-        except TimeoutError:
-            pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(fut), max(timeout_s, 0.0))
         finally:
             self.unwatch_instance(instance_id, fut)
 
     @staticmethod
     async def _wait(event: asyncio.Event, timeout_s: float) -> None:
         if not event.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), max(timeout_s, 0.0))
-            except TimeoutError:
-                pass
         event.clear()
 
 

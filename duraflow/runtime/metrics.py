@@ -40,4 +40,5 @@ class Metrics:
         setattr(self._counts, name, getattr(self._counts, name) + amount)
 
     def snapshot(self) -> MetricsSnapshot:
-        return MetricsSnapshot(**{f.name: getattr(self._counts, f.name) for f in fields(self._counts)})
+        counts = self._counts
+        return MetricsSnapshot(**{f.name: getattr(counts, f.name) for f in fields(counts)})

@@ -98,7 +98,7 @@ def parse_tag_filter(value: Any) -> TagFilter:
 class RuntimeOptions:
     """Options for ``Runtime``; read-only once built (assigning raises ``AttributeError``)."""
 
-    __slots__ = tuple(_DEFAULTS) + ("_frozen", "tag_filter")
+    __slots__ = (*_DEFAULTS, "_frozen", "tag_filter")
 
     orchestration_concurrency: int
     worker_concurrency: int

@@ -69,7 +69,9 @@ class Backoff:
     """Backoff for a long-running loop: grows on consecutive failures, resets on success."""
 
     def __init__(self, first_s: float = 0.1, max_s: float = 3.0) -> None:
-        self._wait = wait_exponential(multiplier=first_s, min=first_s, max=max_s)
+        self._retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=first_s, min=first_s, max=max_s)
+        )
         self.failures = 0
 
     def reset(self) -> None:
@@ -77,6 +79,6 @@ class Backoff:
 
     def next_delay_s(self) -> float:
         self.failures += 1
-        state = RetryCallState(None, None, (), {})
+        state = RetryCallState(self._retrying, None, (), {})
         state.attempt_number = self.failures
-        return float(self._wait(state))
+        return float(self._retrying.wait(state))

@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from duraflow.providers.base import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
@@ -56,6 +56,11 @@ class AsyncRuntime:
 
     # ─── Registration ───────────────────────────────────────────────────────
 
+    @overload
+    def register_activity(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def register_activity(self, name: str, fn: F) -> F: ...
+
     def register_activity(self, name: str, fn: F | None = None) -> Any:
         if fn is not None:
             self.activities.register(name, fn)
@@ -69,10 +74,22 @@ class AsyncRuntime:
 
     register_activity_typed = register_activity
 
+    @overload
+    def register_orchestration(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    @overload
+    def register_orchestration(self, name: str, fn: F) -> F: ...
+
     def register_orchestration(self, name: str, fn: F | None = None) -> Any:
         return self.register_orchestration_versioned(name, DEFAULT_VERSION, fn)
 
     register_orchestration_typed = register_orchestration
+
+    @overload
+    def register_orchestration_versioned(
+        self, name: str, version: str, fn: None = None
+    ) -> Callable[[F], F]: ...
+    @overload
+    def register_orchestration_versioned(self, name: str, version: str, fn: F) -> F: ...
 
     def register_orchestration_versioned(
         self, name: str, version: str, fn: F | None = None

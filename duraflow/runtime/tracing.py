@@ -36,7 +36,9 @@ class FieldsFormatter(logging.Formatter):
         return f"{text} {fields}" if fields else text
 
 
-def init_tracing(log_file: str, log_level: str | None = None, log_format: str | None = None) -> None:
+def init_tracing(
+    log_file: str, log_level: str | None = None, log_format: str | None = None
+) -> None:
     global _installed
     with _lock:
         if _installed is not None:

@@ -35,8 +35,8 @@ UNREGISTERED_MAX_BACKOFF_MS = 60_000
 
 
 def unregistered_backoff_ms(attempt: int) -> int:
-    return min(UNREGISTERED_BASE_BACKOFF_MS * 2 ** min(max(attempt - 1, 0), 6),
-               UNREGISTERED_MAX_BACKOFF_MS)
+    exponent: int = min(max(attempt - 1, 0), 6)
+    return int(min(UNREGISTERED_BASE_BACKOFF_MS * 2**exponent, UNREGISTERED_MAX_BACKOFF_MS))
 
 
 class ReplayCache(Mapping[str, tuple[int, int]]):

@@ -1,0 +1,42 @@
+# Duraflow — the two front-door commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint typecheck layers unit bench e2e-kind clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/duraflow demo
+
+lint: install
+	$(BIN)/ruff check duraflow tests
+
+typecheck: install
+	$(BIN)/mypy --strict duraflow
+
+layers: install
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest -q
+
+test: lint typecheck layers unit
+
+bench: install
+	@echo "The benchmark suite arrives with its own issue (see ../shared/bench/README.md)."
+
+e2e-kind:
+	@echo "Kubernetes end-to-end tests arrive with the operator issue; they need Docker and kind."
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
