@@ -218,7 +218,13 @@ class Replay:
         self._out = TurnOutput()
         self._turn_base = len(self.history)
         self.now_ms = now_ms
-        for message in messages:
+        for index, message in enumerate(messages):
+            if self.status == CONTINUED_AS_NEW:
+                # Messages behind a continue-as-new belong to the next execution: send them
+                # on after the ContinueAsNew message, in order, instead of losing them.
+                for later in messages[index:]:
+                    self._out.messages.append(Outgoing(self.instance_id, later))
+                break
             if self.finished:
                 self._out.warnings.append(
                     f"dropped {message.get('type')} for finished execution {self.execution_id}"
