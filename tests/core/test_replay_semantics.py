@@ -13,21 +13,21 @@ from duraflow.core.replay import Replay, TurnOutput
 from duraflow.core.retry import RetryPolicy
 from duraflow.core.version import SemVer
 
-I = "inst"
+INST = "inst"
 
 
 def start(fn: Any, input: Any = None) -> tuple[Replay, TurnOutput]:
-    replay = Replay(I, 1, lambda n, v: fn, lambda: "g-1")
+    replay = Replay(INST, 1, lambda n, v: fn, lambda: "g-1")
     return replay, replay.start("orch", "1.0.0", json.dumps(input), 1_000)
 
 
 def done(activity_id: int, value: Any) -> wi.WorkItem:
-    return wi.activity_completed(I, 1, activity_id, json.dumps(value))
+    return wi.activity_completed(INST, 1, activity_id, json.dumps(value))
 
 
 def failed(activity_id: int, message: str) -> wi.WorkItem:
     details = {"Application": {"kind": "ActivityFailed", "message": message}}
-    return wi.activity_failed(I, 1, activity_id, details)
+    return wi.activity_failed(INST, 1, activity_id, details)
 
 
 def kinds(output: TurnOutput) -> list[str]:
@@ -35,7 +35,7 @@ def kinds(output: TurnOutput) -> list[str]:
 
 
 def test_plain_function_completes_with_its_return_value() -> None:
-    replay, out = start(lambda ctx, x: {"doubled": x * 2}, 21)
+    _, out = start(lambda ctx, x: {"doubled": x * 2}, 21)
     assert out.status == "Completed" and json.loads(out.output or "") == {"doubled": 42}
     assert kinds(out) == [ev.ORCHESTRATION_STARTED, ev.ORCHESTRATION_COMPLETED]
 
@@ -114,7 +114,7 @@ def test_duplicate_and_unknown_completions_are_dropped_with_a_warning() -> None:
 
 def test_completion_for_another_execution_is_dropped() -> None:
     replay, _ = start(lambda ctx, _: (yield ctx.schedule_activity("A")))
-    out = replay.run_turn([wi.activity_completed(I, 7, 2, "1")], 2_000)
+    out = replay.run_turn([wi.activity_completed(INST, 7, 2, "1")], 2_000)
     assert out.new_events == [] and out.warnings
 
 
@@ -124,10 +124,10 @@ def test_event_raised_before_subscription_is_not_delivered() -> None:
         return (yield ctx.wait_for_event("go"))
 
     replay, _ = start(orch)
-    early = replay.run_turn([wi.external_raised(I, "go", '"early"')], 1_500)
+    early = replay.run_turn([wi.external_raised(INST, "go", '"early"')], 1_500)
     assert kinds(early) == [ev.EXTERNAL_EVENT]  # recorded, but nobody was waiting
     replay.run_turn([done(2, None)], 2_000)
-    out = replay.run_turn([wi.external_raised(I, "go", '"late"')], 3_000)
+    out = replay.run_turn([wi.external_raised(INST, "go", '"late"')], 3_000)
     assert json.loads(out.output or "") == "late"
 
 
@@ -140,13 +140,13 @@ def test_queue_messages_buffer_and_carry_across_continue_as_new() -> None:
         return first
 
     replay, _ = start(orch, 0)
-    replay.run_turn([wi.queue_message(I, "inbox", '"m1"'), wi.queue_message(I, "inbox", '"m2"')],
-                    2_000)
-    out = replay.run_turn([wi.timer_fired(I, 1, 4, 2_010)], 2_100)
+    inbox = [wi.queue_message(INST, "inbox", '"m1"'), wi.queue_message(INST, "inbox", '"m2"')]
+    replay.run_turn(inbox, 2_000)
+    out = replay.run_turn([wi.timer_fired(INST, 1, 4, 2_010)], 2_100)
     assert out.status == "ContinuedAsNew"
     (can,) = [m.item for m in out.messages if m.item["type"] == wi.CONTINUE_AS_NEW]
     assert can["carry_forward_events"] == [["inbox", '"m2"']]
-    nxt = Replay(I, 2, lambda n, v: orch, lambda: "g")
+    nxt = Replay(INST, 2, lambda n, v: orch, lambda: "g")
     out = nxt.start("orch", "1.0.0", can["input"], 3_000, None, can["carry_forward_events"])
     assert json.loads(out.output or "") == "m2"
 
@@ -157,8 +157,8 @@ def test_messages_behind_continue_as_new_are_passed_to_the_next_execution() -> N
         return (yield ctx.continue_as_new(None))
 
     replay, _ = start(orch)
-    later = [wi.queue_message(I, "inbox", '"m2"'), wi.cancel_instance(I, "stop")]
-    out = replay.run_turn([wi.queue_message(I, "inbox", '"m1"'), *later], 2_000)
+    later = [wi.queue_message(INST, "inbox", '"m2"'), wi.cancel_instance(INST, "stop")]
+    out = replay.run_turn([wi.queue_message(INST, "inbox", '"m1"'), *later], 2_000)
     assert out.status == "ContinuedAsNew"
     forwarded = [m.item for m in out.messages]
     assert forwarded[0]["type"] == wi.CONTINUE_AS_NEW
@@ -170,10 +170,10 @@ def test_cancellation_fails_with_reason_and_cancels_children() -> None:
         yield ctx.all([ctx.schedule_sub_orchestration("Child"), ctx.schedule_activity("A")])
 
     replay, _ = start(orch)
-    out = replay.run_turn([wi.cancel_instance(I, "user asked")], 2_000)
+    out = replay.run_turn([wi.cancel_instance(INST, "user asked")], 2_000)
     assert out.status == "Failed" and out.output == "canceled: user asked"
     cancels = [m for m in out.messages if m.item["type"] == wi.CANCEL_INSTANCE]
-    assert [m.instance_id for m in cancels] == [f"{I}::sub::2"]
+    assert [m.instance_id for m in cancels] == [f"{INST}::sub::2"]
     assert out.cancelled_activity_ids == [3]
 
 
@@ -188,7 +188,7 @@ def test_custom_status_is_durable_and_reported_once_per_turn() -> None:
 
     replay, out = start(orch)
     assert out.custom_status_changed and out.custom_status == "two"
-    out = replay.run_turn([wi.timer_fired(I, 1, 4, 1_010)], 2_000)
+    out = replay.run_turn([wi.timer_fired(INST, 1, 4, 1_010)], 2_000)
     assert json.loads(out.output or "") == ["two", None]
     assert out.custom_status_changed and out.custom_status is None
 
