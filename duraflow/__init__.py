@@ -30,10 +30,7 @@ from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.base import Provider, ProviderError
 from duraflow.providers.entra import PostgresEntraOptions
 
-try:  # TEMPORARY while the PostgreSQL provider is being written
-    from duraflow.providers.postgres import PostgresProvider
-except ImportError:  # pragma: no cover
-    PostgresProvider = None  # type: ignore[assignment,misc]
+from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.sqlite import SqliteProvider
 from duraflow.runtime.activity_context import ActivityContext
 from duraflow.runtime.metrics import MetricsSnapshot

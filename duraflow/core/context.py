@@ -50,22 +50,35 @@ def _retry(retry: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-class OrchestrationContext:
-    """Passed as the first argument of every orchestration function."""
+class _Detached:
+    """Stands in for a replay when a context is built by hand (tests, tooling): side calls
+    do nothing and reads return nothing, as with duroxide-python 0.2.2."""
 
-    def __init__(
-        self,
-        replay: ReplayHandle,
-        instance_id: str,
-        execution_id: int,
-        orchestration_name: str,
-        orchestration_version: str,
-    ) -> None:
-        self._replay = replay
-        self.instance_id = instance_id
-        self.execution_id = execution_id
-        self.orchestration_name = orchestration_name
-        self.orchestration_version = orchestration_version
+    is_replaying = False
+
+    def set_custom_status(self, status: str | None) -> None:
+        return None
+
+    def get_custom_status(self) -> str | None:
+        return None
+
+    def trace(self, level: str, message: str) -> None:
+        return None
+
+
+class OrchestrationContext:
+    """Passed as the first argument of every orchestration function.
+
+    ``ctx_info`` is duroxide-python's dict (``instanceId``, ``executionId``,
+    ``orchestrationName``, ``orchestrationVersion``); the engine also passes its replay.
+    """
+
+    def __init__(self, ctx_info: dict[str, Any], replay: ReplayHandle | None = None) -> None:
+        self._replay: ReplayHandle = replay if replay is not None else _Detached()
+        self.instance_id: str = ctx_info["instanceId"]
+        self.execution_id: int = ctx_info["executionId"]
+        self.orchestration_name: str = ctx_info["orchestrationName"]
+        self.orchestration_version: str = ctx_info["orchestrationVersion"]
 
     @property
     def is_replaying(self) -> bool:

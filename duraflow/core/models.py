@@ -171,12 +171,30 @@ class Event:
         )
 
 
+_RAW_JSON_FIELDS = frozenset({"input", "data"})
+
+
+def _raw(value: object) -> object:
+    """duroxide splices stored JSON payloads into event data as JSON, not as strings.
+
+    A payload that is not valid JSON (a raw string) is kept as a string, so ``data`` is
+    always valid JSON (duroxide can emit invalid JSON here; see docs/differences.md).
+    """
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _event_data(event: HistoryEvent) -> str | None:
     data = event.data
     kind = event.kind
     if kind == ev.ORCHESTRATION_STARTED:
         return json.dumps(
-            {"name": data.get("name"), "version": data.get("version"), "input": data.get("input")}
+            {"name": data.get("name"), "version": data.get("version"),
+             "input": _raw(data.get("input"))}
         )
     if kind == ev.ORCHESTRATION_COMPLETED:
         output = data.get("output")
@@ -190,4 +208,8 @@ def _event_data(event: HistoryEvent) -> str | None:
     fields = _DATA_FIELDS.get(kind)
     if fields is None:
         return None
-    return json.dumps({_CAMEL.get(name, name): data.get(name) for name in fields})
+    return json.dumps({
+        _CAMEL.get(name, name): _raw(data.get(name)) if name in _RAW_JSON_FIELDS
+        else data.get(name)
+        for name in fields
+    })

@@ -468,8 +468,11 @@ class Replay:
                 f"Orchestration '{self.name}' (version {self.version}) is not registered",
             ))
             return
-        ctx = OrchestrationContext(self, self.instance_id, self.execution_id, self.name,
-                                   self.version)
+        ctx = OrchestrationContext(
+            {"instanceId": self.instance_id, "executionId": self.execution_id,
+             "orchestrationName": self.name, "orchestrationVersion": self.version},
+            self,
+        )
         try:
             result = fn(ctx, decode_payload(data.get("input")))
         except Exception:

@@ -41,12 +41,13 @@ def init_tracing(
 ) -> None:
     global _installed
     with _lock:
-        if _installed is not None:
-            raise RuntimeError("Failed to init tracing: tracing is already initialised")
         try:
             handler: logging.Handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         except OSError as exc:
             raise RuntimeError(f"Failed to open log file '{log_file}': {exc}") from None
+        if _installed is not None:
+            handler.close()
+            raise RuntimeError("Failed to init tracing: tracing is already initialised")
         if log_format == "json":
             handler.setFormatter(JsonFormatter())
         else:
