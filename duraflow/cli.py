@@ -38,6 +38,8 @@ async def _run_worker(args: argparse.Namespace) -> int:
         orchestration_concurrency=args.orchestration_concurrency,
         worker_concurrency=args.worker_concurrency,
         worker_node_id=args.worker_node_id or os.environ.get("POD_NAME"),
+        orchestrator_lock_timeout_ms=args.orchestrator_lock_timeout_ms,
+        worker_lock_timeout_ms=args.worker_lock_timeout_ms,
     )
     runtime = AsyncRuntime(provider, options)
     registrar(runtime)
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--orchestration-concurrency", type=int, default=None)
     worker.add_argument("--worker-concurrency", type=int, default=None)
     worker.add_argument("--worker-node-id", default=None)
+    worker.add_argument("--orchestrator-lock-timeout-ms", type=int, default=None)
+    worker.add_argument("--worker-lock-timeout-ms", type=int, default=None)
     worker.add_argument("--grace-ms", type=int, default=10_000)
     parser.add_argument("--log-level", default=os.environ.get("DURAFLOW_LOG_LEVEL", "warning"))
     args = parser.parse_args(argv)
