@@ -1,0 +1,229 @@
+"""Deleting instance trees and pruning old executions, each as one write transaction.
+
+Deletion works on whole trees (a root and every sub-orchestration below it) because a child
+without its parent is a dangling reference the runtime would try to notify. The tree is read
+inside the same ``BEGIN IMMEDIATE`` that deletes it, so no child can be created in between
+(duroxide needs a separate orphan check for that window; a single SQLite writer does not).
+Deleting an instance also deletes its ``instance_locks`` row: a turn still in flight then
+fails its ack with ``LockLostError`` instead of resurrecting the instance.
+
+A child whose parent row no longer exists counts as a root, so it can still be deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from duraflow.core.models import (
+    RUNNING,
+    DeleteInstanceResult,
+    InstanceFilter,
+    PruneOptions,
+    PruneResult,
+)
+from duraflow.providers.base import InstanceNotFoundError, ProviderError
+from duraflow.providers.sqlite.db import transaction
+from duraflow.providers.sqlite.orchestration import TERMINAL_STATUSES
+
+DEFAULT_BULK_LIMIT = 1000
+
+_IN_IDS = "instance_id IN (SELECT value FROM json_each(?))"
+#: Deletion order matters: foreign-key children (history, executions) before ``instances``.
+_DELETE_TREE = (
+    ("history", "DELETE FROM history WHERE " + _IN_IDS),
+    ("executions", "DELETE FROM executions WHERE " + _IN_IDS),
+    ("orchestrator_queue", "DELETE FROM orchestrator_queue WHERE " + _IN_IDS),
+    ("worker_queue", "DELETE FROM worker_queue WHERE " + _IN_IDS),
+    ("instance_locks", "DELETE FROM instance_locks WHERE " + _IN_IDS),
+    ("instances", "DELETE FROM instances WHERE " + _IN_IDS),
+)
+
+
+def _collect_tree(conn: sqlite3.Connection, root: str) -> list[str]:
+    ids = [root]
+    seen = {root}
+    index = 0
+    while index < len(ids):
+        rows = conn.execute(
+            "SELECT instance_id FROM instances WHERE parent_instance_id = ?"
+            " ORDER BY created_at, rowid",
+            (ids[index],),
+        ).fetchall()
+        for (child,) in rows:
+            if child not in seen:
+                seen.add(child)
+                ids.append(child)
+        index += 1
+    return ids
+
+
+def _delete_ids(conn: sqlite3.Connection, ids: list[str]) -> DeleteInstanceResult:
+    encoded = json.dumps(ids)
+    counts = {table: conn.execute(sql, (encoded,)).rowcount for table, sql in _DELETE_TREE}
+    return DeleteInstanceResult(
+        instances_deleted=counts["instances"],
+        executions_deleted=counts["executions"],
+        events_deleted=counts["history"],
+        queue_messages_deleted=counts["orchestrator_queue"] + counts["worker_queue"],
+    )
+
+
+def _add(total: DeleteInstanceResult, part: DeleteInstanceResult) -> None:
+    total.instances_deleted += part.instances_deleted
+    total.executions_deleted += part.executions_deleted
+    total.events_deleted += part.events_deleted
+    total.queue_messages_deleted += part.queue_messages_deleted
+
+
+def delete_tree(
+    conn: sqlite3.Connection, instance_id: str, force: bool
+) -> tuple[DeleteInstanceResult, list[str]]:
+    """Delete ``instance_id`` and its descendants; returns the counts and the deleted ids."""
+    op = "delete_instance"
+    with transaction(conn, write=True):
+        row = conn.execute(
+            "SELECT i.parent_instance_id, p.instance_id FROM instances i"
+            " LEFT JOIN instances p ON p.instance_id = i.parent_instance_id"
+            " WHERE i.instance_id = ?",
+            (instance_id,),
+        ).fetchone()
+        if row is None:
+            raise InstanceNotFoundError(op, instance_id)
+        if row[1] is not None:
+            raise ProviderError(
+                op,
+                f"Cannot delete sub-orchestration '{instance_id}' (parent '{row[0]}'). "
+                "Delete root instance instead",
+                retryable=False,
+            )
+        ids = _collect_tree(conn, instance_id)
+        if not force:
+            running = conn.execute(
+                "SELECT i.instance_id FROM instances i JOIN executions e"
+                " ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
+                " WHERE i." + _IN_IDS + " AND e.status = ? ORDER BY i.created_at LIMIT 1",
+                (json.dumps(ids), RUNNING),
+            ).fetchone()
+            if running is not None:
+                raise ProviderError(
+                    op,
+                    f"Instance '{running[0]}' is still running. Use force=true to delete "
+                    "a running instance",
+                    retryable=False,
+                )
+        return _delete_ids(conn, ids), ids
+
+
+def _filter_params(filter: InstanceFilter) -> dict[str, object]:
+    return {
+        "ids": None if filter.instance_ids is None else json.dumps(list(filter.instance_ids)),
+        "before": filter.completed_before,
+        "limit": DEFAULT_BULK_LIMIT if filter.limit is None else max(int(filter.limit), 0),
+    }
+
+
+_BULK_DELETE_ROOTS = """
+    SELECT i.instance_id FROM instances i
+    JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
+    WHERE (i.parent_instance_id IS NULL
+           OR NOT EXISTS (SELECT 1 FROM instances p WHERE p.instance_id = i.parent_instance_id))
+      AND e.status IN (SELECT value FROM json_each(:terminal))
+      AND (:ids IS NULL OR i.instance_id IN (SELECT value FROM json_each(:ids)))
+      AND (:before IS NULL OR (e.completed_at IS NOT NULL AND e.completed_at < :before))
+    ORDER BY i.created_at, i.rowid
+    LIMIT :limit
+"""
+
+
+def delete_bulk(
+    conn: sqlite3.Connection, filter: InstanceFilter
+) -> tuple[DeleteInstanceResult, list[str]]:
+    """Force-delete the trees of terminal roots matching every given filter (AND)."""
+    total = DeleteInstanceResult()
+    deleted: list[str] = []
+    deleted_set: set[str] = set()
+    with transaction(conn, write=True):
+        params = _filter_params(filter) | {"terminal": json.dumps(list(TERMINAL_STATUSES))}
+        roots = [str(r[0]) for r in conn.execute(_BULK_DELETE_ROOTS, params).fetchall()]
+        for root in roots:
+            if root in deleted_set:  # already gone with an earlier (orphan-rooted) tree
+                continue
+            ids = _collect_tree(conn, root)
+            _add(total, _delete_ids(conn, ids))
+            deleted.extend(ids)
+            deleted_set.update(ids)
+    return total, deleted
+
+
+_PRUNABLE = """
+    SELECT execution_id FROM executions
+    WHERE instance_id = :id AND execution_id <> :current AND status <> :running
+      AND execution_id NOT IN (SELECT execution_id FROM executions WHERE instance_id = :id
+                               ORDER BY execution_id DESC LIMIT :keep)
+      AND (:before IS NULL OR (completed_at IS NOT NULL AND completed_at < :before))
+"""
+
+
+def _prune_one(
+    conn: sqlite3.Connection, instance_id: str, current: int, options: PruneOptions
+) -> PruneResult:
+    keep = max(options.keep_last or 1, 1)  # None, 0 and 1 all mean "only the current one"
+    params = {
+        "id": instance_id,
+        "current": current,
+        "running": RUNNING,
+        "keep": keep,
+        "before": options.completed_before,
+    }
+    victims = [int(r[0]) for r in conn.execute(_PRUNABLE, params).fetchall()]
+    if not victims:
+        return PruneResult(instances_processed=1)
+    encoded = json.dumps(victims)
+    events = conn.execute(
+        "DELETE FROM history WHERE instance_id = ?"
+        " AND execution_id IN (SELECT value FROM json_each(?))",
+        (instance_id, encoded),
+    ).rowcount
+    executions = conn.execute(
+        "DELETE FROM executions WHERE instance_id = ?"
+        " AND execution_id IN (SELECT value FROM json_each(?))",
+        (instance_id, encoded),
+    ).rowcount
+    return PruneResult(instances_processed=1, executions_deleted=executions, events_deleted=events)
+
+
+def prune(conn: sqlite3.Connection, instance_id: str, options: PruneOptions) -> PruneResult:
+    with transaction(conn, write=True):
+        row = conn.execute(
+            "SELECT current_execution_id FROM instances WHERE instance_id = ?", (instance_id,)
+        ).fetchone()
+        if row is None:
+            raise InstanceNotFoundError("prune_executions", instance_id)
+        return _prune_one(conn, instance_id, int(row[0]), options)
+
+
+_BULK_PRUNE_INSTANCES = """
+    SELECT i.instance_id, i.current_execution_id FROM instances i
+    LEFT JOIN executions e
+        ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
+    WHERE (:ids IS NULL OR i.instance_id IN (SELECT value FROM json_each(:ids)))
+      AND (:before IS NULL OR (e.completed_at IS NOT NULL AND e.completed_at < :before))
+    ORDER BY i.created_at, i.rowid
+    LIMIT :limit
+"""
+
+
+def prune_bulk(
+    conn: sqlite3.Connection, filter: InstanceFilter, options: PruneOptions
+) -> PruneResult:
+    """Prune every matching instance, Running ones included (their current run is safe)."""
+    total = PruneResult()
+    with transaction(conn, write=True):
+        rows = conn.execute(_BULK_PRUNE_INSTANCES, _filter_params(filter)).fetchall()
+        for instance_id, current in rows:
+            part = _prune_one(conn, str(instance_id), int(current), options)
+            total.instances_processed += part.instances_processed
+            total.executions_deleted += part.executions_deleted
+            total.events_deleted += part.events_deleted
+    return total

@@ -1,0 +1,235 @@
+"""The orchestrator queue and instance locks: fetch, abandon and renew, each one transaction.
+
+Each public function here runs on the database thread and is one complete operation. The
+instance lock (a row in ``instance_locks``) is the unit of exclusion; messages carry the
+lock's token only so that ack deletes exactly the batch that was handed out. A message that
+arrives while an instance is locked has no token, so it survives the ack and starts the next
+turn. Expired locks need no sweeper: the next fetch simply overwrites them.
+
+Committing a turn (``ack``) lives in ``turns``; this module owns everything else about the
+queue and the locks.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from duraflow.core.events import HistoryEvent, HistoryFormatError
+from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED
+from duraflow.core.workitems import WorkItem
+from duraflow.providers.base import (
+    LockLostError,
+    OrchestrationItem,
+    OutboundMessage,
+    ProviderError,
+    describe,
+    now_ms,
+)
+from duraflow.providers.sqlite.db import transaction
+
+TERMINAL_STATUSES = (COMPLETED, FAILED, CONTINUED_AS_NEW)
+
+_CANDIDATE = """
+    SELECT q.instance_id FROM orchestrator_queue q
+    LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
+    WHERE q.visible_at <= :now AND (l.instance_id IS NULL OR l.locked_until <= :now)
+    ORDER BY q.visible_at, q.id
+    LIMIT 1
+"""
+_TAKE_LOCK = """
+    INSERT INTO instance_locks (instance_id, lock_token, locked_until, locked_at)
+    VALUES (:instance, :token, :until, :now)
+    ON CONFLICT (instance_id) DO UPDATE
+        SET lock_token = excluded.lock_token,
+            locked_until = excluded.locked_until,
+            locked_at = excluded.locked_at
+        WHERE instance_locks.locked_until <= :now
+"""
+_TAG_MESSAGES = """
+    UPDATE orchestrator_queue
+    SET lock_token = :token, locked_until = :until, attempt_count = attempt_count + 1
+    WHERE instance_id = :instance AND visible_at <= :now
+"""
+_INSTANCE_STATE = """
+    SELECT i.orchestration_name, i.orchestration_version, i.current_execution_id,
+           i.parent_instance_id, e.status, e.event_count
+    FROM instances i
+    LEFT JOIN executions e
+        ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
+    WHERE i.instance_id = ?
+"""
+INSERT_ORCH = """
+    INSERT INTO orchestrator_queue (instance_id, work_item, visible_at, created_at)
+    VALUES (?, ?, ?, ?)
+"""
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def encode_item(operation: str, item: WorkItem) -> str:
+    try:
+        return json.dumps(item, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ProviderError(
+            operation, f"work item is not JSON-encodable: {describe(item)}", retryable=False
+        ) from exc
+
+
+def load_history(conn: sqlite3.Connection, instance_id: str, execution_id: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT event_data FROM history WHERE instance_id = ? AND execution_id = ?"
+        " ORDER BY event_id",
+        (instance_id, execution_id),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+# ─── Fetch ───────────────────────────────────────────────────────────────────
+
+
+def fetch(
+    conn: sqlite3.Connection,
+    lock_timeout_ms: int,
+    cached: Mapping[str, tuple[int, int]] | None,
+) -> OrchestrationItem | None:
+    # A lock-free probe first: idle pollers in other processes must not queue up on the
+    # write lock just to learn that there is nothing to do.
+    probe_now = now_ms()
+    if conn.execute(_CANDIDATE, {"now": probe_now}).fetchone() is None:
+        return None
+    with transaction(conn, write=True) as now:
+        row = conn.execute(_CANDIDATE, {"now": now}).fetchone()
+        if row is None:
+            return None
+        instance_id = str(row[0])
+        token = new_token()
+        until = now + max(int(lock_timeout_ms), 0)
+        params = {"instance": instance_id, "token": token, "until": until, "now": now}
+        if conn.execute(_TAKE_LOCK, params).rowcount == 0:
+            return None  # unreachable while we hold the write lock; kept as a guard
+        conn.execute(_TAG_MESSAGES, params)
+        return _build_item(conn, instance_id, token, cached)
+
+
+def _build_item(
+    conn: sqlite3.Connection,
+    instance_id: str,
+    token: str,
+    cached: Mapping[str, tuple[int, int]] | None,
+) -> OrchestrationItem:
+    rows = conn.execute(
+        "SELECT id, work_item, attempt_count FROM orchestrator_queue WHERE lock_token = ?"
+        " ORDER BY id",
+        (token,),
+    ).fetchall()
+    messages: list[WorkItem] = []
+    errors: list[str] = []
+    for message_id, text, _ in rows:
+        try:
+            decoded: Any = json.loads(text)
+            if not isinstance(decoded, dict):
+                raise ValueError("not a JSON object")
+            messages.append(decoded)
+        except ValueError as exc:
+            # Poison the instance rather than the queue: the batch stays locked and counted,
+            # so the runtime eventually fails it instead of every fetch erroring forever.
+            errors.append(f"undecodable queue message {message_id}: {exc}")
+    attempt_count = max((int(r[2]) for r in rows), default=1)
+
+    state = conn.execute(_INSTANCE_STATE, (instance_id,)).fetchone()
+    if state is None:
+        name = version = parent = status = None
+        execution_id, history_len = 1, 0
+    else:
+        name, version, execution_id, parent, status, history_len = state
+        execution_id = int(execution_id)
+        history_len = int(history_len or 0)
+
+    history: list[HistoryEvent] | None
+    if cached is not None and cached.get(instance_id) == (execution_id, history_len):
+        history = None
+    elif state is None:
+        history = []
+    else:
+        try:
+            history = [
+                HistoryEvent.from_json(text)
+                for text in load_history(conn, instance_id, execution_id)
+            ]
+        except HistoryFormatError as exc:
+            history = []
+            errors.append(str(exc))
+    return OrchestrationItem(
+        instance_id=instance_id,
+        lock_token=token,
+        attempt_count=attempt_count,
+        messages=messages,
+        orchestration_name=name,
+        orchestration_version=version,
+        execution_id=execution_id,
+        execution_status=status,
+        history_len=history_len,
+        history=history,
+        parent_instance_id=parent,
+        history_error="; ".join(errors) if errors else None,
+    )
+
+
+# ─── Abandon, renew, enqueue, due time ───────────────────────────────────────
+
+
+def abandon(
+    conn: sqlite3.Connection, token: str, delay_ms: int | None, ignore_attempt: bool
+) -> tuple[str, int | None]:
+    """Release a lock; returns the instance and when its messages become visible again."""
+    with transaction(conn, write=True) as now:
+        lock = conn.execute(
+            "SELECT instance_id FROM instance_locks WHERE lock_token = ?", (token,)
+        ).fetchone()
+        if lock is None:
+            raise LockLostError("abandon_orchestration_item", "Invalid lock token")
+        visible_at = now + delay_ms if delay_ms is not None and delay_ms > 0 else None
+        conn.execute(
+            "UPDATE orchestrator_queue SET lock_token = NULL, locked_until = NULL,"
+            " attempt_count = CASE WHEN ? THEN MAX(attempt_count - 1, 0) ELSE attempt_count END,"
+            " visible_at = COALESCE(?, visible_at)"
+            " WHERE lock_token = ?",
+            (ignore_attempt, visible_at, token),
+        )
+        conn.execute("DELETE FROM instance_locks WHERE lock_token = ?", (token,))
+    return str(lock[0]), visible_at
+
+
+def renew(conn: sqlite3.Connection, token: str, extend_ms: int) -> None:
+    with transaction(conn, write=True) as now:
+        until = now + max(int(extend_ms), 0)
+        cur = conn.execute(
+            "UPDATE instance_locks SET locked_until = ? WHERE lock_token = ? AND locked_until > ?",
+            (until, token, now),
+        )
+        if cur.rowcount == 0:
+            raise LockLostError("renew_orchestration_item_lock", "lock lost or expired")
+        conn.execute(
+            "UPDATE orchestrator_queue SET locked_until = ? WHERE lock_token = ?", (until, token)
+        )
+
+
+def enqueue(conn: sqlite3.Connection, message: OutboundMessage, encoded: str) -> int:
+    """Insert one message (never creates an instance); returns its visible_at."""
+    with transaction(conn, write=True) as now:
+        visible_at = now if message.visible_at_ms is None else message.visible_at_ms
+        conn.execute(INSERT_ORCH, (message.instance_id, encoded, visible_at, now))
+    return visible_at
+
+
+def next_due(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute(
+        "SELECT MIN(visible_at) FROM orchestrator_queue WHERE visible_at > ?", (now_ms(),)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])

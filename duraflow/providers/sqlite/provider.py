@@ -1,0 +1,245 @@
+"""``SqliteProvider``: the async face of the SQLite backend, and its notification duties.
+
+The SQL lives in the sibling modules as plain functions; this class only moves each call to
+the database thread (one hop per operation, see ``db``) and, once a write has committed,
+wakes whoever it concerns through ``notifier``. Notifications are sent after the commit and
+never from the database thread, because the ``Notifier`` belongs to the provider's loop.
+
+SQLite has no cross-process signal, so ``cross_process_notify`` is False and dispatchers in
+other processes sharing the file discover work by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from duraflow.bridge import run_sync
+from duraflow.core.events import HistoryEvent
+from duraflow.core.models import (
+    DeleteInstanceResult,
+    ExecutionInfo,
+    InstanceFilter,
+    InstanceInfo,
+    InstanceStatus,
+    PruneOptions,
+    PruneResult,
+    QueueDepths,
+    SystemMetrics,
+    SystemStats,
+)
+from duraflow.providers.base import (
+    DEFAULT_TAG_FILTER,
+    Notifier,
+    OrchestrationItem,
+    OutboundMessage,
+    TagFilter,
+    TurnCommit,
+    WorkLease,
+)
+from duraflow.providers.sqlite import admin, orchestration, reads, turns, worker
+from duraflow.providers.sqlite.db import MEMORY, Database
+
+
+class SqliteProvider:
+    """Durable storage in one SQLite file (or a private in-memory database).
+
+    Build it with ``SqliteProvider.open(path)`` / ``in_memory()`` from blocking code (the
+    provider then lives on Duraflow's shared background loop), or with ``await
+    open_async(path)`` / ``await in_memory_async()`` inside a running loop. Opening failures
+    raise ``SqliteOpenError``, which is both a ``RuntimeError`` and a ``ProviderError``.
+    """
+
+    name = "sqlite"
+    cross_process_notify = False
+
+    def __init__(self, db: Database, loop: asyncio.AbstractEventLoop) -> None:
+        self._db = db
+        self.loop = loop
+        self.notifier = Notifier()
+
+    # Construction ------------------------------------------------------------
+
+    @staticmethod
+    def open(path: str) -> SqliteProvider:
+        """Open (creating if needed) ``path``: ``sqlite:path``, ``sqlite://path`` or bare."""
+        return run_sync(SqliteProvider.open_async(path))
+
+    @staticmethod
+    def in_memory() -> SqliteProvider:
+        """A fresh private in-memory database, gone when the provider is closed."""
+        return run_sync(SqliteProvider.in_memory_async())
+
+    @staticmethod
+    async def open_async(path: str) -> SqliteProvider:
+        db = await Database.open(path)
+        return SqliteProvider(db, asyncio.get_running_loop())
+
+    @staticmethod
+    async def in_memory_async() -> SqliteProvider:
+        return await SqliteProvider.open_async(MEMORY)
+
+    @property
+    def path(self) -> str:
+        """The database file path, or ``":memory:"``."""
+        return self._db.path
+
+    async def close(self) -> None:
+        """Close the connection and stop the database thread; safe to call twice."""
+        await self._db.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteProvider({self._db.path!r})"
+
+    # Orchestrator queue ------------------------------------------------------
+
+    async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
+        op = "enqueue_orchestrator"
+        encoded = orchestration.encode_item(op, message.item)
+        visible_at = await self._db.run(op, orchestration.enqueue, message, encoded)
+        self.notifier.notify_orchestrator(visible_at)
+
+    async def fetch_orchestration_item(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+    ) -> OrchestrationItem | None:
+        snapshot = None if cached is None else dict(cached)  # the caller may mutate it
+        return await self._db.run(
+            "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, snapshot
+        )
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+        prepared = turns.prepare_commit(commit)
+        instance_id = await self._db.run("ack_orchestration_item", turns.ack, lock_token, prepared)
+        if commit.worker_items:
+            self.notifier.notify_worker()
+        for message in commit.orchestrator_items:
+            self.notifier.notify_orchestrator(message.visible_at_ms)
+        self.notifier.notify_instance(instance_id)
+
+    async def abandon_orchestration_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None:
+        _, visible_at = await self._db.run(
+            "abandon_orchestration_item",
+            orchestration.abandon,
+            lock_token,
+            delay_ms,
+            ignore_attempt,
+        )
+        self.notifier.notify_orchestrator(visible_at)
+
+    async def renew_orchestration_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        await self._db.run(
+            "renew_orchestration_item_lock", orchestration.renew, lock_token, extend_ms
+        )
+
+    async def next_orchestrator_due_ms(self) -> int | None:
+        return await self._db.run("next_orchestrator_due_ms", orchestration.next_due)
+
+    # Worker queue ------------------------------------------------------------
+
+    async def fetch_work_item(
+        self, lock_timeout_ms: int, tag_filter: TagFilter = DEFAULT_TAG_FILTER
+    ) -> WorkLease | None:
+        if tag_filter.mode == "none":
+            return None
+        return await self._db.run("fetch_work_item", worker.fetch, lock_timeout_ms, tag_filter)
+
+    async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
+        op = "ack_work_item"
+        encoded = None
+        if completion is not None:
+            encoded = (
+                completion.instance_id,
+                orchestration.encode_item(op, completion.item),
+                completion.visible_at_ms,
+            )
+        visible_at = await self._db.run(op, worker.ack, lock_token, encoded)
+        if completion is not None:
+            self.notifier.notify_orchestrator(visible_at)
+            self.notifier.notify_instance(completion.instance_id)
+
+    async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        await self._db.run("renew_work_item_lock", worker.renew, lock_token, extend_ms)
+
+    async def abandon_work_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None:
+        visible_at = await self._db.run(
+            "abandon_work_item", worker.abandon, lock_token, delay_ms, ignore_attempt
+        )
+        if visible_at is None:
+            self.notifier.notify_worker()
+
+    # Reads -------------------------------------------------------------------
+
+    async def get_instance_status(self, instance_id: str) -> InstanceStatus | None:
+        return await self._db.run("get_instance_status", reads.instance_status, instance_id)
+
+    async def get_custom_status(
+        self, instance_id: str, last_seen_version: int
+    ) -> tuple[str | None, int] | None:
+        return await self._db.run(
+            "get_custom_status", reads.custom_status, instance_id, last_seen_version
+        )
+
+    async def read_history(
+        self, instance_id: str, execution_id: int | None = None
+    ) -> list[HistoryEvent]:
+        return await self._db.run("read_history", reads.read_history, instance_id, execution_id)
+
+    # Admin -------------------------------------------------------------------
+
+    async def list_instances(self) -> list[str]:
+        return await self._db.run("list_instances", reads.list_instances, None)
+
+    async def list_instances_by_status(self, status: str) -> list[str]:
+        return await self._db.run("list_instances_by_status", reads.list_instances, status)
+
+    async def list_executions(self, instance_id: str) -> list[int]:
+        return await self._db.run("list_executions", reads.list_executions, instance_id)
+
+    async def get_instance_info(self, instance_id: str) -> InstanceInfo:
+        return await self._db.run("get_instance_info", reads.instance_info, instance_id)
+
+    async def get_execution_info(self, instance_id: str, execution_id: int) -> ExecutionInfo:
+        return await self._db.run(
+            "get_execution_info", reads.execution_info, instance_id, execution_id
+        )
+
+    async def get_system_metrics(self) -> SystemMetrics:
+        return await self._db.run("get_system_metrics", reads.system_metrics)
+
+    async def get_queue_depths(self) -> QueueDepths:
+        return await self._db.run("get_queue_depths", reads.queue_depths)
+
+    async def get_instance_stats(self, instance_id: str) -> SystemStats | None:
+        return await self._db.run("get_instance_stats", reads.instance_stats, instance_id)
+
+    async def list_children(self, instance_id: str) -> list[str]:
+        return await self._db.run("list_children", reads.list_children, instance_id)
+
+    async def delete_instance_tree(self, instance_id: str, force: bool) -> DeleteInstanceResult:
+        result, ids = await self._db.run("delete_instance", admin.delete_tree, instance_id, force)
+        self._notify_deleted(ids)
+        return result
+
+    async def delete_instance_bulk(self, filter: InstanceFilter) -> DeleteInstanceResult:
+        result, ids = await self._db.run("delete_instance_bulk", admin.delete_bulk, filter)
+        self._notify_deleted(ids)
+        return result
+
+    async def prune_executions(self, instance_id: str, options: PruneOptions) -> PruneResult:
+        return await self._db.run("prune_executions", admin.prune, instance_id, options)
+
+    async def prune_executions_bulk(
+        self, filter: InstanceFilter, options: PruneOptions
+    ) -> PruneResult:
+        return await self._db.run("prune_executions_bulk", admin.prune_bulk, filter, options)
+
+    def _notify_deleted(self, ids: list[str]) -> None:
+        # Waiters on a deleted instance should look again (and find it gone) now.
+        for instance_id in ids:
+            self.notifier.notify_instance(instance_id)

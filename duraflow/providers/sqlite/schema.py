@@ -1,0 +1,148 @@
+"""The SQLite schema, versioned with ``PRAGMA user_version`` so a database file upgrades in place.
+
+Migrations are lists of single statements rather than scripts: ``executescript`` commits any
+open transaction first, which would let two processes opening the same new file both run
+migration 1. Instead each migration runs inside ``BEGIN IMMEDIATE`` after re-reading the
+version, so exactly one opener applies it and the others see it done.
+
+Times are integer milliseconds since the Unix epoch, written by the provider's clock (never
+``CURRENT_TIMESTAMP``, which reads back as text). Queue ids are ``AUTOINCREMENT`` so an id is
+never reused after a delete: FIFO order and lock bookkeeping can rely on it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATION_1: tuple[str, ...] = (
+    """
+    CREATE TABLE instances (
+        instance_id           TEXT PRIMARY KEY,
+        orchestration_name    TEXT NOT NULL,
+        orchestration_version TEXT,
+        current_execution_id  INTEGER NOT NULL DEFAULT 1,
+        custom_status         TEXT,
+        custom_status_version INTEGER NOT NULL DEFAULT 0,
+        parent_instance_id    TEXT,
+        created_at            INTEGER NOT NULL,
+        updated_at            INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX idx_instances_parent ON instances(parent_instance_id)"
+    " WHERE parent_instance_id IS NOT NULL",
+    "CREATE INDEX idx_instances_created ON instances(created_at)",
+    """
+    CREATE TABLE executions (
+        instance_id   TEXT NOT NULL REFERENCES instances(instance_id),
+        execution_id  INTEGER NOT NULL,
+        status        TEXT NOT NULL DEFAULT 'Running',
+        output        TEXT,
+        started_at    INTEGER NOT NULL,
+        completed_at  INTEGER,
+        last_event_id INTEGER NOT NULL DEFAULT 0,
+        event_count   INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (instance_id, execution_id)
+    )
+    """,
+    "CREATE INDEX idx_executions_status ON executions(status)",
+    """
+    CREATE TABLE history (
+        instance_id  TEXT NOT NULL,
+        execution_id INTEGER NOT NULL,
+        event_id     INTEGER NOT NULL,
+        event_type   TEXT NOT NULL,
+        event_data   TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        PRIMARY KEY (instance_id, execution_id, event_id),
+        FOREIGN KEY (instance_id, execution_id) REFERENCES executions(instance_id, execution_id)
+    )
+    """,
+    """
+    CREATE TABLE orchestrator_queue (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id   TEXT NOT NULL,
+        work_item     TEXT NOT NULL,
+        visible_at    INTEGER NOT NULL,
+        lock_token    TEXT,
+        locked_until  INTEGER,
+        attempt_count INTEGER NOT NULL DEFAULT 0 CHECK (attempt_count >= 0),
+        created_at    INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX idx_orch_visible ON orchestrator_queue(visible_at, id)",
+    "CREATE INDEX idx_orch_instance ON orchestrator_queue(instance_id, visible_at)",
+    "CREATE INDEX idx_orch_lock ON orchestrator_queue(lock_token) WHERE lock_token IS NOT NULL",
+    """
+    CREATE TABLE worker_queue (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        work_item     TEXT NOT NULL,
+        visible_at    INTEGER NOT NULL,
+        lock_token    TEXT,
+        locked_until  INTEGER,
+        attempt_count INTEGER NOT NULL DEFAULT 0 CHECK (attempt_count >= 0),
+        created_at    INTEGER NOT NULL,
+        instance_id   TEXT NOT NULL,
+        execution_id  INTEGER NOT NULL,
+        activity_id   INTEGER NOT NULL,
+        session_id    TEXT,
+        tag           TEXT
+    )
+    """,
+    "CREATE INDEX idx_worker_available ON worker_queue(id) WHERE lock_token IS NULL",
+    "CREATE INDEX idx_worker_lock ON worker_queue(lock_token) WHERE lock_token IS NOT NULL",
+    "CREATE INDEX idx_worker_activity ON worker_queue(instance_id, execution_id, activity_id)",
+    "CREATE INDEX idx_worker_session ON worker_queue(session_id) WHERE session_id IS NOT NULL",
+    "CREATE INDEX idx_worker_tag ON worker_queue(tag) WHERE tag IS NOT NULL",
+    """
+    CREATE TABLE instance_locks (
+        instance_id  TEXT PRIMARY KEY,
+        lock_token   TEXT NOT NULL UNIQUE,
+        locked_until INTEGER NOT NULL,
+        locked_at    INTEGER NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE sessions (
+        session_id       TEXT PRIMARY KEY,
+        worker_id        TEXT NOT NULL,
+        locked_until     INTEGER NOT NULL,
+        last_activity_at INTEGER NOT NULL
+    )
+    """,
+    "PRAGMA user_version = 1",
+)
+
+#: Migration n (1-based) is ``MIGRATIONS[n - 1]``; each ends by setting ``user_version`` to n
+#: (a literal: PRAGMA arguments cannot be bound as parameters).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (MIGRATION_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNewError(Exception):
+    """The database was written by a newer Duraflow whose schema this one does not know."""
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to ``SCHEMA_VERSION``; safe when several processes race to do it."""
+    if user_version(conn) == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = user_version(conn)  # re-read under the write lock
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"database schema version {current} is newer than this Duraflow supports "
+                f"({SCHEMA_VERSION})"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,74 @@
+"""Writes wake whoever waits on them, so dispatchers and clients need not poll in-process.
+
+Each waiter is started with a long timeout and must finish within a short one: it can only
+do so if the provider notified it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from duraflow.providers.base import Provider
+
+from .support import Turns, activity, completion, now_ms, raised
+
+WAIT_S = 30.0
+WAKE_S = 2.0
+
+
+async def _armed(waiter: Awaitable[None]) -> asyncio.Task[None]:
+    async def wait() -> None:
+        await waiter
+
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0)  # let it register before the write happens
+    return task
+
+
+async def test_enqueue_wakes_orchestrator_waiters(provider: Provider) -> None:
+    await provider.notifier.wait_orchestrator(0)  # consume any earlier signal
+    waiter = await _armed(provider.notifier.wait_orchestrator(WAIT_S))
+    await provider.enqueue_orchestrator(raised("a"))
+    await asyncio.wait_for(waiter, WAKE_S)
+
+
+async def test_future_message_announces_its_due_time(provider: Provider) -> None:
+    provider.notifier.take_earliest_due_ms()
+    due = now_ms() + 60_000
+    await provider.enqueue_orchestrator(raised("a", visible_at_ms=due))
+    assert provider.notifier.take_earliest_due_ms() == due
+
+
+async def test_ack_with_activities_wakes_worker_waiters(provider: Provider, turns: Turns) -> None:
+    await turns.create("a")
+    await provider.notifier.wait_worker(0)
+    waiter = await _armed(provider.notifier.wait_worker(WAIT_S))
+    await turns.schedule("a", activity("a", 2))
+    await asyncio.wait_for(waiter, WAKE_S)
+
+
+async def test_ack_wakes_instance_waiters(provider: Provider, turns: Turns) -> None:
+    await turns.create("a")
+    waiter = await _armed(provider.notifier.wait_instance("a", WAIT_S))
+    await turns.turn("a", status="Completed")
+    await asyncio.wait_for(waiter, WAKE_S)
+
+
+async def test_worker_ack_wakes_the_instance_and_orchestrators(
+    provider: Provider, turns: Turns
+) -> None:
+    await turns.create("a", worker_items=[activity("a", 2)])
+    lease = await turns.lease()
+    await provider.notifier.wait_orchestrator(0)
+    instance_waiter = await _armed(provider.notifier.wait_instance("a", WAIT_S))
+    orchestrator_waiter = await _armed(provider.notifier.wait_orchestrator(WAIT_S))
+    await provider.ack_work_item(lease.lock_token, completion(lease))
+    await asyncio.wait_for(asyncio.gather(instance_waiter, orchestrator_waiter), WAKE_S)
+
+
+async def test_delete_wakes_instance_waiters(provider: Provider, turns: Turns) -> None:
+    await turns.create("a", status="Completed")
+    waiter = await _armed(provider.notifier.wait_instance("a", WAIT_S))
+    await provider.delete_instance_tree("a", force=False)
+    await asyncio.wait_for(waiter, WAKE_S)
