@@ -302,6 +302,8 @@ class Provider(Protocol):
         now (``attempt_count`` + 1 each; the item's count is their max); messages arriving
         later stay for the next turn. ``cached`` maps instance id to the caller's
         ``(execution_id, history_len)``; when it matches, ``history`` is returned as None.
+        Providers only call ``cached.get(instance_id)`` for the instance they picked (it may
+        be large, and may be read from a provider's own thread); they never iterate it.
         Returns None when nothing is visible.
         """
 

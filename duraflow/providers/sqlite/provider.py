@@ -104,9 +104,10 @@ class SqliteProvider:
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
     ) -> OrchestrationItem | None:
-        snapshot = None if cached is None else dict(cached)  # the caller may mutate it
+        # ``cached`` is only looked up (``.get``) for the instance the fetch picks, on the
+        # database thread: copying it per fetch would cost O(cache size) every turn.
         return await self._db.run(
-            "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, snapshot
+            "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, cached
         )
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:

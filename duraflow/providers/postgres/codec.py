@@ -1,0 +1,153 @@
+"""Encoding turns for the server-side functions and decoding what they return.
+
+JSON encoding happens here, before any connection is borrowed, so a value that cannot be
+encoded fails in the caller without touching the database. A turn travels as four JSONB
+arrays (history delta, worker items, orchestrator items, cancelled activities) plus scalar
+metadata; events and work items are embedded as JSON *text*, which the database stores
+verbatim and never looks inside.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from duraflow.core.events import HistoryEvent, HistoryFormatError
+from duraflow.core.workitems import WorkItem
+from duraflow.providers.base import (
+    OrchestrationItem,
+    ProviderError,
+    TurnCommit,
+    WorkLease,
+    describe,
+)
+
+
+def encode_item(operation: str, item: WorkItem) -> str:
+    try:
+        return json.dumps(item, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ProviderError(
+            operation, f"work item is not JSON-encodable: {describe(item)}", retryable=False
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedCommit:
+    delta: str
+    worker_items: str
+    orchestrator_items: str
+    cancelled: str
+
+
+def encode_commit(commit: TurnCommit) -> EncodedCommit:
+    op = "ack_orchestration_item"
+    try:
+        delta = [
+            {"event_id": e.event_id, "kind": e.kind, "data": e.to_json()}
+            for e in commit.history_delta
+        ]
+    except (TypeError, ValueError) as exc:
+        raise ProviderError(
+            op, f"history event is not JSON-encodable: {exc}", retryable=False
+        ) from exc
+    workers = [
+        {
+            "instance_id": w.instance_id,
+            "execution_id": w.execution_id,
+            "activity_id": w.activity_id,
+            "item": encode_item(op, w.item),
+            "session_id": w.session_id,
+            "tag": w.tag,
+        }
+        for w in commit.worker_items
+    ]
+    outbound = [
+        {
+            "instance_id": m.instance_id,
+            "item": encode_item(op, m.item),
+            "visible_at": m.visible_at_ms,
+        }
+        for m in commit.orchestrator_items
+    ]
+    cancelled = [
+        {
+            "instance_id": a.instance_id,
+            "execution_id": a.execution_id,
+            "activity_id": a.activity_id,
+        }
+        for a in commit.cancelled_activities
+    ]
+    return EncodedCommit(
+        json.dumps(delta), json.dumps(workers), json.dumps(outbound), json.dumps(cancelled)
+    )
+
+
+def build_item(
+    row: asyncpg.Record,
+    instance_id: str,
+    execution_id: int,
+    history_len: int,
+    texts: list[str] | None,
+) -> OrchestrationItem:
+    """An ``OrchestrationItem`` from a ``fetch_orchestration_item`` row.
+
+    Undecodable messages or history do not raise: the item carries ``history_error`` with
+    its lock held and attempt counted, so the runtime can poison the instance rather than
+    every fetch failing forever.
+    """
+    errors: list[str] = []
+    messages: list[WorkItem] = []
+    for text in row["out_messages"]:
+        try:
+            decoded: Any = json.loads(text)
+            if not isinstance(decoded, dict):
+                raise ValueError("not a JSON object")
+            messages.append(decoded)
+        except ValueError as exc:
+            errors.append(f"undecodable queue message: {exc}")
+    history: list[HistoryEvent] | None = None
+    if texts is not None:
+        try:
+            history = [HistoryEvent.from_json(text) for text in texts]
+        except HistoryFormatError as exc:
+            history = []
+            errors.append(str(exc))
+    return OrchestrationItem(
+        instance_id=instance_id,
+        lock_token=str(row["out_lock_token"]),
+        attempt_count=int(row["out_attempt_count"]),
+        messages=messages,
+        orchestration_name=row["out_name"],
+        orchestration_version=row["out_version"],
+        execution_id=execution_id,
+        execution_status=row["out_status"],
+        history_len=history_len,
+        history=history,
+        parent_instance_id=row["out_parent"],
+        history_error="; ".join(errors) if errors else None,
+    )
+
+
+def build_lease(row: asyncpg.Record) -> WorkLease:
+    try:
+        item: Any = json.loads(row["out_item"])
+        if not isinstance(item, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise ProviderError(
+            "fetch_work_item", f"undecodable work item: {exc}", retryable=False
+        ) from exc
+    return WorkLease(
+        lock_token=str(row["out_lock_token"]),
+        attempt_count=int(row["out_attempt_count"]),
+        item=item,
+        instance_id=str(row["out_instance_id"]),
+        execution_id=int(row["out_execution_id"]),
+        activity_id=int(row["out_activity_id"]),
+        session_id=row["out_session_id"],
+        tag=row["out_tag"],
+    )

@@ -1,0 +1,176 @@
+"""The connection pool and the one place where database calls are retried.
+
+Every provider operation is a single statement (usually one call of a server-side function)
+on a pooled connection, so an operation is one round trip and one implicit transaction.
+``Database.run`` wraps that with the retry policy:
+
+* failing to *get* a connection (database restarting, pool reconnecting) is always retried,
+  since nothing was sent;
+* an error PostgreSQL reports for the statement means its transaction rolled back, so a
+  retryable one (serialization failure, deadlock, admin shutdown, stale cached plan) is
+  retried for every operation;
+* a broken connection *during* a statement is ambiguous (the commit may have happened), so
+  it is retried only for idempotent operations (reads, fetches, renewals); for acks and
+  enqueues the retryable ``ProviderError`` goes to the runtime, which knows what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+import asyncpg
+
+from duraflow.providers.base import ProviderError
+from duraflow.providers.postgres.errors import (
+    DB_ERRORS,
+    connect_error,
+    connection_broken,
+    map_error,
+)
+from duraflow.providers.postgres.migrations import quote_ident
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    #: What a provider operation receives: a connection borrowed from the pool.
+    Conn: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+else:
+    Conn = Any
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 3
+BACKOFF_S = 0.05
+DEFAULT_POOL_MAX = 10
+
+
+def pool_size(value: int | None) -> int:
+    """``value``, else env ``DURAFLOW_PG_POOL_MAX``, else 10; at least 1."""
+    if value is None:
+        text = os.environ.get("DURAFLOW_PG_POOL_MAX", "")
+        value = int(text) if text.strip() else DEFAULT_POOL_MAX
+    return max(1, int(value))
+
+
+async def open_database(
+    url: str, schema: str, *, pool_max: int | None, connect_timeout_s: float
+) -> Database:
+    """Create the pool (one connection up front, proving the DSN works) within the timeout."""
+    try:
+        pool = await asyncio.wait_for(
+            asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size(pool_max),
+                timeout=connect_timeout_s,
+                server_settings={"application_name": f"duraflow/{schema}"},
+            ),
+            connect_timeout_s,
+        )
+    except Exception as exc:  # every failure becomes one clear sentence, no traceback
+        raise connect_error(url, exc, connect_timeout_s) from None
+    return Database(pool, schema, acquire_timeout_s=max(connect_timeout_s, 1.0))
+
+
+class Database:
+    """A pool bound to one schema. ``s`` is the quoted schema for building statements."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, *, acquire_timeout_s: float) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.s = quote_ident(schema)
+        self.acquire_timeout_s = acquire_timeout_s
+        self.closed = False
+
+    async def run(
+        self,
+        operation: str,
+        fn: Callable[[Conn], Awaitable[T]],
+        *,
+        idempotent: bool,
+    ) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.closed:
+                raise ProviderError(operation, "provider is closed", retryable=False)
+            try:
+                conn = await self.pool.acquire(timeout=self.acquire_timeout_s)
+            except DB_ERRORS as exc:
+                error = map_error(operation, exc)
+                if self.closed:
+                    raise ProviderError(operation, "provider is closed", retryable=False) from None
+                if error.retryable and attempt < MAX_ATTEMPTS:
+                    await asyncio.sleep(BACKOFF_S * attempt)
+                    continue
+                raise error from None
+            broken = False
+            try:
+                return await fn(conn)
+            except DB_ERRORS as exc:
+                error = map_error(operation, exc)
+                broken = connection_broken(exc)
+                # An error the server reported for the statement means its transaction
+                # rolled back; a connection lost mid-statement leaves the outcome unknown.
+                rolled_back = isinstance(exc, asyncpg.PostgresError) and not isinstance(
+                    exc, asyncpg.PostgresConnectionError
+                )
+                if (
+                    error.retryable
+                    and (idempotent or rolled_back)
+                    and attempt < MAX_ATTEMPTS
+                    and not self.closed
+                ):
+                    await asyncio.sleep(BACKOFF_S * attempt)
+                    continue
+                raise error from exc
+            finally:
+                await self._release(conn, broken)
+
+    async def _release(self, conn: Conn, broken: bool) -> None:
+        if broken:  # never hand a half-dead session to the next caller: the pool reconnects
+            with contextlib.suppress(*DB_ERRORS):
+                conn.terminate()
+        # A failing release (reset on a dead session) has already terminated the session
+        # and freed its pool slot; there is nothing more to do about it.
+        with contextlib.suppress(*DB_ERRORS):
+            await self.pool.release(conn)
+
+    # Conveniences for single statements ----------------------------------------------
+
+    async def fetchrow(
+        self, operation: str, sql: str, *args: Any, idempotent: bool
+    ) -> asyncpg.Record | None:
+        async def go(conn: Conn) -> asyncpg.Record | None:
+            row: asyncpg.Record | None = await conn.fetchrow(sql, *args)
+            return row
+
+        return await self.run(operation, go, idempotent=idempotent)
+
+    async def fetch(
+        self, operation: str, sql: str, *args: Any, idempotent: bool = True
+    ) -> Sequence[asyncpg.Record]:
+        async def go(conn: Conn) -> Sequence[asyncpg.Record]:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+
+        return await self.run(operation, go, idempotent=idempotent)
+
+    async def fetchval(self, operation: str, sql: str, *args: Any, idempotent: bool) -> Any:
+        async def go(conn: Conn) -> Any:
+            return await conn.fetchval(sql, *args)
+
+        return await self.run(operation, go, idempotent=idempotent)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout_s)
+        except (TimeoutError, asyncpg.InterfaceError, OSError):
+            self.pool.terminate()

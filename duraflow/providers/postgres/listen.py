@@ -1,0 +1,184 @@
+"""The LISTEN connection: how dispatchers and clients in every process wake without polling.
+
+Acks, enqueues and abandons ``pg_notify`` on three schema-specific channels (orchestrator
+work with its due time, worker work, instance status changes with the instance id). Each
+provider keeps ONE dedicated connection, outside the pool, that LISTENs on them and turns
+each notification into the matching ``Notifier`` call on the provider's loop.
+
+A pooled connection cannot do this job: LISTEN is per session, and the pool would hand the
+session to someone else or recycle it. The dedicated connection can still die (database
+restart, failover, ``pg_terminate_backend``, a network partition). A supervisor task notices
+through asyncpg's termination callback, or through a periodic ``SELECT 1`` that catches
+half-open TCP connections, and reconnects with capped exponential backoff plus jitter.
+Notifications sent while it was gone are lost, so after every reconnect it wakes every
+dispatcher and instance waiter once: they re-check the database, nothing is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from duraflow.providers.base import Notifier
+from duraflow.providers.postgres.errors import DB_ERRORS
+from duraflow.providers.postgres.migrations import Channels
+
+log = logging.getLogger("duraflow.providers.postgres")
+
+Connector = Callable[[], Awaitable[asyncpg.Connection]]
+
+
+class Listener:
+    """Owns the LISTEN connection of one provider and keeps it alive until ``close``."""
+
+    def __init__(
+        self,
+        connect: Connector,
+        channels: Channels,
+        notifier: Notifier,
+        *,
+        ping_interval_s: float = 30.0,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self._connect = connect
+        self._channels = channels
+        self._notifier = notifier
+        self._ping_interval_s = ping_interval_s
+        self._max_backoff_s = max_backoff_s
+        self._conn: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.reconnects = 0  # for tests and metrics
+        self.connected = asyncio.Event()
+
+    @classmethod
+    def for_url(
+        cls,
+        url: str,
+        schema: str,
+        channels: Channels,
+        notifier: Notifier,
+        *,
+        connect_timeout_s: float,
+        ping_interval_s: float = 30.0,
+    ) -> Listener:
+        # application_name shows in pg_stat_activity which schema a session serves.
+        async def connect() -> asyncpg.Connection:
+            conn: asyncpg.Connection = await asyncpg.connect(
+                url,
+                timeout=connect_timeout_s,
+                server_settings={"application_name": f"duraflow-listen/{schema}"},
+            )
+            return conn
+
+        return cls(connect, channels, notifier, ping_interval_s=ping_interval_s)
+
+    async def start(self) -> None:
+        """Connect and LISTEN once (errors propagate), then supervise in the background."""
+        await self._open()
+        self._task = asyncio.get_running_loop().create_task(
+            self._supervise(), name="duraflow-pg-listener"
+        )
+
+    async def _open(self) -> None:
+        conn = await self._connect()
+        try:
+            await conn.add_listener(self._channels.orchestrator, self._on_orchestrator)
+            await conn.add_listener(self._channels.worker, self._on_worker)
+            await conn.add_listener(self._channels.instance, self._on_instance)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(self._on_terminated)
+        self._conn = conn
+        self._lost.clear()
+        self.connected.set()
+
+    # Notification callbacks run on the connection's (= the provider's) loop.
+
+    def _on_orchestrator(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
+        due: int | None = None
+        with contextlib.suppress(TypeError, ValueError):
+            due = int(str(payload)) if payload else None
+        self._notifier.notify_orchestrator(due)
+
+    def _on_worker(self, _c: object, _pid: int, _channel: str, _payload: object) -> None:
+        self._notifier.notify_worker()
+
+    def _on_instance(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
+        if payload:
+            self._notifier.notify_instance(str(payload))
+
+    def _on_terminated(self, conn: object) -> None:
+        if conn is self._conn:
+            self.connected.clear()
+            self._lost.set()
+
+    async def _supervise(self) -> None:
+        while not self._closed:
+            try:
+                await asyncio.wait_for(self._lost.wait(), self._ping_interval_s)
+            except TimeoutError:
+                if await self._alive():
+                    continue
+            if self._closed:
+                return
+            await self._drop()
+            await self._reconnect()
+
+    async def _alive(self) -> bool:
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), min(10.0, self._ping_interval_s))
+            return True
+        except DB_ERRORS:
+            return False
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self.connected.clear()
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+    async def _reconnect(self) -> None:
+        delay = 0.05
+        while not self._closed:
+            try:
+                await self._open()
+            except Exception as exc:  # whatever it is, the listener must not die of it
+                log.warning(
+                    "PostgreSQL listener reconnect failed (retrying in %.2fs): %s", delay, exc
+                )
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self._max_backoff_s)
+                continue
+            self.reconnects += 1
+            log.info("PostgreSQL listener reconnected")
+            # Whatever was notified while we were away is lost: make everyone look again.
+            self._notifier.notify_orchestrator()
+            self._notifier.notify_worker()
+            self._notifier.notify_all_instances()
+            return
+
+    async def close(self) -> None:
+        self._closed = True
+        self._lost.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), 2.0)
+            except DB_ERRORS:
+                conn.terminate()

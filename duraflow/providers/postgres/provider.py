@@ -1,0 +1,405 @@
+"""PostgreSQL provider: the production backend, shared by many worker processes and pods.
+
+All queue logic runs inside PostgreSQL as plpgsql functions installed by the migrations
+(``0002_orchestrator.sql``, ``0003_worker.sql``), so one orchestration turn costs two round
+trips (fetch, ack) and one activity two more (fetch, ack), however many rows they touch.
+Dispatchers in any number of processes never take the same instance or activity twice and
+never block each other (advisory try-locks and ``SKIP LOCKED``; see the SQL files).
+
+Lock expiry and the visibility of immediate messages use the database clock, so pods with
+skewed clocks agree on who holds a lock. Absolute due times chosen by the runtime (timer
+``visible_at_ms``) are stored as given, and ``next_orchestrator_due_ms`` returns them as
+stored, so a pod compares them against its own clock as it computed them.
+
+Wake-ups cross processes through LISTEN/NOTIFY (``listen.py``); the methods here also call
+the local ``notifier`` right after a commit, so in-process waiters do not wait for the
+notification's round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from duraflow.bridge import run_sync
+from duraflow.core.events import HistoryEvent
+from duraflow.core.models import (
+    DeleteInstanceResult,
+    ExecutionInfo,
+    InstanceFilter,
+    InstanceInfo,
+    InstanceStatus,
+    PruneOptions,
+    PruneResult,
+    QueueDepths,
+    SystemMetrics,
+    SystemStats,
+)
+from duraflow.providers.base import (
+    DEFAULT_TAG_FILTER,
+    LockLostError,
+    Notifier,
+    OrchestrationItem,
+    OutboundMessage,
+    ProviderError,
+    TagFilter,
+    TurnCommit,
+    WorkLease,
+)
+from duraflow.providers.postgres import admin, reads
+from duraflow.providers.postgres.codec import build_item, build_lease, encode_commit, encode_item
+from duraflow.providers.postgres.db import Database, open_database
+from duraflow.providers.postgres.errors import connect_error
+from duraflow.providers.postgres.listen import Listener
+from duraflow.providers.postgres.migrations import Channels, migrate, validate_schema
+
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+#: Above this many cached instances the cache is not shipped with every fetch; the history
+#: is then loaded by a second query only when the fetched instance's entry is stale.
+CACHE_INLINE_MAX = 1000
+
+
+class InvalidSchemaError(ProviderError, ValueError):
+    """The schema name is not a plain identifier (and will not be interpolated)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("connect", message, retryable=False)
+
+
+class PostgresProvider:
+    """Durable state in PostgreSQL schema ``schema``; build it with ``connect*``."""
+
+    _type = "postgres"
+    name = "postgres"
+    cross_process_notify = True
+
+    def __init__(self, db: Database, channels: Channels, loop: asyncio.AbstractEventLoop) -> None:
+        self._db = db
+        self._s = db.s
+        self.schema = db.schema
+        self.channels = channels
+        self.loop = loop
+        self.notifier = Notifier()
+        self._listener: Listener | None = None
+        self._closed = False
+
+    # ─── Construction ────────────────────────────────────────────────────────
+
+    @classmethod
+    def connect(cls, url: str, **options: Any) -> PostgresProvider:
+        """Blocking constructor (duroxide-python style), schema ``public``."""
+        return run_sync(cls.connect_async(url, "public", **options))
+
+    @classmethod
+    def connect_with_schema(cls, url: str, schema: str, **options: Any) -> PostgresProvider:
+        return run_sync(cls.connect_async(url, schema, **options))
+
+    @classmethod
+    async def connect_async(
+        cls,
+        url: str,
+        schema: str = "public",
+        *,
+        pool_max: int | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        listen: bool = True,
+        listener_ping_s: float = 30.0,
+    ) -> PostgresProvider:
+        """Connect, migrate ``schema`` and start the LISTEN connection.
+
+        Fails within about ``connect_timeout_s`` with ``PostgresConnectError`` naming host
+        and port when the server cannot be reached or refuses the credentials.
+        """
+        try:
+            validate_schema(schema)
+        except ValueError as exc:
+            raise InvalidSchemaError(str(exc)) from None
+        db = await open_database(
+            url, schema, pool_max=pool_max, connect_timeout_s=connect_timeout_s
+        )
+        channels = Channels.for_schema(schema)
+        provider = cls(db, channels, asyncio.get_running_loop())
+        try:
+            await db.run("migrate", lambda conn: migrate(conn, schema), idempotent=True)
+            if listen:
+                listener = Listener.for_url(
+                    url,
+                    schema,
+                    channels,
+                    provider.notifier,
+                    connect_timeout_s=connect_timeout_s,
+                    ping_interval_s=listener_ping_s,
+                )
+                try:
+                    await listener.start()
+                except Exception as exc:
+                    raise connect_error(url, exc, connect_timeout_s) from None
+                provider._listener = listener
+        except BaseException:
+            await provider.close()
+            raise
+        return provider
+
+    @property
+    def listener(self) -> Listener | None:
+        return self._listener
+
+    async def close(self) -> None:
+        """Close the listener and the pool. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._listener is not None:
+            await self._listener.close()
+        await self._db.close()
+
+    async def drop_schema(self) -> None:
+        """``DROP SCHEMA ... CASCADE``: every table, function and row of this provider."""
+        await self._db.fetchval(
+            "drop_schema", f"DROP SCHEMA IF EXISTS {self._s} CASCADE", idempotent=True
+        )
+
+    def __repr__(self) -> str:
+        return f"PostgresProvider(schema={self.schema!r})"
+
+    # ─── Orchestrator queue ──────────────────────────────────────────────────
+
+    async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
+        op = "enqueue_orchestrator"
+        visible = await self._db.fetchval(
+            op,
+            f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3)",
+            message.instance_id,
+            encode_item(op, message.item),
+            message.visible_at_ms,
+            idempotent=False,
+        )
+        self.notifier.notify_orchestrator(None if visible is None else int(visible))
+
+    async def fetch_orchestration_item(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+    ) -> OrchestrationItem | None:
+        op = "fetch_orchestration_item"
+        inline = cached is not None and len(cached) <= CACHE_INLINE_MAX
+        cached_json = (
+            json.dumps({k: [int(v[0]), int(v[1])] for k, v in cached.items()})
+            if cached and inline
+            else None
+        )
+        load_history = cached is None or inline
+        row = await self._db.fetchrow(
+            op,
+            f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3)",
+            max(int(lock_timeout_ms), 0),
+            cached_json,
+            load_history,
+            idempotent=True,
+        )
+        if row is None:
+            return None
+        instance_id = str(row["out_instance_id"])
+        execution_id = int(row["out_execution_id"])
+        history_len = int(row["out_history_len"])
+        texts: list[str] | None = row["out_history"]
+        if texts is None and not load_history:
+            assert cached is not None
+            if cached.get(instance_id) != (execution_id, history_len):
+                texts = await reads.history_texts(self._db, instance_id, execution_id)
+        return build_item(row, instance_id, execution_id, history_len, texts)
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+        op = "ack_orchestration_item"
+        encoded = encode_commit(commit)
+        row = await self._db.fetchrow(
+            op,
+            f"SELECT * FROM {self._s}.ack_orchestration_item("
+            "$1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
+            " $7, $8, $9, $10, $11, $12, $13)",
+            lock_token,
+            commit.execution_id,
+            encoded.delta,
+            encoded.worker_items,
+            encoded.orchestrator_items,
+            encoded.cancelled,
+            commit.orchestration_name,
+            commit.orchestration_version,
+            commit.parent_instance_id,
+            commit.status,
+            commit.output,
+            commit.custom_status_set,
+            commit.custom_status,
+            idempotent=False,
+        )
+        if row is None:  # pragma: no cover - the function always returns one row
+            raise ProviderError(op, "ack returned no row", retryable=False)
+        if row["out_due"] is not None:
+            self.notifier.notify_orchestrator(int(row["out_due"]))
+        if commit.worker_items:
+            self.notifier.notify_worker()
+        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
+        # processes the database only announces status, custom status and creation.
+        self.notifier.notify_instance(str(row["out_instance_id"]))
+
+    async def abandon_orchestration_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None:
+        due = await self._db.fetchval(
+            "abandon_orchestration_item",
+            f"SELECT {self._s}.abandon_orchestration_item($1, $2, $3)",
+            lock_token,
+            None if delay_ms is None else int(delay_ms),
+            bool(ignore_attempt),
+            idempotent=False,
+        )
+        self.notifier.notify_orchestrator(None if due is None else int(due))
+
+    async def renew_orchestration_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        s = self._s
+        found = await self._db.fetchval(
+            "renew_orchestration_item_lock",
+            f"UPDATE {s}.instance_locks SET locked_until = {s}.now_ms() + $2"
+            f" WHERE lock_token = $1 AND locked_until > {s}.now_ms() RETURNING 1",
+            lock_token,
+            max(int(extend_ms), 0),
+            idempotent=True,
+        )
+        if found is None:
+            raise LockLostError("renew_orchestration_item_lock", "lock lost or expired")
+
+    async def next_orchestrator_due_ms(self) -> int | None:
+        s = self._s
+        due = await self._db.fetchval(
+            "next_orchestrator_due_ms",
+            f"SELECT min(visible_at) FROM {s}.orchestrator_queue WHERE visible_at > {s}.now_ms()",
+            idempotent=True,
+        )
+        return None if due is None else int(due)
+
+    # ─── Worker queue ────────────────────────────────────────────────────────
+
+    async def fetch_work_item(
+        self, lock_timeout_ms: int, tag_filter: TagFilter = DEFAULT_TAG_FILTER
+    ) -> WorkLease | None:
+        if tag_filter.mode not in ("any", "default_only", "tags", "default_and"):
+            return None  # "none": this worker takes no activities, so do not even ask
+        op = "fetch_work_item"
+        row = await self._db.fetchrow(
+            op,
+            f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3)",
+            max(int(lock_timeout_ms), 0),
+            tag_filter.mode,
+            list(tag_filter.tags),
+            idempotent=True,
+        )
+        if row is None:
+            return None
+        return build_lease(row)
+
+    async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
+        op = "ack_work_item"
+        due = await self._db.fetchval(
+            op,
+            f"SELECT {self._s}.ack_work_item($1, $2, $3, $4)",
+            lock_token,
+            None if completion is None else completion.instance_id,
+            None if completion is None else encode_item(op, completion.item),
+            None if completion is None else completion.visible_at_ms,
+            idempotent=False,
+        )
+        if due is not None and completion is not None:
+            self.notifier.notify_orchestrator(int(due))
+            self.notifier.notify_instance(completion.instance_id)
+
+    async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        await self._db.fetchval(
+            "renew_work_item_lock",
+            f"SELECT {self._s}.renew_work_item_lock($1, $2)",
+            lock_token,
+            max(int(extend_ms), 0),
+            idempotent=True,
+        )
+
+    async def abandon_work_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None:
+        due = await self._db.fetchval(
+            "abandon_work_item",
+            f"SELECT {self._s}.abandon_work_item($1, $2, $3)",
+            lock_token,
+            None if delay_ms is None else int(delay_ms),
+            bool(ignore_attempt),
+            idempotent=False,
+        )
+        if due is None:
+            self.notifier.notify_worker()
+
+    # ─── Reads ───────────────────────────────────────────────────────────────
+
+    async def get_instance_status(self, instance_id: str) -> InstanceStatus | None:
+        return await reads.instance_status(self._db, instance_id)
+
+    async def get_custom_status(
+        self, instance_id: str, last_seen_version: int
+    ) -> tuple[str | None, int] | None:
+        return await reads.custom_status(self._db, instance_id, last_seen_version)
+
+    async def read_history(
+        self, instance_id: str, execution_id: int | None = None
+    ) -> list[HistoryEvent]:
+        return await reads.read_history(self._db, instance_id, execution_id)
+
+    # ─── Admin ───────────────────────────────────────────────────────────────
+
+    async def list_instances(self) -> list[str]:
+        return await reads.list_instances(self._db, None)
+
+    async def list_instances_by_status(self, status: str) -> list[str]:
+        return await reads.list_instances(self._db, status)
+
+    async def list_executions(self, instance_id: str) -> list[int]:
+        return await reads.list_executions(self._db, instance_id)
+
+    async def get_instance_info(self, instance_id: str) -> InstanceInfo:
+        return await reads.instance_info(self._db, instance_id)
+
+    async def get_execution_info(self, instance_id: str, execution_id: int) -> ExecutionInfo:
+        return await reads.execution_info(self._db, instance_id, execution_id)
+
+    async def get_system_metrics(self) -> SystemMetrics:
+        return await reads.system_metrics(self._db)
+
+    async def get_queue_depths(self) -> QueueDepths:
+        return await reads.queue_depths(self._db)
+
+    async def get_instance_stats(self, instance_id: str) -> SystemStats | None:
+        return await reads.instance_stats(self._db, instance_id)
+
+    async def list_children(self, instance_id: str) -> list[str]:
+        return await reads.list_children(self._db, instance_id)
+
+    async def delete_instance_tree(self, instance_id: str, force: bool) -> DeleteInstanceResult:
+        result, deleted = await admin.delete_tree(self._db, instance_id, force)
+        for gone in deleted:
+            self.notifier.notify_instance(gone)
+        return result
+
+    async def delete_instance_bulk(self, filter: InstanceFilter) -> DeleteInstanceResult:
+        result, deleted = await admin.delete_bulk(self._db, filter)
+        for gone in deleted:
+            self.notifier.notify_instance(gone)
+        return result
+
+    async def prune_executions(self, instance_id: str, options: PruneOptions) -> PruneResult:
+        return await admin.prune(self._db, instance_id, options)
+
+    async def prune_executions_bulk(
+        self, filter: InstanceFilter, options: PruneOptions
+    ) -> PruneResult:
+        return await admin.prune_bulk(self._db, filter, options)
+
+
+__all__ = ["InvalidSchemaError", "PostgresProvider"]

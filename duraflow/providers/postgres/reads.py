@@ -1,0 +1,259 @@
+"""Read-only queries: instance status, history and the management views.
+
+Each read is ONE statement, so it sees one snapshot without an explicit transaction (a
+metrics row can never count an instance without its execution) and costs one round trip.
+"Current execution" always means ``instances.current_execution_id``, the highest execution
+an ack has written. All reads are idempotent, so ``Database.run`` retries them through a
+dropped connection.
+"""
+
+from __future__ import annotations
+
+from duraflow.core.events import HistoryEvent, HistoryFormatError
+from duraflow.core.models import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    ExecutionInfo,
+    InstanceInfo,
+    InstanceStatus,
+    QueueDepths,
+    SystemMetrics,
+    SystemStats,
+)
+from duraflow.providers.base import InstanceNotFoundError, ProviderError
+from duraflow.providers.postgres.db import Database
+
+
+def _current(s: str) -> str:
+    return (
+        f" FROM {s}.instances i LEFT JOIN {s}.executions e"
+        " ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
+    )
+
+
+async def history_texts(db: Database, instance_id: str, execution_id: int) -> list[str]:
+    rows = await db.fetch(
+        "read_history",
+        f"SELECT event_data FROM {db.s}.history WHERE instance_id = $1 AND execution_id = $2"
+        " ORDER BY event_id",
+        instance_id,
+        execution_id,
+    )
+    return [str(r[0]) for r in rows]
+
+
+async def instance_status(db: Database, instance_id: str) -> InstanceStatus | None:
+    row = await db.fetchrow(
+        "get_instance_status",
+        "SELECT i.orchestration_name, i.orchestration_version, i.current_execution_id,"
+        " COALESCE(e.status, $2) AS status, e.output, i.custom_status,"
+        " i.custom_status_version, i.parent_instance_id"
+        + _current(db.s)
+        + " WHERE i.instance_id = $1",
+        instance_id,
+        RUNNING,
+        idempotent=True,
+    )
+    if row is None:
+        return None
+    return InstanceStatus(
+        instance_id=instance_id,
+        orchestration_name=row[0],
+        orchestration_version=row[1],
+        execution_id=int(row[2]),
+        status=row[3],
+        output=row[4],
+        custom_status=row[5],
+        custom_status_version=int(row[6]),
+        parent_instance_id=row[7],
+    )
+
+
+async def custom_status(
+    db: Database, instance_id: str, last_seen_version: int
+) -> tuple[str | None, int] | None:
+    row = await db.fetchrow(
+        "get_custom_status",
+        f"SELECT custom_status, custom_status_version FROM {db.s}.instances WHERE instance_id = $1",
+        instance_id,
+        idempotent=True,
+    )
+    if row is None or int(row[1]) <= last_seen_version:
+        return None
+    return row[0], int(row[1])
+
+
+async def read_history(
+    db: Database, instance_id: str, execution_id: int | None
+) -> list[HistoryEvent]:
+    s = db.s
+    if execution_id is None:
+        rows = await db.fetch(
+            "read_history",
+            f"SELECT h.event_data FROM {s}.instances i JOIN {s}.history h"
+            " ON h.instance_id = i.instance_id AND h.execution_id = i.current_execution_id"
+            " WHERE i.instance_id = $1 ORDER BY h.event_id",
+            instance_id,
+        )
+        texts = [str(r[0]) for r in rows]
+    else:
+        texts = await history_texts(db, instance_id, execution_id)
+    try:
+        return [HistoryEvent.from_json(text) for text in texts]
+    except HistoryFormatError as exc:
+        raise ProviderError(
+            "read_history",
+            f"history of '{instance_id}' execution {execution_id or 'current'} cannot be "
+            f"decoded: {exc}",
+            retryable=False,
+        ) from exc
+
+
+async def list_instances(db: Database, status: str | None) -> list[str]:
+    if status is None:
+        rows = await db.fetch(
+            "list_instances",
+            f"SELECT instance_id FROM {db.s}.instances ORDER BY created_at DESC, seq DESC",
+        )
+    else:
+        rows = await db.fetch(
+            "list_instances_by_status",
+            "SELECT i.instance_id" + _current(db.s) + " WHERE e.status = $1"
+            " ORDER BY i.created_at DESC, i.seq DESC",
+            status,
+        )
+    return [str(r[0]) for r in rows]
+
+
+async def list_executions(db: Database, instance_id: str) -> list[int]:
+    rows = await db.fetch(
+        "list_executions",
+        f"SELECT execution_id FROM {db.s}.executions WHERE instance_id = $1 ORDER BY execution_id",
+        instance_id,
+    )
+    return [int(r[0]) for r in rows]
+
+
+async def instance_info(db: Database, instance_id: str) -> InstanceInfo:
+    row = await db.fetchrow(
+        "get_instance_info",
+        "SELECT i.orchestration_name, i.orchestration_version, i.current_execution_id,"
+        " COALESCE(e.status, $2), e.output, i.created_at, i.updated_at, i.parent_instance_id"
+        + _current(db.s)
+        + " WHERE i.instance_id = $1",
+        instance_id,
+        RUNNING,
+        idempotent=True,
+    )
+    if row is None:
+        raise InstanceNotFoundError("get_instance_info", instance_id)
+    return InstanceInfo(
+        instance_id=instance_id,
+        orchestration_name=row[0],
+        orchestration_version=row[1],
+        current_execution_id=int(row[2]),
+        status=row[3],
+        output=row[4],
+        created_at=int(row[5]),
+        updated_at=int(row[6]),
+        parent_instance_id=row[7],
+    )
+
+
+async def execution_info(db: Database, instance_id: str, execution_id: int) -> ExecutionInfo:
+    s = db.s
+    row = await db.fetchrow(
+        "get_execution_info",
+        f"SELECT e.status, e.output, e.started_at, e.completed_at, e.event_count,"
+        f" EXISTS (SELECT 1 FROM {s}.instances WHERE instance_id = $1) AS found"
+        f" FROM (SELECT 1) AS one LEFT JOIN {s}.executions e"
+        " ON e.instance_id = $1 AND e.execution_id = $2",
+        instance_id,
+        execution_id,
+        idempotent=True,
+    )
+    if row is None or row["status"] is None:
+        if row is None or not row["found"]:
+            raise InstanceNotFoundError("get_execution_info", instance_id)
+        raise ProviderError(
+            "get_execution_info",
+            f"execution {execution_id} of instance '{instance_id}' not found",
+            retryable=False,
+        )
+    return ExecutionInfo(
+        execution_id=execution_id,
+        status=row[0],
+        output=row[1],
+        started_at=int(row[2]),
+        completed_at=None if row[3] is None else int(row[3]),
+        event_count=int(row[4]),
+    )
+
+
+async def system_metrics(db: Database) -> SystemMetrics:
+    s = db.s
+    row = await db.fetchrow(
+        "get_system_metrics",
+        "SELECT count(*),"
+        " count(*) FILTER (WHERE e.status = $1),"
+        " count(*) FILTER (WHERE e.status = $2),"
+        " count(*) FILTER (WHERE e.status = $3),"
+        f" (SELECT count(*) FROM {s}.executions),"
+        f" (SELECT count(*) FROM {s}.history)" + _current(s),
+        RUNNING,
+        COMPLETED,
+        FAILED,
+        idempotent=True,
+    )
+    assert row is not None
+    return SystemMetrics(
+        total_instances=int(row[0]),
+        total_executions=int(row[4]),
+        running_instances=int(row[1]),
+        completed_instances=int(row[2]),
+        failed_instances=int(row[3]),
+        total_events=int(row[5]),
+    )
+
+
+async def queue_depths(db: Database) -> QueueDepths:
+    s = db.s
+    row = await db.fetchrow(
+        "get_queue_depths",
+        f"SELECT (SELECT count(*) FROM {s}.orchestrator_queue WHERE lock_token IS NULL),"
+        f" (SELECT count(*) FROM {s}.worker_queue WHERE lock_token IS NULL)",
+        idempotent=True,
+    )
+    assert row is not None
+    return QueueDepths(orchestrator_queue=int(row[0]), worker_queue=int(row[1]), timer_queue=0)
+
+
+async def instance_stats(db: Database, instance_id: str) -> SystemStats | None:
+    s = db.s
+    row = await db.fetchrow(
+        "get_instance_stats",
+        "SELECT COALESCE(e.event_count, 0), COALESCE(e.history_bytes, 0),"
+        f" (SELECT count(*) FROM {s}.orchestrator_queue q WHERE q.instance_id = i.instance_id)"
+        + _current(s)
+        + " WHERE i.instance_id = $1",
+        instance_id,
+        idempotent=True,
+    )
+    if row is None:
+        return None
+    return SystemStats(
+        history_event_count=int(row[0]),
+        history_size_bytes=int(row[1]),
+        queue_pending_count=int(row[2]),
+    )
+
+
+async def list_children(db: Database, instance_id: str) -> list[str]:
+    rows = await db.fetch(
+        "list_children",
+        f"SELECT instance_id FROM {db.s}.instances WHERE parent_instance_id = $1"
+        " ORDER BY created_at, seq",
+        instance_id,
+    )
+    return [str(r[0]) for r in rows]
