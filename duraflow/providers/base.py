@@ -129,8 +129,9 @@ class TurnCommit:
 
     The provider: validates the lock (else ``LockLostError`` and nothing is written);
     creates the instance row when it does not exist and ``orchestration_name`` is set
-    (name, version and parent are immutable afterwards, except ``orchestration_version``
-    which is filled in when still NULL); upserts the execution row ``execution_id`` (status
+    (name and parent are immutable afterwards; ``orchestration_version`` is filled in when
+    still NULL and replaced when ``execution_id`` starts a newer execution, so the instance
+    shows the version of its current execution); upserts the execution row ``execution_id`` (status
     ``Running`` when new) and makes it current when it is the highest; appends
     ``history_delta`` (a duplicate ``(instance, execution, event_id)`` is an error that
     rolls back); sets status/output (and ``completed_at`` for a terminal status); applies

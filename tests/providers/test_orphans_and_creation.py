@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from duraflow.providers.base import Provider, ProviderError, TurnCommit
+from duraflow.core import workitems as wi
+from duraflow.providers.base import OutboundMessage, Provider, ProviderError, TurnCommit
 
-from .support import Turns, now_ms, raised, start_msg, started
+from .support import Turns, event, now_ms, raised, start_msg, started
 
 
 async def test_ack_metadata_creates_the_instance(provider: Provider, turns: Turns) -> None:
@@ -50,6 +51,25 @@ async def test_null_version_is_filled_in_later_but_name_is_fixed(
     await turns.turn("a", orchestration_version="4.0.0")
     status = await provider.get_instance_status("a")
     assert status is not None and status.orchestration_version == "3.0.0"
+
+
+async def test_new_execution_replaces_the_instance_version(
+    provider: Provider, turns: Turns
+) -> None:
+    await turns.create("a", version="1.0.0", status="ContinuedAsNew")
+    await provider.enqueue_orchestrator(
+        OutboundMessage("a", wi.continue_as_new("a", "TestOrch", "null", "2.0.0", [], None,
+                                                None, None, None))
+    )
+    item = await turns.fetch("a")
+    await provider.ack_orchestration_item(
+        item.lock_token,
+        TurnCommit(execution_id=2, history_delta=[event(1)], orchestration_version="2.0.0",
+                   status="Running"),
+    )
+    status = await provider.get_instance_status("a")
+    assert status is not None
+    assert (status.execution_id, status.orchestration_version) == (2, "2.0.0")
 
 
 async def test_sub_orchestration_records_its_parent(provider: Provider, turns: Turns) -> None:

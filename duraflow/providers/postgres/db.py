@@ -56,6 +56,17 @@ def pool_size(value: int | None) -> int:
     return max(1, int(value))
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: skip asyncpg's default reset query.
+
+    The default runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on
+    every release: one more round trip and one more transaction per operation. Provider
+    operations leave no session state behind (no SET, cursors or LISTEN on pooled
+    connections; the migration releases its advisory lock itself), and asyncpg still rolls
+    back any transaction left open, so there is nothing to reset.
+    """
+
+
 async def open_database(
     url: str, schema: str, *, pool_max: int | None, connect_timeout_s: float
 ) -> Database:
@@ -68,6 +79,7 @@ async def open_database(
                 max_size=pool_size(pool_max),
                 timeout=connect_timeout_s,
                 server_settings={"application_name": f"duraflow/{schema}"},
+                reset=_keep_session,
             ),
             connect_timeout_s,
         )

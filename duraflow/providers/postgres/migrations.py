@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from duraflow.providers.base import ProviderError
+
 if TYPE_CHECKING:
     from duraflow.providers.postgres.db import Conn
 
@@ -101,8 +103,11 @@ def load(migration: Migration, schema: str) -> str:
     return render(text, schema)
 
 
-class SchemaTooNewError(Exception):
-    """The schema was migrated by a newer Duraflow than this one."""
+class SchemaTooNewError(ProviderError):
+    """The schema was migrated by a newer Duraflow than this one (not retryable)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("migrate", message, retryable=False)
 
 
 async def migrate(conn: Conn, schema: str) -> list[int]:

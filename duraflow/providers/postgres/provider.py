@@ -274,7 +274,9 @@ class PostgresProvider:
         s = self._s
         due = await self._db.fetchval(
             "next_orchestrator_due_ms",
-            f"SELECT min(visible_at) FROM {s}.orchestrator_queue WHERE visible_at > {s}.now_ms()",
+            # (SELECT now_ms()) is evaluated once, so it can bound the index scan
+            f"SELECT min(visible_at) FROM {s}.orchestrator_queue"
+            f" WHERE visible_at > (SELECT {s}.now_ms())",
             idempotent=True,
         )
         return None if due is None else int(due)

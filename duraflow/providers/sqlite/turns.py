@@ -145,10 +145,12 @@ def _write_instance_state(
 ) -> None:
     c = prepared.commit
     if c.orchestration_version is not None:
+        # Filled in when unknown, and replaced when a new execution starts (a versioned
+        # continue-as-new moves the instance to the new version).
         conn.execute(
-            "UPDATE instances SET orchestration_version = ?"
-            " WHERE instance_id = ? AND orchestration_version IS NULL",
-            (c.orchestration_version, instance_id),
+            "UPDATE instances SET orchestration_version = ? WHERE instance_id = ?"
+            " AND (orchestration_version IS NULL OR current_execution_id < ?)",
+            (c.orchestration_version, instance_id, c.execution_id),
         )
     conn.execute(
         "INSERT INTO executions (instance_id, execution_id, status, started_at)"
