@@ -3,12 +3,16 @@
 -- One orchestration turn is two round trips: fetch_orchestration_item and
 -- ack_orchestration_item, each one function call in its own implicit transaction.
 --
--- Concurrency rule (why nothing here can deadlock): every transaction that changes an
--- instance's lock row or its existing queue rows first takes the instance's transaction-level
--- advisory lock (lock_key). Fetch only ever TRIES it (pg_try_advisory_xact_lock) and moves on
--- to the next candidate when it is taken, and it never waits on a queue row either (SKIP
--- LOCKED both when picking a candidate and when tagging the batch). So a fetcher waits for
--- nobody; ack/abandon/delete may wait for a fetcher's short transaction, never the reverse.
+-- Concurrency rule (why nothing here can deadlock or double-lock): every transaction that
+-- changes an instance's lock row or its existing queue rows first takes the instance's
+-- transaction-level advisory lock (lock_key). Fetch only ever TRIES it
+-- (pg_try_advisory_xact_lock) and moves on to the next candidate when it is taken, and it
+-- takes no row lock before it owns the instance: the candidate query is a plain read.
+-- (A FOR UPDATE SKIP LOCKED candidate would keep its row lock after a lost try-lock, and the
+-- owner tagging its batch would then have to wait for, or skip, that message.) So a fetcher
+-- waits for nobody, tags ALL visible messages of its instance, and ack/abandon/delete wait
+-- at most for the short fetch that owns the same instance, never in a cycle. The worker
+-- queue, whose rows are locked one by one, uses FOR UPDATE SKIP LOCKED (0003_worker.sql).
 
 CREATE OR REPLACE FUNCTION {{schema}}.fetch_orchestration_item(
     p_lock_ms BIGINT, p_cached JSONB, p_load_history BOOLEAN
@@ -48,8 +52,7 @@ BEGIN
               SELECT 1 FROM {{schema}}.instance_locks l
               WHERE l.instance_id = q.instance_id AND l.locked_until > v_now)
         ORDER BY q.visible_at, q.id
-        LIMIT 1
-        FOR UPDATE OF q SKIP LOCKED;
+        LIMIT 1;
         IF NOT FOUND THEN
             RETURN;
         END IF;
@@ -73,20 +76,16 @@ BEGIN
             CONTINUE;
         END IF;
 
-        WITH picked AS (
-            SELECT q.id FROM {{schema}}.orchestrator_queue q
-            WHERE q.instance_id = v_inst AND q.visible_at <= v_now
-            FOR UPDATE SKIP LOCKED
-        ), tagged AS (
+        WITH tagged AS (
             UPDATE {{schema}}.orchestrator_queue q
             SET lock_token = v_token, attempt_count = q.attempt_count + 1
-            FROM picked WHERE q.id = picked.id
+            WHERE q.instance_id = v_inst AND q.visible_at <= v_now
             RETURNING q.id, q.work_item, q.attempt_count
         )
         SELECT array_agg(t.work_item ORDER BY t.id), max(t.attempt_count)
         INTO v_msgs, v_attempt
         FROM tagged t;
-        IF v_msgs IS NULL THEN  -- defensive: the batch vanished; give the lock back
+        IF v_msgs IS NULL THEN  -- the batch was acked just before we got the lock: give it back
             DELETE FROM {{schema}}.instance_locks WHERE instance_id = v_inst;
             v_skip := v_skip || v_inst;
             CONTINUE;
@@ -231,7 +230,12 @@ BEGIN
 
         UPDATE {{schema}}.instances SET
             current_execution_id = GREATEST(current_execution_id, p_execution_id),
-            orchestration_version = COALESCE(orchestration_version, p_version),
+            -- filled in when unknown; replaced when this turn starts a newer execution
+            -- (continue-as-new onto another version): the instance shows its current one
+            orchestration_version = CASE
+                WHEN p_version IS NOT NULL AND (orchestration_version IS NULL
+                                                OR current_execution_id < p_execution_id)
+                THEN p_version ELSE orchestration_version END,
             updated_at = v_now,
             custom_status = CASE WHEN p_custom_status_set THEN p_custom_status
                                  ELSE custom_status END,

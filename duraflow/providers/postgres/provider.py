@@ -4,7 +4,10 @@ All queue logic runs inside PostgreSQL as plpgsql functions installed by the mig
 (``0002_orchestrator.sql``, ``0003_worker.sql``), so one orchestration turn costs two round
 trips (fetch, ack) and one activity two more (fetch, ack), however many rows they touch.
 Dispatchers in any number of processes never take the same instance or activity twice and
-never block each other (advisory try-locks and ``SKIP LOCKED``; see the SQL files).
+never block each other: instances are claimed with a schema-scoped advisory *try*-lock plus
+the ``instance_locks`` row (a lost race moves on to the next candidate instead of reporting
+"no work"), activities with ``FOR UPDATE SKIP LOCKED``; see the SQL files for why this
+cannot deadlock.
 
 Lock expiry and the visibility of immediate messages use the database clock, so pods with
 skewed clocks agree on who holds a lock. Absolute due times chosen by the runtime (timer
@@ -121,6 +124,7 @@ class PostgresProvider:
         )
         channels = Channels.for_schema(schema)
         provider = cls(db, channels, asyncio.get_running_loop())
+        provider.cross_process_notify = listen
         try:
             await db.run("migrate", lambda conn: migrate(conn, schema), idempotent=True)
             if listen:
