@@ -29,7 +29,6 @@ from duraflow.core.models import (
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.base import Provider, ProviderError
 from duraflow.providers.entra import PostgresEntraOptions
-
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.sqlite import SqliteProvider
 from duraflow.runtime.activity_context import ActivityContext

@@ -8,9 +8,8 @@ Every value is validated and JSON-encoded before anything is written.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from duraflow.core import workitems as wi
@@ -34,7 +33,7 @@ from duraflow.core.models import (
     SystemStats,
 )
 from duraflow.core.version import SemVer
-from duraflow.providers.base import OutboundMessage, Provider, ProviderError
+from duraflow.providers.base import InstanceChange, OutboundMessage, Provider, ProviderError
 
 TERMINAL = ("Completed", "Failed")
 
@@ -169,27 +168,36 @@ class AsyncClient:
             instance_id, timeout_ms,
             lambda r: r.custom_status_version > last_seen_version or r.is_terminal,
             fallback,
+            custom_status_matters=True,
         )
 
     async def _wait(
-        self, instance_id: str, timeout_ms: int, done: Any, fallback_s: float | None = None
+        self,
+        instance_id: str,
+        timeout_ms: int,
+        done: Callable[[OrchestrationResult], bool],
+        fallback_s: float | None = None,
+        custom_status_matters: bool = False,
     ) -> OrchestrationResult:
         deadline = time.monotonic() + max(timeout_ms, 0) / 1000
-        notifier = self.provider.notifier
         fallback = self._fallback_s if fallback_s is None else min(fallback_s, self._fallback_s)
-        while True:
-            change = notifier.watch_instance(instance_id)
-            try:
-                result = await self.get_status(instance_id)
-                if done(result):
-                    return result
+
+        def worth_reading(change: InstanceChange | None) -> bool:
+            return (change is None or change.status in TERMINAL
+                    or (custom_status_matters and change.custom_status_changed))
+
+        with self.provider.notifier.watch_instance(instance_id) as watch:
+            result = await self.get_status(instance_id)
+            while not done(result):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise OperationTimedOut()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(change), min(remaining, fallback))
-            finally:
-                notifier.unwatch_instance(instance_id, change)
+                changes = await watch.next(min(remaining, fallback))
+                # A turn that left the instance running with the same custom status cannot
+                # satisfy the wait: skip the read (the fallback poll still re-checks).
+                if not changes or any(worth_reading(c) for c in changes):
+                    result = await self.get_status(instance_id)
+            return result
 
     # ─── Admin ──────────────────────────────────────────────────────────────
 

@@ -195,19 +195,64 @@ DEFAULT_TAG_FILTER = TagFilter()
 # ─── Wake-ups ────────────────────────────────────────────────────────────────
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceChange:
+    """What a commit changed for an instance, when the notifier knows (same process).
+
+    ``status`` is the execution status the commit set (None: unchanged, still running).
+    """
+
+    status: str | None = None
+    custom_status_changed: bool = False
+
+
+class InstanceWatch:
+    """Collects every change notified for one instance from the moment it is created, so a
+    waiter that is busy reading the database cannot miss a change in between."""
+
+    def __init__(self, notifier: Notifier, instance_id: str) -> None:
+        self._notifier = notifier
+        self.instance_id = instance_id
+        self._changes: list[InstanceChange | None] = []
+        self._event = asyncio.Event()
+
+    def push(self, change: InstanceChange | None) -> None:
+        self._changes.append(change)
+        self._event.set()
+
+    async def next(self, timeout_s: float) -> list[InstanceChange | None]:
+        """Changes since the last call ([] on timeout). ``None`` entries mean "something
+        changed, re-read it" (e.g. heard from another process)."""
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
+        changes, self._changes = self._changes, []
+        self._event.clear()
+        return changes
+
+    def close(self) -> None:
+        self._notifier._unwatch(self)
+
+    def __enter__(self) -> InstanceWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Notifier:
     """In-process wake-ups for dispatchers and waiting clients.
 
     Providers call ``notify_*`` after committing; dispatchers and client waits block on
-    ``wait_*`` instead of polling. Providers that can hear other processes (PostgreSQL
-    LISTEN/NOTIFY) call the same methods when a notification arrives. All methods must be
-    called on the provider's event loop.
+    ``wait_*`` / ``watch_instance`` instead of polling. Providers that can hear other
+    processes (PostgreSQL LISTEN/NOTIFY) call the same methods when a notification arrives.
+    All methods must be called on the provider's event loop.
     """
 
     def __init__(self) -> None:
         self._orchestrator = asyncio.Event()
         self._worker = asyncio.Event()
-        self._instance_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._watches: dict[str, set[InstanceWatch]] = {}
         self._earliest_due_ms: int | None = None
 
     def notify_orchestrator(self, due_ms: int | None = None) -> None:
@@ -222,48 +267,44 @@ class Notifier:
     def notify_worker(self) -> None:
         self._worker.set()
 
-    def notify_instance(self, instance_id: str) -> None:
-        waiters = self._instance_waiters.pop(instance_id, None)
-        for fut in waiters or ():
-            if not fut.done():
-                fut.set_result(None)
+    def notify_instance(self, instance_id: str, change: InstanceChange | None = None) -> None:
+        for watch in list(self._watches.get(instance_id, ())):
+            watch.push(change)
 
     def notify_all_instances(self) -> None:
-        for instance_id in list(self._instance_waiters):
-            self.notify_instance(instance_id)
+        for watches in list(self._watches.values()):
+            for watch in list(watches):
+                watch.push(None)
 
     def take_earliest_due_ms(self) -> int | None:
         """The earliest future due time announced in this process (cleared once read)."""
         due, self._earliest_due_ms = self._earliest_due_ms, None
         return due
 
+    def watch_instance(self, instance_id: str) -> InstanceWatch:
+        """Start collecting changes of ``instance_id``. Create the watch BEFORE reading the
+        state you wait on; close it (or use ``with``) when done."""
+        watch = InstanceWatch(self, instance_id)
+        self._watches.setdefault(instance_id, set()).add(watch)
+        return watch
+
+    def _unwatch(self, watch: InstanceWatch) -> None:
+        watches = self._watches.get(watch.instance_id)
+        if watches is not None:
+            watches.discard(watch)
+            if not watches:
+                del self._watches[watch.instance_id]
+
+    async def wait_instance(self, instance_id: str, timeout_s: float) -> None:
+        """Wait for the next change of ``instance_id`` (or the timeout)."""
+        with self.watch_instance(instance_id) as watch:
+            await watch.next(timeout_s)
+
     async def wait_orchestrator(self, timeout_s: float) -> None:
         await self._wait(self._orchestrator, timeout_s)
 
     async def wait_worker(self, timeout_s: float) -> None:
         await self._wait(self._worker, timeout_s)
-
-    def watch_instance(self, instance_id: str) -> asyncio.Future[None]:
-        """A future resolved at the next change of ``instance_id``. Register it BEFORE
-        reading the state you wait on, so a change in between is not missed."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._instance_waiters.setdefault(instance_id, []).append(fut)
-        return fut
-
-    def unwatch_instance(self, instance_id: str, fut: asyncio.Future[None]) -> None:
-        waiters = self._instance_waiters.get(instance_id)
-        if waiters is not None and fut in waiters:
-            waiters.remove(fut)
-            if not waiters:
-                del self._instance_waiters[instance_id]
-
-    async def wait_instance(self, instance_id: str, timeout_s: float) -> None:
-        fut = self.watch_instance(instance_id)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(fut), max(timeout_s, 0.0))
-        finally:
-            self.unwatch_instance(instance_id, fut)
 
     @staticmethod
     async def _wait(event: asyncio.Event, timeout_s: float) -> None:

@@ -42,6 +42,7 @@ from duraflow.core.models import (
 )
 from duraflow.providers.base import (
     DEFAULT_TAG_FILTER,
+    InstanceChange,
     LockLostError,
     Notifier,
     OrchestrationItem,
@@ -246,7 +247,10 @@ class PostgresProvider:
             self.notifier.notify_worker()
         # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
         # processes the database only announces status, custom status and creation.
-        self.notifier.notify_instance(str(row["out_instance_id"]))
+        self.notifier.notify_instance(
+            str(row["out_instance_id"]),
+            InstanceChange(commit.status, commit.custom_status_set),
+        )
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
@@ -318,7 +322,7 @@ class PostgresProvider:
         )
         if due is not None and completion is not None:
             self.notifier.notify_orchestrator(int(due))
-            self.notifier.notify_instance(completion.instance_id)
+            self.notifier.notify_instance(completion.instance_id, InstanceChange())
 
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
         await self._db.fetchval(

@@ -30,6 +30,7 @@ from duraflow.core.models import (
 )
 from duraflow.providers.base import (
     DEFAULT_TAG_FILTER,
+    InstanceChange,
     Notifier,
     OrchestrationItem,
     OutboundMessage,
@@ -117,7 +118,9 @@ class SqliteProvider:
             self.notifier.notify_worker()
         for message in commit.orchestrator_items:
             self.notifier.notify_orchestrator(message.visible_at_ms)
-        self.notifier.notify_instance(instance_id)
+        self.notifier.notify_instance(
+            instance_id, InstanceChange(commit.status, commit.custom_status_set)
+        )
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
@@ -160,7 +163,7 @@ class SqliteProvider:
         visible_at = await self._db.run(op, worker.ack, lock_token, encoded)
         if completion is not None:
             self.notifier.notify_orchestrator(visible_at)
-            self.notifier.notify_instance(completion.instance_id)
+            self.notifier.notify_instance(completion.instance_id, InstanceChange())
 
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
         await self._db.run("renew_work_item_lock", worker.renew, lock_token, extend_ms)
