@@ -70,13 +70,11 @@ async def test_turn_and_activity_cost_two_round_trips_each(
         await p.close()
 
 
-async def test_large_cache_loads_history_only_when_stale(postgres_provider_factory: Any) -> None:
-    from duraflow.providers.postgres.provider import CACHE_INLINE_MAX
-
+async def test_cache_loads_history_only_when_stale(postgres_provider_factory: Any) -> None:
     p = await postgres_provider_factory()
     try:
         await create(p, "i")
-        big = {f"other-{n}": (1, 1) for n in range(CACHE_INLINE_MAX + 1)}
+        big = {f"other-{n}": (1, 1) for n in range(5_000)}  # never shipped to the database
         await p.enqueue_orchestrator(raised("i"))
         calls = _count_round_trips(p)
         item = await p.fetch_orchestration_item(30_000, {**big, "i": (1, 1)})

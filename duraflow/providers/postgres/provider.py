@@ -22,7 +22,6 @@ notification's round trip.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,9 +59,6 @@ from duraflow.providers.postgres.listen import Listener
 from duraflow.providers.postgres.migrations import Channels, migrate, validate_schema
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
-#: Above this many cached instances the cache is not shipped with every fetch; the history
-#: is then loaded by a second query only when the fetched instance's entry is stale.
-CACHE_INLINE_MAX = 1000
 
 
 class InvalidSchemaError(ProviderError, ValueError):
@@ -189,13 +185,12 @@ class PostgresProvider:
         cached: Mapping[str, tuple[int, int]] | None = None,
     ) -> OrchestrationItem | None:
         op = "fetch_orchestration_item"
-        inline = cached is not None and len(cached) <= CACHE_INLINE_MAX
-        cached_json = (
-            json.dumps({k: [int(v[0]), int(v[1])] for k, v in cached.items()})
-            if cached and inline
-            else None
-        )
-        load_history = cached is None or inline
+        # With a replay cache the history is NOT loaded by the fetch: the cache entry of the
+        # instance the database picks is compared afterwards, and only a stale or missing
+        # entry costs a second query. Shipping the cache with every fetch would cost
+        # O(cache size) per turn.
+        cached_json = None
+        load_history = cached is None
         row = await self._db.fetchrow(
             op,
             f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3)",
