@@ -8,6 +8,7 @@ Every value is validated and JSON-encoded before anything is written.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -198,6 +199,44 @@ class AsyncClient:
                 if not changes or any(worth_reading(c) for c in changes):
                     result = await self.get_status(instance_id)
             return result
+
+    # ─── KV store ───────────────────────────────────────────────────────────
+
+    async def get_kv_value(self, instance_id: str, key: str) -> str | None:
+        return await self.provider.get_kv_value(instance_id, key)
+
+    async def get_kv_value_typed(self, instance_id: str, key: str) -> Any:
+        raw = await self.get_kv_value(instance_id, key)
+        return None if raw is None else json.loads(raw)
+
+    async def get_kv_all_values(self, instance_id: str) -> dict[str, str]:
+        return await self.provider.get_kv_all_values(instance_id)
+
+    async def wait_for_kv_value(self, instance_id: str, key: str, timeout_ms: int = 30_000) -> str:
+        """Wait until ``key`` is set on the instance; ``TimeoutError`` (``OperationTimedOut``)
+        otherwise. Woken by the commit that sets it, not by polling."""
+        deadline = time.monotonic() + max(timeout_ms, 0) / 1000
+        with self.provider.notifier.watch_instance(instance_id) as watch:
+            while True:
+                value = await self.get_kv_value(instance_id, key)
+                if value is not None:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise OperationTimedOut(
+                        f"Timed out waiting for value '{key}' on instance '{instance_id}'"
+                    )
+                changes = await watch.next(min(remaining, self._fallback_s))
+                while changes and all(c is not None and not c.kv_changed for c in changes):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    changes = await watch.next(min(remaining, self._fallback_s))
+
+    async def wait_for_kv_value_typed(
+        self, instance_id: str, key: str, timeout_ms: int = 30_000
+    ) -> Any:
+        return json.loads(await self.wait_for_kv_value(instance_id, key, timeout_ms))
 
     # ─── Admin ──────────────────────────────────────────────────────────────
 

@@ -96,6 +96,21 @@ class Client:
             instance_id, last_seen_version, poll_interval_ms, timeout_ms
         ))
 
+    def get_kv_value(self, instance_id: str, key: str) -> str | None:
+        return run_sync(self._async.get_kv_value(instance_id, key))
+
+    def get_kv_value_typed(self, instance_id: str, key: str) -> Any:
+        return run_sync(self._async.get_kv_value_typed(instance_id, key))
+
+    def get_kv_all_values(self, instance_id: str) -> dict[str, str]:
+        return run_sync(self._async.get_kv_all_values(instance_id))
+
+    def wait_for_kv_value(self, instance_id: str, key: str, timeout_ms: int = 30_000) -> str:
+        return run_sync(self._async.wait_for_kv_value(instance_id, key, timeout_ms))
+
+    def wait_for_kv_value_typed(self, instance_id: str, key: str, timeout_ms: int = 30_000) -> Any:
+        return run_sync(self._async.wait_for_kv_value_typed(instance_id, key, timeout_ms))
+
     def get_system_metrics(self) -> SystemMetrics:
         return run_sync(self._async.get_system_metrics())
 

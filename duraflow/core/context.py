@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from duraflow.core.limits import encode_payload
+from duraflow.core.limits import encode_payload, kv_text
 
 
 class ReplayHandle(Protocol):
@@ -25,6 +25,16 @@ class ReplayHandle(Protocol):
     def get_custom_status(self) -> str | None: ...
 
     def trace(self, level: str, message: str) -> None: ...
+
+    def set_kv(self, key: str, value: str) -> None: ...
+
+    def clear_kv(self, key: str) -> None: ...
+
+    def clear_all_kv(self) -> None: ...
+
+    def prune_kv(self, cutoff_ms: int) -> int: ...
+
+    def get_kv(self) -> dict[str, str]: ...
 
 
 class ScheduledTask(dict[str, Any]):
@@ -64,6 +74,21 @@ class _Detached:
 
     def trace(self, level: str, message: str) -> None:
         return None
+
+    def set_kv(self, key: str, value: str) -> None:
+        return None
+
+    def clear_kv(self, key: str) -> None:
+        return None
+
+    def clear_all_kv(self) -> None:
+        return None
+
+    def prune_kv(self, cutoff_ms: int) -> int:
+        return 0
+
+    def get_kv(self) -> dict[str, str]:
+        return {}
 
 
 class OrchestrationContext:
@@ -341,6 +366,39 @@ class OrchestrationContext:
 
     def get_custom_status(self) -> str | None:
         return self._replay.get_custom_status()
+
+    # ─── KV store: durable per-instance state (no yield) ────────────────────
+
+    def set_kv_value(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` for this instance. Strings are stored as given,
+        other values as JSON. Survives continue-as-new; readable by clients."""
+        self._replay.set_kv(key, kv_text(value))
+
+    def get_kv_value(self, key: str) -> str | None:
+        return self._replay.get_kv().get(key)
+
+    def get_kv_all_values(self) -> dict[str, str]:
+        return self._replay.get_kv()
+
+    def get_kv_all_keys(self) -> list[str]:
+        return sorted(self._replay.get_kv())
+
+    def get_kv_length(self) -> int:
+        return len(self._replay.get_kv())
+
+    def clear_kv_value(self, key: str) -> None:
+        self._replay.clear_kv(key)
+
+    def clear_all_kv_values(self) -> None:
+        self._replay.clear_all_kv()
+
+    def prune_kv_values_updated_before(self, cutoff_ms: int) -> int:
+        """Clear keys last set before ``cutoff_ms``; returns how many were cleared."""
+        return self._replay.prune_kv(int(cutoff_ms))
+
+    def get_kv_value_from_instance(self, instance_id: str, key: str) -> ScheduledTask:
+        """Read another instance's KV value (yield it: ``str | None``)."""
+        return ScheduledTask(type="kvValueFromInstance", instanceId=instance_id, key=key)
 
     # ─── Tracing (suppressed while replaying) ───────────────────────────────
 

@@ -6,6 +6,7 @@ them at the call site (and may catch them) instead of as a crashed dispatcher.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, check_instance_id, check_name
 from duraflow.core.retry import RetryPolicy
 from duraflow.core.tasks import (
+    SYSCALL_GET_KV,
     SYSCALL_NEW_GUID,
     SYSCALL_PREFIX,
     SYSCALL_UTC_NOW,
@@ -149,6 +151,14 @@ def _detached(descriptor: dict[str, Any]) -> Node:
     return DetachedStartLeaf(name, instance, version, _input(descriptor))
 
 
+def _kv_from_instance(descriptor: dict[str, Any]) -> Node:
+    """A built-in activity: the worker reads the other instance's KV from the store."""
+    instance = check_instance_id(descriptor.get("instanceId"))
+    key = check_name("KV key", descriptor.get("key"))
+    payload = json.dumps({"instance_id": instance, "key": key})
+    return ActivityLeaf(SYSCALL_GET_KV, payload, None, None)
+
+
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Node]] = {
     "activity": _activity,
     "activityWithSession": _activity,
@@ -163,6 +173,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Any]], Node]] = {
     "subOrchestrationVersionedWithId": _sub,
     "orchestration": _detached,
     "orchestrationVersioned": _detached,
+    "kvValueFromInstance": _kv_from_instance,
     "newGuid": lambda d: SyscallLeaf(SYSCALL_NEW_GUID),
     "utcNow": lambda d: SyscallLeaf(SYSCALL_UTC_NOW),
 }

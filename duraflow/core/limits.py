@@ -58,3 +58,10 @@ def decode_payload(text: str | None) -> Any:
         return json.loads(text)
     except (TypeError, ValueError):
         return text
+
+
+def kv_text(value: Any) -> str:
+    """KV values are text: strings are stored as given, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return encode_payload("KV value", value)

@@ -27,7 +27,14 @@ from duraflow.core.context import OrchestrationContext
 from duraflow.core.descriptors import ContinueAsNewRequest, build
 from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
 from duraflow.core.events import HistoryEvent
-from duraflow.core.limits import MAX_CUSTOM_STATUS_BYTES, check_payload_size, decode_payload
+from duraflow.core.limits import (
+    MAX_CUSTOM_STATUS_BYTES,
+    MAX_KV_KEYS,
+    MAX_KV_VALUE_BYTES,
+    check_name,
+    check_payload_size,
+    decode_payload,
+)
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
 from duraflow.core.tasks import (
     ActivityLeaf,
@@ -50,6 +57,9 @@ _MATCH_FIELDS: dict[str, tuple[str, ...]] = {
     ev.SUB_ORCHESTRATION_SCHEDULED: ("name", "input"),
     ev.ORCHESTRATION_CHAINED: ("name", "instance", "input"),
     ev.CUSTOM_STATUS_UPDATED: (),
+    ev.KEY_VALUE_SET: ("key", "value"),
+    ev.KEY_VALUE_CLEARED: ("key",),
+    ev.KEY_VALUES_CLEARED: (),
     ev.ACTIVITY_CANCEL_REQUESTED: (),
     ev.SUB_ORCHESTRATION_CANCEL_REQUESTED: (),
     ev.EXTERNAL_SUBSCRIBED_CANCELLED: (),
@@ -98,6 +108,7 @@ class TurnOutput:
     output: str | None = None
     custom_status_changed: bool = False
     custom_status: str | None = None
+    kv_mutations: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
     traces: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -128,6 +139,7 @@ class Replay:
         self.version = ""
         self.parent: tuple[str, int, int] | None = None  # (instance, execution_id, event_id)
         self.custom_status: str | None = None
+        self.kv: dict[str, tuple[str, int]] = {}  # key -> (value, last_updated_at_ms)
         self._pending: deque[HistoryEvent] = deque()
         self._turn_base = 0  # history length before the current turn's events
         self._completed_sources: set[int] = set()
@@ -193,6 +205,7 @@ class Replay:
         parent: tuple[str, int, int] | None = None,
         carry_forward: list[list[str]] | None = None,
         initial_custom_status: str | None = None,
+        initial_kv: dict[str, list[Any]] | None = None,
     ) -> TurnOutput:
         """Begin a new execution: record ``OrchestrationStarted`` and run to the first wait."""
         self._out = TurnOutput(status=RUNNING)
@@ -206,6 +219,8 @@ class Replay:
             data["carry_forward_events"] = carry_forward
         if initial_custom_status is not None:
             data["initial_custom_status"] = initial_custom_status
+        if initial_kv:
+            data["initial_kv"] = initial_kv
         def begin() -> None:
             self._apply(self._append(ev.ORCHESTRATION_STARTED, data), recorded=False)
             self._settle()
@@ -256,6 +271,44 @@ class Replay:
 
     def get_custom_status(self) -> str | None:
         return self.custom_status
+
+    def set_kv(self, key: str, value: str) -> None:
+        check_name("KV key", key)
+        size = len(value.encode())
+        if size > MAX_KV_VALUE_BYTES:
+            raise ValueError(f"KV value for key '{key}' ({size} bytes) exceeds limit "
+                             f"({MAX_KV_VALUE_BYTES} bytes)")
+        if key not in self.kv and len(self.kv) >= MAX_KV_KEYS:
+            raise ValueError(f"KV key count ({len(self.kv) + 1}) exceeds limit ({MAX_KV_KEYS})")
+        event, new = self.emit(
+            ev.KEY_VALUE_SET, {"key": key, "value": value, "last_updated_at_ms": self.now_ms}
+        )
+        updated = int(event.data.get("last_updated_at_ms", self.now_ms))
+        self.kv[key] = (value, updated)
+        if new:
+            self._out.kv_mutations.append(("set", key, value, updated))
+
+    def clear_kv(self, key: str) -> None:
+        _, new = self.emit(ev.KEY_VALUE_CLEARED, {"key": key})
+        self.kv.pop(key, None)
+        if new:
+            self._out.kv_mutations.append(("clear", key, None, self.now_ms))
+
+    def clear_all_kv(self) -> None:
+        _, new = self.emit(ev.KEY_VALUES_CLEARED, {})
+        self.kv.clear()
+        if new:
+            self._out.kv_mutations.append(("clear_all", None, None, self.now_ms))
+
+    def prune_kv(self, cutoff_ms: int) -> int:
+        # Sorted, so a replay clears keys in the same order (duroxide used hash order).
+        stale = sorted(k for k, (_, updated) in self.kv.items() if updated < cutoff_ms)
+        for key in stale:
+            self.clear_kv(key)
+        return len(stale)
+
+    def get_kv(self) -> dict[str, str]:
+        return {key: value for key, (value, _) in self.kv.items()}
 
     def trace(self, level: str, message: str) -> None:
         if not self._walking:
@@ -459,6 +512,8 @@ class Replay:
                 int(data["parent_id"]),
             )
         self.custom_status = data.get("initial_custom_status")
+        for key, (value, updated) in (data.get("initial_kv") or {}).items():
+            self.kv[str(key)] = (str(value), int(updated))
         for name, payload in data.get("carry_forward_events") or []:
             self.queue_buffer.setdefault(name, deque()).append(payload)
         fn = self._lookup(self.name, self.version)
@@ -591,6 +646,7 @@ class Replay:
         item = wi.continue_as_new(
             self.instance_id, self.name, request.input, request.version, carry,
             self.custom_status, parent[0], parent[1], parent[2],
+            {key: [value, updated] for key, (value, updated) in self.kv.items()},
         )
         self._out.messages.append(Outgoing(self.instance_id, item))
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 SYSCALL_PREFIX = "__duroxide_syscall:"
 SYSCALL_NEW_GUID = SYSCALL_PREFIX + "new_guid"
 SYSCALL_UTC_NOW = SYSCALL_PREFIX + "utc_now_ms"
+SYSCALL_GET_KV = SYSCALL_PREFIX + "get_kv_value"
 DROPPED_FUTURE = "dropped_future"
 ACTIVITY_TIMEOUT_MESSAGE = "timeout: activity timed out"
 

@@ -137,9 +137,11 @@ def continue_as_new(
     parent_instance: str | None,
     parent_execution_id: int | None,
     parent_id: int | None,
+    initial_kv: dict[str, list[Any]] | None = None,
 ) -> WorkItem:
     return {
         "type": CONTINUE_AS_NEW,
+        "initial_kv": initial_kv or {},
         "instance": instance,
         "orchestration": orchestration,
         "input": input,

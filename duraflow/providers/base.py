@@ -123,6 +123,19 @@ class ActivityRef:
     activity_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class KvMutation:
+    """One change to an instance's KV store, applied in order by ``ack``.
+
+    ``action``: ``set`` (``key`` = ``value``), ``clear`` (``key``), ``clear_all``.
+    """
+
+    action: str
+    key: str | None = None
+    value: str | None = None
+    updated_at_ms: int = 0
+
+
 @dataclass(slots=True)
 class TurnCommit:
     """Everything one orchestration turn writes, committed in ONE transaction by ``ack``.
@@ -135,7 +148,9 @@ class TurnCommit:
     ``Running`` when new) and makes it current when it is the highest; appends
     ``history_delta`` (a duplicate ``(instance, execution, event_id)`` is an error that
     rolls back); sets status/output (and ``completed_at`` for a terminal status); applies
-    the custom status change and bumps ``custom_status_version`` once; enqueues worker items
+    the custom status change and bumps ``custom_status_version`` once; applies
+    ``kv_mutations`` in order to the instance's KV store (which outlives executions and is
+    removed only with the instance); enqueues worker items
     and orchestrator messages; deletes the worker rows of ``cancelled_activities``; deletes
     the messages this lock fetched; releases the lock.
     """
@@ -152,6 +167,7 @@ class TurnCommit:
     output: str | None = None
     custom_status_set: bool = False  # True: replace custom status with ``custom_status``
     custom_status: str | None = None  # None with custom_status_set=True: cleared
+    kv_mutations: list[KvMutation] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -204,6 +220,7 @@ class InstanceChange:
 
     status: str | None = None
     custom_status_changed: bool = False
+    kv_changed: bool = False
 
 
 class InstanceWatch:
@@ -395,6 +412,11 @@ class Provider(Protocol):
         self, instance_id: str, execution_id: int | None = None
     ) -> list[HistoryEvent]:
         """History of one execution (default: current), ordered by event id; [] if none."""
+
+    async def get_kv_value(self, instance_id: str, key: str) -> str | None:
+        """The instance's current value for ``key`` (None if unset or no such instance)."""
+
+    async def get_kv_all_values(self, instance_id: str) -> dict[str, str]: ...
 
     # Admin -------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 from duraflow.core import errors as er
 from duraflow.core import workitems as wi
 from duraflow.core.limits import check_payload_size, decode_payload
+from duraflow.core.tasks import SYSCALL_GET_KV
 from duraflow.providers.base import (
     ActivityRef,
     LockLostError,
@@ -139,7 +140,7 @@ class ActivityDispatcher:
                 await self._ack(lease, wi.activity_failed(
                     lease.instance_id, lease.execution_id, lease.activity_id, details.to_dict()))
                 return
-            fn = self.registry.get(name)
+            fn = self._builtin(name) or self.registry.get(name)
             if fn is None:
                 delay = unregistered_backoff_ms(lease.attempt_count)
                 log.warning("activity %r is not registered on this runtime (attempt %d); "
@@ -172,6 +173,16 @@ class ActivityDispatcher:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.provider.abandon_work_item(lease.lock_token))
             raise
+
+    def _builtin(self, name: str) -> Any:
+        if name != SYSCALL_GET_KV:
+            return None
+        provider = self.provider
+
+        async def get_kv_value(ctx: ActivityContext, request: dict[str, str]) -> str | None:
+            return await provider.get_kv_value(request["instance_id"], request["key"])
+
+        return get_kv_value
 
     async def _invoke(self, fn: Any, ctx: ActivityContext, lease: WorkLease) -> wi.WorkItem:
         item = lease.item

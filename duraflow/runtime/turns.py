@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from duraflow.core import errors as er
 from duraflow.core import workitems as wi
@@ -21,6 +22,7 @@ from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
 from duraflow.core.replay import Replay, TurnOutput
 from duraflow.providers.base import (
     ActivityRef,
+    KvMutation,
     OrchestrationItem,
     OutboundMessage,
     TurnCommit,
@@ -155,12 +157,14 @@ class TurnBuilder:
         return self._begin_execution(
             item, item.execution_id + 1, message, item.messages[index + 1:], parent,
             message.get("carry_forward_events"), message.get("initial_custom_status"), now_ms,
+            message.get("initial_kv"),
         )
 
     def _begin_execution(
         self, item: OrchestrationItem, execution_id: int, start: wi.WorkItem,
         rest: list[wi.WorkItem], parent: tuple[str, int, int] | None,
         carry_forward: list[list[str]] | None, initial_custom_status: str | None, now_ms: int,
+        initial_kv: dict[str, list[Any]] | None = None,
     ) -> Turn | Abandon:
         name = str(start["orchestration"])
         resolved = self.registry.resolve(name, start.get("version"))
@@ -170,7 +174,7 @@ class TurnBuilder:
         version, _ = resolved
         replay = self._new_replay(item.instance_id, execution_id)
         output = replay.start(name, version, str(start.get("input", "null")), now_ms, parent,
-                              carry_forward, initial_custom_status)
+                              carry_forward, initial_custom_status, initial_kv)
         if rest and not replay.finished:
             output = merge(output, replay.run_turn(rest, now_ms))
         self.metrics.add("orch_starts")
@@ -264,6 +268,7 @@ class TurnBuilder:
             output=output.output,
             custom_status_set=output.custom_status_changed,
             custom_status=output.custom_status,
+            kv_mutations=[KvMutation(*m) for m in output.kv_mutations],
         )
         if count:
             self._count(output, commit)
@@ -302,6 +307,7 @@ def merge(first: TurnOutput, second: TurnOutput) -> TurnOutput:
     first.activities.extend(second.activities)
     first.messages.extend(second.messages)
     first.cancelled_activity_ids.extend(second.cancelled_activity_ids)
+    first.kv_mutations.extend(second.kv_mutations)
     first.traces.extend(second.traces)
     first.warnings.extend(second.warnings)
     if second.status is not None:

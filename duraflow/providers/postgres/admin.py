@@ -103,6 +103,7 @@ async def _delete_tree_tx(
         "orchestrator_queue",
         "worker_queue",
         "instance_locks",
+        "kv_store",
         "instances",
     ):
         counts[table] = _count(

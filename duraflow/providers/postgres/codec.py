@@ -41,6 +41,7 @@ class EncodedCommit:
     worker_items: str
     orchestrator_items: str
     cancelled: str
+    kv: str | None = None
 
 
 def encode_commit(commit: TurnCommit) -> EncodedCommit:
@@ -81,8 +82,16 @@ def encode_commit(commit: TurnCommit) -> EncodedCommit:
         }
         for a in commit.cancelled_activities
     ]
+    kv = [
+        {"action": m.action, "key": m.key, "value": m.value, "updated_at_ms": m.updated_at_ms}
+        for m in commit.kv_mutations
+    ]
     return EncodedCommit(
-        json.dumps(delta), json.dumps(workers), json.dumps(outbound), json.dumps(cancelled)
+        json.dumps(delta),
+        json.dumps(workers),
+        json.dumps(outbound),
+        json.dumps(cancelled),
+        json.dumps(kv) if kv else None,
     )
 
 

@@ -46,6 +46,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", "0001_tables.sql"),
     Migration(2, "orchestrator_functions", "0002_orchestrator.sql"),
     Migration(3, "worker_functions", "0003_worker.sql"),
+    Migration(4, "kv_store", "0004_kv.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -216,9 +216,13 @@ class PostgresProvider:
         encoded = encode_commit(commit)
         row = await self._db.fetchrow(
             op,
-            f"SELECT * FROM {self._s}.ack_orchestration_item("
+            # One statement: the ack (which validates the lock and raises if it is lost),
+            # then the KV mutations of the same turn, in one transaction and round trip.
+            f"WITH a AS (SELECT * FROM {self._s}.ack_orchestration_item("
             "$1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
-            " $7, $8, $9, $10, $11, $12, $13)",
+            " $7, $8, $9, $10, $11, $12, $13))"
+            f" SELECT a.*, {self._s}.apply_kv_mutations(a.out_instance_id, $14::jsonb) AS kv"
+            " FROM a",
             lock_token,
             commit.execution_id,
             encoded.delta,
@@ -232,6 +236,7 @@ class PostgresProvider:
             commit.output,
             commit.custom_status_set,
             commit.custom_status,
+            encoded.kv,
             idempotent=False,
         )
         if row is None:  # pragma: no cover - the function always returns one row
@@ -244,7 +249,7 @@ class PostgresProvider:
         # processes the database only announces status, custom status and creation.
         self.notifier.notify_instance(
             str(row["out_instance_id"]),
-            InstanceChange(commit.status, commit.custom_status_set),
+            InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
 
     async def abandon_orchestration_item(
@@ -379,6 +384,12 @@ class PostgresProvider:
 
     async def get_queue_depths(self) -> QueueDepths:
         return await reads.queue_depths(self._db)
+
+    async def get_kv_value(self, instance_id: str, key: str) -> str | None:
+        return await reads.kv_value(self._db, instance_id, key)
+
+    async def get_kv_all_values(self, instance_id: str) -> dict[str, str]:
+        return await reads.kv_all_values(self._db, instance_id)
 
     async def get_instance_stats(self, instance_id: str) -> SystemStats | None:
         return await reads.instance_stats(self._db, instance_id)

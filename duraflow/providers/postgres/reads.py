@@ -234,9 +234,10 @@ async def instance_stats(db: Database, instance_id: str) -> SystemStats | None:
     row = await db.fetchrow(
         "get_instance_stats",
         "SELECT COALESCE(e.event_count, 0), COALESCE(e.history_bytes, 0),"
-        f" (SELECT count(*) FROM {s}.orchestrator_queue q WHERE q.instance_id = i.instance_id)"
-        + _current(s)
-        + " WHERE i.instance_id = $1",
+        f" (SELECT count(*) FROM {s}.orchestrator_queue q WHERE q.instance_id = i.instance_id),"
+        f" (SELECT count(*) FROM {s}.kv_store k WHERE k.instance_id = i.instance_id),"
+        f" (SELECT COALESCE(sum(octet_length(k.value)), 0) FROM {s}.kv_store k"
+        "  WHERE k.instance_id = i.instance_id)" + _current(s) + " WHERE i.instance_id = $1",
         instance_id,
         idempotent=True,
     )
@@ -246,7 +247,29 @@ async def instance_stats(db: Database, instance_id: str) -> SystemStats | None:
         history_event_count=int(row[0]),
         history_size_bytes=int(row[1]),
         queue_pending_count=int(row[2]),
+        kv_user_key_count=int(row[3]),
+        kv_total_value_bytes=int(row[4]),
     )
+
+
+async def kv_value(db: Database, instance_id: str, key: str) -> str | None:
+    value = await db.fetchval(
+        "get_kv_value",
+        f"SELECT value FROM {db.s}.kv_store WHERE instance_id = $1 AND key = $2",
+        instance_id,
+        key,
+        idempotent=True,
+    )
+    return None if value is None else str(value)
+
+
+async def kv_all_values(db: Database, instance_id: str) -> dict[str, str]:
+    rows = await db.fetch(
+        "get_kv_all_values",
+        f"SELECT key, value FROM {db.s}.kv_store WHERE instance_id = $1 ORDER BY key",
+        instance_id,
+    )
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 async def list_children(db: Database, instance_id: str) -> list[str]:

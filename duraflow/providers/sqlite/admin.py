@@ -36,6 +36,7 @@ _DELETE_TREE = (
     ("orchestrator_queue", "DELETE FROM orchestrator_queue WHERE " + _IN_IDS),
     ("worker_queue", "DELETE FROM worker_queue WHERE " + _IN_IDS),
     ("instance_locks", "DELETE FROM instance_locks WHERE " + _IN_IDS),
+    ("kv_store", "DELETE FROM kv_store WHERE " + _IN_IDS),
     ("instances", "DELETE FROM instances WHERE " + _IN_IDS),
 )
 

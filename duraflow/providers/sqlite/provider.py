@@ -119,7 +119,8 @@ class SqliteProvider:
         for message in commit.orchestrator_items:
             self.notifier.notify_orchestrator(message.visible_at_ms)
         self.notifier.notify_instance(
-            instance_id, InstanceChange(commit.status, commit.custom_status_set)
+            instance_id,
+            InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
 
     async def abandon_orchestration_item(
@@ -193,6 +194,12 @@ class SqliteProvider:
         self, instance_id: str, execution_id: int | None = None
     ) -> list[HistoryEvent]:
         return await self._db.run("read_history", reads.read_history, instance_id, execution_id)
+
+    async def get_kv_value(self, instance_id: str, key: str) -> str | None:
+        return await self._db.run("get_kv_value", reads.kv_value, instance_id, key)
+
+    async def get_kv_all_values(self, instance_id: str) -> dict[str, str]:
+        return await self._db.run("get_kv_all_values", reads.kv_all_values, instance_id)
 
     # Admin -------------------------------------------------------------------
 

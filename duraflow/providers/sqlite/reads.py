@@ -210,11 +210,32 @@ def instance_stats(conn: sqlite3.Connection, instance_id: str) -> SystemStats | 
         pending = conn.execute(
             "SELECT COUNT(*) FROM orchestrator_queue WHERE instance_id = ?", (instance_id,)
         ).fetchone()[0]
+        kv = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(value AS BLOB))), 0) FROM kv_store"
+            " WHERE instance_id = ?",
+            (instance_id,),
+        ).fetchone()
     return SystemStats(
         history_event_count=int(history[0]),
         history_size_bytes=int(history[1]),
         queue_pending_count=int(pending),
+        kv_user_key_count=int(kv[0]),
+        kv_total_value_bytes=int(kv[1]),
     )
+
+
+def kv_value(conn: sqlite3.Connection, instance_id: str, key: str) -> str | None:
+    row = conn.execute(
+        "SELECT value FROM kv_store WHERE instance_id = ? AND key = ?", (instance_id, key)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def kv_all_values(conn: sqlite3.Connection, instance_id: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT key, value FROM kv_store WHERE instance_id = ? ORDER BY key", (instance_id,)
+    ).fetchall()
+    return {str(k): str(v) for k, v in rows}
 
 
 def list_children(conn: sqlite3.Connection, instance_id: str) -> list[str]:

@@ -112,9 +112,23 @@ MIGRATION_1: tuple[str, ...] = (
     "PRAGMA user_version = 1",
 )
 
+#: The KV store: one row per live key; it outlives executions and goes with the instance.
+MIGRATION_2: tuple[str, ...] = (
+    """
+    CREATE TABLE kv_store (
+        instance_id   TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        value         TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (instance_id, key)
+    )
+    """,
+    "PRAGMA user_version = 2",
+)
+
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``; each ends by setting ``user_version`` to n
 #: (a literal: PRAGMA arguments cannot be bound as parameters).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (MIGRATION_1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (MIGRATION_1, MIGRATION_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -48,6 +48,7 @@ class PreparedCommit:
             or c.status is not None
             or c.output is not None
             or (c.custom_status_set)
+            or bool(c.kv_mutations)
         )
 
 
@@ -203,3 +204,17 @@ def _write_instance_state(
             " custom_status_version = custom_status_version + 1 WHERE instance_id = ?",
             (c.custom_status, instance_id),
         )
+    for m in c.kv_mutations:
+        if m.action == "set":
+            conn.execute(
+                "INSERT INTO kv_store (instance_id, key, value, updated_at_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value,"
+                " updated_at_ms = excluded.updated_at_ms",
+                (instance_id, m.key, m.value, m.updated_at_ms),
+            )
+        elif m.action == "clear":
+            conn.execute(
+                "DELETE FROM kv_store WHERE instance_id = ? AND key = ?", (instance_id, m.key)
+            )
+        else:
+            conn.execute("DELETE FROM kv_store WHERE instance_id = ?", (instance_id,))
