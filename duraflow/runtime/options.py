@@ -20,7 +20,7 @@ _DEFAULTS: dict[str, Any] = {
     "dispatcher_poll_interval_ms": 100,
     "worker_lock_timeout_ms": 30_000,
     "log_format": None,
-    "log_level": "info",
+    "log_level": None,
     "service_name": "duraflow",
     "service_version": None,
     "max_sessions_per_runtime": 10,
@@ -58,6 +58,7 @@ _NON_NEGATIVE = (
     "replay_cache_size",
     "activity_cancellation_grace_period_ms",
 )
+_LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _ALLOW_ZERO = ("orchestration_concurrency", "worker_concurrency")
 
 
@@ -105,7 +106,7 @@ class RuntimeOptions:
     dispatcher_poll_interval_ms: int
     worker_lock_timeout_ms: int
     log_format: str | None
-    log_level: str
+    log_level: str | None
     service_name: str
     service_version: str | None
     max_sessions_per_runtime: int
@@ -138,6 +139,9 @@ class RuntimeOptions:
             if value < floor:
                 raise ValueError(f"RuntimeOptions.{name} must be >= {floor}, got {value}")
         object.__setattr__(self, "tag_filter", parse_tag_filter(self.worker_tag_filter))
+        if self.log_level is not None and str(self.log_level).lower() not in _LOG_LEVELS:
+            raise ValueError(f"RuntimeOptions.log_level must be one of {', '.join(_LOG_LEVELS)};"
+                             f" got {self.log_level!r}")
         worker_renewal = self.worker_renewal_ms
         if self.session_idle_timeout_ms <= worker_renewal:
             raise ValueError(

@@ -21,6 +21,7 @@ from duraflow.runtime.metrics import Metrics, MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.orchestration_dispatcher import OrchestrationDispatcher
 from duraflow.runtime.registry import DEFAULT_VERSION, ActivityRegistry, OrchestrationRegistry
+from duraflow.runtime.tracing import configure_runtime_logging
 
 log = logging.getLogger("duraflow.runtime")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -117,6 +118,7 @@ class AsyncRuntime:
             raise RuntimeError("runtime is already started")
         if self._state == "stopped":
             raise RuntimeError("runtime was shut down; create a new Runtime to start again")
+        configure_runtime_logging(self.options.log_level, self.options.log_format)
         activities = ActivityDispatcher(
             self.provider, self.activities, self.options, self.metrics, self.worker_node_id,
             self._client_factory, self._async_client_factory,

@@ -60,3 +60,27 @@ def init_tracing(
         root.addHandler(handler)
         root.setLevel(level)
         _installed = handler
+
+
+def configure_runtime_logging(log_level: str | None, log_format: str | None) -> None:
+    """Apply ``RuntimeOptions(log_level=..., log_format=...)``: when the application has not
+    configured the ``duraflow`` logger itself (no handler, and no ``init_tracing``), log to
+    stderr at that level and format ("json", "pretty", else compact)."""
+    root = logging.getLogger("duraflow")
+    if log_level is not None:
+        name = {"trace": "DEBUG", "warn": "WARNING"}.get(log_level.lower(), log_level.upper())
+        level = logging.getLevelName(name)
+        if not isinstance(level, int):
+            raise ValueError(f"RuntimeOptions.log_level {log_level!r} is not a log level")
+        root.setLevel(level)
+    if log_format is None or root.handlers:
+        return
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    elif log_format == "pretty":
+        handler.setFormatter(FieldsFormatter(
+            "%(asctime)s  %(levelname)-7s %(name)s\n    %(message)s"))
+    else:
+        handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
