@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -208,6 +209,10 @@ class TagFilter:
 DEFAULT_TAG_FILTER = TagFilter()
 
 
+#: Due times remembered per queue; beyond this the fallback poll and the store's own
+#: next-due lookup take over.
+_MAX_DUES = 10_000
+
 # ─── Wake-ups ────────────────────────────────────────────────────────────────
 
 
@@ -270,19 +275,41 @@ class Notifier:
         self._orchestrator = asyncio.Event()
         self._worker = asyncio.Event()
         self._watches: dict[str, set[InstanceWatch]] = {}
-        self._earliest_due_ms: int | None = None
+        self._orchestrator_dues: list[int] = []  # heaps of announced future due times
+        self._worker_dues: list[int] = []
 
     def notify_orchestrator(self, due_ms: int | None = None) -> None:
         """New orchestrator work exists now, or (``due_ms``) will become visible then."""
-        if due_ms is None or due_ms <= now_ms():
-            self._orchestrator.set()
-            return
-        if self._earliest_due_ms is None or due_ms < self._earliest_due_ms:
-            self._earliest_due_ms = due_ms
-            self._orchestrator.set()  # let the dispatcher shorten its sleep
+        self._announce(self._orchestrator, self._orchestrator_dues, due_ms)
 
-    def notify_worker(self) -> None:
-        self._worker.set()
+    def notify_worker(self, due_ms: int | None = None) -> None:
+        """New worker work exists now, or (``due_ms``) will become visible then."""
+        self._announce(self._worker, self._worker_dues, due_ms)
+
+    @staticmethod
+    def _announce(event: asyncio.Event, dues: list[int], due_ms: int | None) -> None:
+        if due_ms is None or due_ms <= now_ms():
+            event.set()
+            return
+        if not dues or due_ms < dues[0]:
+            event.set()  # let the dispatcher shorten its sleep
+        if len(dues) < _MAX_DUES:
+            heapq.heappush(dues, due_ms)
+
+    @staticmethod
+    def _next_due(dues: list[int]) -> int | None:
+        current = now_ms()
+        while dues and dues[0] <= current:
+            heapq.heappop(dues)  # passed: the work is visible and will be fetched
+        return dues[0] if dues else None
+
+    def take_earliest_due_ms(self) -> int | None:
+        """The earliest future orchestrator due time announced in this process."""
+        return self._next_due(self._orchestrator_dues)
+
+    def take_earliest_worker_due_ms(self) -> int | None:
+        """The earliest future worker due time announced in this process."""
+        return self._next_due(self._worker_dues)
 
     def notify_instance(self, instance_id: str, change: InstanceChange | None = None) -> None:
         for watch in list(self._watches.get(instance_id, ())):
@@ -292,11 +319,6 @@ class Notifier:
         for watches in list(self._watches.values()):
             for watch in list(watches):
                 watch.push(None)
-
-    def take_earliest_due_ms(self) -> int | None:
-        """The earliest future due time announced in this process (cleared once read)."""
-        due, self._earliest_due_ms = self._earliest_due_ms, None
-        return due
 
     def watch_instance(self, instance_id: str) -> InstanceWatch:
         """Start collecting changes of ``instance_id``. Create the watch BEFORE reading the

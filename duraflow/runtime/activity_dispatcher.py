@@ -28,6 +28,7 @@ from duraflow.providers.base import (
     Provider,
     ProviderError,
     WorkLease,
+    now_ms,
 )
 from duraflow.runtime.activity_context import ActivityContext
 from duraflow.runtime.metrics import Metrics
@@ -92,10 +93,13 @@ class ActivityDispatcher:
             backoff.reset()
             if lease is None:
                 self._slots.release()
-                fallback = (self.options.idle_poll_interval_ms
-                            if self.provider.cross_process_notify
-                            else self.options.dispatcher_poll_interval_ms)
-                await self.provider.notifier.wait_worker(fallback / 1000)
+                wait_ms = float(self.options.idle_poll_interval_ms
+                                if self.provider.cross_process_notify
+                                else self.options.dispatcher_poll_interval_ms)
+                due = self.provider.notifier.take_earliest_worker_due_ms()
+                if due is not None:  # an item this process delayed (backoff) becomes visible
+                    wait_ms = min(wait_ms, max(due - now_ms(), 0) + 1)
+                await self.provider.notifier.wait_worker(wait_ms / 1000)
                 continue
             self.metrics.add("worker_dispatcher_items_fetched")
             task = asyncio.create_task(self._execute(lease))
@@ -150,6 +154,7 @@ class ActivityDispatcher:
                     lambda: self.provider.abandon_work_item(lease.lock_token, delay),
                     "abandon work item", self.metrics,
                 )
+                self.provider.notifier.notify_worker(now_ms() + delay)
                 return
             slot = self._free_slots.pop(0) if self._free_slots else 0
             ctx = ActivityContext(item, f"work-{slot}-{self.worker_id}", self._client_factory,

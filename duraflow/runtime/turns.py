@@ -154,8 +154,11 @@ class TurnBuilder:
         if message.get("parent_instance"):
             parent = (str(message["parent_instance"]), int(message["parent_execution_id"]),
                       int(message["parent_id"]))
+        # Everything else in the batch goes to the new execution, in arrival order: a message
+        # sent while the old execution was finishing can sort before the ContinueAsNew item.
+        others = item.messages[:index] + item.messages[index + 1:]
         return self._begin_execution(
-            item, item.execution_id + 1, message, item.messages[index + 1:], parent,
+            item, item.execution_id + 1, message, others, parent,
             message.get("carry_forward_events"), message.get("initial_custom_status"), now_ms,
             message.get("initial_kv"),
         )

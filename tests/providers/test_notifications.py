@@ -72,3 +72,13 @@ async def test_delete_wakes_instance_waiters(provider: Provider, turns: Turns) -
     waiter = await _armed(provider.notifier.wait_instance("a", WAIT_S))
     await provider.delete_instance_tree("a", force=False)
     await asyncio.wait_for(waiter, WAKE_S)
+
+
+async def test_announced_due_times_are_kept_until_they_pass(provider: Provider) -> None:
+    first, second = now_ms() + 60_000, now_ms() + 120_000
+    await provider.enqueue_orchestrator(raised("a", visible_at_ms=second))
+    await provider.enqueue_orchestrator(raised("b", visible_at_ms=first))
+    assert provider.notifier.take_earliest_due_ms() == first
+    assert provider.notifier.take_earliest_due_ms() == first  # reading does not consume it
+    provider.notifier.notify_worker(now_ms() + 30_000)
+    assert provider.notifier.take_earliest_worker_due_ms() is not None
