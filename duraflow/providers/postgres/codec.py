@@ -22,17 +22,8 @@ from duraflow.providers.base import (
     ProviderError,
     TurnCommit,
     WorkLease,
-    describe,
 )
-
-
-def encode_item(operation: str, item: WorkItem) -> str:
-    try:
-        return json.dumps(item, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ProviderError(
-            operation, f"work item is not JSON-encodable: {describe(item)}", retryable=False
-        ) from exc
+from duraflow.providers.common import encode_item
 
 
 @dataclass(frozen=True, slots=True)

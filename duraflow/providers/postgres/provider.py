@@ -51,8 +51,9 @@ from duraflow.providers.base import (
     TurnCommit,
     WorkLease,
 )
+from duraflow.providers.common import encode_item
 from duraflow.providers.postgres import admin, reads
-from duraflow.providers.postgres.codec import build_item, build_lease, encode_commit, encode_item
+from duraflow.providers.postgres.codec import build_item, build_lease, encode_commit
 from duraflow.providers.postgres.db import Database, open_database
 from duraflow.providers.postgres.errors import connect_error
 from duraflow.providers.postgres.listen import Listener

@@ -22,6 +22,7 @@ from duraflow.core.models import (
     SystemStats,
 )
 from duraflow.providers.base import InstanceNotFoundError, ProviderError
+from duraflow.providers.common import execution_row, missing_execution
 from duraflow.providers.postgres.db import Database
 
 
@@ -174,21 +175,8 @@ async def execution_info(db: Database, instance_id: str, execution_id: int) -> E
         idempotent=True,
     )
     if row is None or row["status"] is None:
-        if row is None or not row["found"]:
-            raise InstanceNotFoundError("get_execution_info", instance_id)
-        raise ProviderError(
-            "get_execution_info",
-            f"execution {execution_id} of instance '{instance_id}' not found",
-            retryable=False,
-        )
-    return ExecutionInfo(
-        execution_id=execution_id,
-        status=row[0],
-        output=row[1],
-        started_at=int(row[2]),
-        completed_at=None if row[3] is None else int(row[3]),
-        event_count=int(row[4]),
-    )
+        raise missing_execution(row is not None and bool(row["found"]), instance_id, execution_id)
+    return execution_row(execution_id, row)
 
 
 async def system_metrics(db: Database) -> SystemMetrics:

@@ -25,8 +25,6 @@ from duraflow.providers.base import (
     LockLostError,
     OrchestrationItem,
     OutboundMessage,
-    ProviderError,
-    describe,
     now_ms,
 )
 from duraflow.providers.sqlite.db import transaction
@@ -70,15 +68,6 @@ INSERT_ORCH = """
 
 def new_token() -> str:
     return uuid.uuid4().hex
-
-
-def encode_item(operation: str, item: WorkItem) -> str:
-    try:
-        return json.dumps(item, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ProviderError(
-            operation, f"work item is not JSON-encodable: {describe(item)}", retryable=False
-        ) from exc
 
 
 def load_history(conn: sqlite3.Connection, instance_id: str, execution_id: int) -> list[str]:

@@ -38,6 +38,7 @@ from duraflow.providers.base import (
     TurnCommit,
     WorkLease,
 )
+from duraflow.providers.common import encode_item
 from duraflow.providers.sqlite import admin, orchestration, reads, turns, worker
 from duraflow.providers.sqlite.db import MEMORY, Database
 
@@ -96,7 +97,7 @@ class SqliteProvider:
 
     async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
         op = "enqueue_orchestrator"
-        encoded = orchestration.encode_item(op, message.item)
+        encoded = encode_item(op, message.item)
         visible_at = await self._db.run(op, orchestration.enqueue, message, encoded)
         self.notifier.notify_orchestrator(visible_at)
 
@@ -158,7 +159,7 @@ class SqliteProvider:
         if completion is not None:
             encoded = (
                 completion.instance_id,
-                orchestration.encode_item(op, completion.item),
+                encode_item(op, completion.item),
                 completion.visible_at_ms,
             )
         visible_at = await self._db.run(op, worker.ack, lock_token, encoded)

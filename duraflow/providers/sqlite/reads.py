@@ -23,6 +23,7 @@ from duraflow.core.models import (
     SystemStats,
 )
 from duraflow.providers.base import InstanceNotFoundError, ProviderError
+from duraflow.providers.common import execution_row, missing_execution
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import load_history
 
@@ -148,21 +149,8 @@ def execution_info(conn: sqlite3.Connection, instance_id: str, execution_id: int
                 "SELECT 1 FROM instances WHERE instance_id = ?", (instance_id,)
             ).fetchone()
     if row is None:
-        if exists is None:
-            raise InstanceNotFoundError("get_execution_info", instance_id)
-        raise ProviderError(
-            "get_execution_info",
-            f"execution {execution_id} of instance '{instance_id}' not found",
-            retryable=False,
-        )
-    return ExecutionInfo(
-        execution_id=execution_id,
-        status=row[0],
-        output=row[1],
-        started_at=int(row[2]),
-        completed_at=None if row[3] is None else int(row[3]),
-        event_count=int(row[4]),
-    )
+        raise missing_execution(exists is not None, instance_id, execution_id)
+    return execution_row(execution_id, row)
 
 
 def system_metrics(conn: sqlite3.Connection) -> SystemMetrics:

@@ -17,12 +17,9 @@ from dataclasses import dataclass
 
 from duraflow.core.models import RUNNING
 from duraflow.providers.base import LockLostError, ProviderError, TurnCommit
+from duraflow.providers.common import encode_item
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestration import (
-    INSERT_ORCH,
-    TERMINAL_STATUSES,
-    encode_item,
-)
+from duraflow.providers.sqlite.orchestration import INSERT_ORCH, TERMINAL_STATUSES
 
 _INSERT_WORKER = """
     INSERT INTO worker_queue (work_item, visible_at, created_at, instance_id, execution_id,

@@ -1,0 +1,42 @@
+"""Small pieces every provider needs identically: encoding work items, shaping admin rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from duraflow.core.models import ExecutionInfo
+from duraflow.core.workitems import WorkItem
+from duraflow.providers.base import InstanceNotFoundError, ProviderError, describe
+
+
+def encode_item(operation: str, item: WorkItem) -> str:
+    try:
+        return json.dumps(item, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ProviderError(
+            operation, f"work item is not JSON-encodable: {describe(item)}", retryable=False
+        ) from exc
+
+
+def missing_execution(instance_exists: bool, instance_id: str, execution_id: int) -> ProviderError:
+    """The error for ``get_execution_info`` of an unknown instance or execution."""
+    if not instance_exists:
+        return InstanceNotFoundError("get_execution_info", instance_id)
+    return ProviderError(
+        "get_execution_info",
+        f"execution {execution_id} of instance '{instance_id}' not found",
+        retryable=False,
+    )
+
+
+def execution_row(execution_id: int, row: Any) -> ExecutionInfo:
+    """``row`` = (status, output, started_at, completed_at, event_count)."""
+    return ExecutionInfo(
+        execution_id=execution_id,
+        status=row[0],
+        output=row[1],
+        started_at=int(row[2]),
+        completed_at=None if row[3] is None else int(row[3]),
+        event_count=int(row[4]),
+    )
