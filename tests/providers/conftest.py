@@ -82,7 +82,7 @@ def corrupt_history(
     factory = request.getfixturevalue("postgres_provider_factory")
     hook = getattr(factory, "corrupt_history", None)
     if hook is None:
-        pytest.skip(f"no history-corruption hook for provider {provider.name}")
+        pytest.fail(f"provider {provider.name} offers no history-corruption hook for this suite")
 
     async def corrupt_other(instance_id: str, execution_id: int = 1) -> None:
         await hook(provider, instance_id, execution_id)
