@@ -17,7 +17,6 @@ import traceback
 import types
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from duraflow.core import errors as er
@@ -25,21 +24,18 @@ from duraflow.core import events as ev
 from duraflow.core import workitems as wi
 from duraflow.core.context import OrchestrationContext
 from duraflow.core.descriptors import ContinueAsNewRequest, build
+from duraflow.core.effects import Effects
 from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
 from duraflow.core.events import HistoryEvent
 from duraflow.core.limits import (
-    MAX_CUSTOM_STATUS_BYTES,
-    MAX_KV_KEYS,
-    MAX_KV_VALUE_BYTES,
-    check_name,
     check_payload_size,
     decode_payload,
 )
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
+from duraflow.core.output import Outgoing, TurnOutput
 from duraflow.core.tasks import (
     ActivityLeaf,
     DequeueLeaf,
-    DetachedStartLeaf,
     Leaf,
     Node,
     SubOrchestrationLeaf,
@@ -81,39 +77,7 @@ _TERMINAL_STATUS = {
 }
 
 
-@dataclass(slots=True)
-class ScheduledActivity:
-    activity_id: int
-    item: wi.WorkItem
-    session_id: str | None
-    tag: str | None
-
-
-@dataclass(slots=True)
-class Outgoing:
-    instance_id: str
-    item: wi.WorkItem
-    visible_at_ms: int | None = None
-
-
-@dataclass(slots=True)
-class TurnOutput:
-    """What one turn must commit, besides consuming its messages."""
-
-    new_events: list[HistoryEvent] = field(default_factory=list)
-    activities: list[ScheduledActivity] = field(default_factory=list)
-    messages: list[Outgoing] = field(default_factory=list)
-    cancelled_activity_ids: list[int] = field(default_factory=list)
-    status: str | None = None
-    output: str | None = None
-    custom_status_changed: bool = False
-    custom_status: str | None = None
-    kv_mutations: list[tuple[str, str | None, str | None, int]] = field(default_factory=list)
-    traces: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-class Replay:
+class Replay(Effects):
     """Replay state of one execution. Not thread-safe; one turn at a time."""
 
     def __init__(
@@ -258,63 +222,18 @@ class Replay:
             self._finish_failed(details)
         return self._out
 
-    # ─── Context callbacks (ReplayHandle) ───────────────────────────────────
+    # ─── Callbacks kept here (they need the event log) ───────────────────────
 
-    def set_custom_status(self, status: str | None) -> None:
-        if status is not None:
-            check_payload_size("custom status", status, MAX_CUSTOM_STATUS_BYTES)
-        _, new = self.emit(ev.CUSTOM_STATUS_UPDATED, {"status": status})
-        self.custom_status = status
-        if new:
-            self._out.custom_status_changed = True
-            self._out.custom_status = status
-
-    def get_custom_status(self) -> str | None:
-        return self.custom_status
-
-    def set_kv(self, key: str, value: str) -> None:
-        check_name("KV key", key)
-        size = len(value.encode())
-        if size > MAX_KV_VALUE_BYTES:
-            raise ValueError(f"KV value for key '{key}' ({size} bytes) exceeds limit "
-                             f"({MAX_KV_VALUE_BYTES} bytes)")
-        if key not in self.kv and len(self.kv) >= MAX_KV_KEYS:
-            raise ValueError(f"KV key count ({len(self.kv) + 1}) exceeds limit ({MAX_KV_KEYS})")
-        event, new = self.emit(
-            ev.KEY_VALUE_SET, {"key": key, "value": value, "last_updated_at_ms": self.now_ms}
-        )
-        updated = int(event.data.get("last_updated_at_ms", self.now_ms))
-        self.kv[key] = (value, updated)
-        if new:
-            self._out.kv_mutations.append(("set", key, value, updated))
-
-    def clear_kv(self, key: str) -> None:
-        _, new = self.emit(ev.KEY_VALUE_CLEARED, {"key": key})
-        self.kv.pop(key, None)
-        if new:
-            self._out.kv_mutations.append(("clear", key, None, self.now_ms))
-
-    def clear_all_kv(self) -> None:
-        _, new = self.emit(ev.KEY_VALUES_CLEARED, {})
-        self.kv.clear()
-        if new:
-            self._out.kv_mutations.append(("clear_all", None, None, self.now_ms))
-
-    def prune_kv(self, cutoff_ms: int) -> int:
-        # Sorted, so a replay clears keys in the same order (duroxide used hash order).
-        stale = sorted(k for k, (_, updated) in self.kv.items() if updated < cutoff_ms)
-        for key in stale:
-            self.clear_kv(key)
-        return len(stale)
-
-    def get_kv(self) -> dict[str, str]:
-        return {key: value for key, (value, _) in self.kv.items()}
+    def subscribe_queue(self, leaf: DequeueLeaf) -> None:
+        buffered = self.queue_buffer.get(leaf.name)
+        if buffered:
+            leaf.succeed(self, decode_payload(buffered.popleft()))
+        else:
+            self.queue_waiters.setdefault(leaf.name, []).append(leaf)
 
     def trace(self, level: str, message: str) -> None:
         if not self._walking:
             self._out.traces.append((level, message))
-
-    # ─── Node callbacks ─────────────────────────────────────────────────────
 
     def emit(
         self, kind: str, data: dict[str, Any], source: int | None = None
@@ -336,49 +255,9 @@ class Replay:
             return recorded, False
         return self._append(kind, data, source), True
 
-    def schedule_activity(self, leaf: ActivityLeaf) -> None:
-        item = wi.activity_execute(
-            self.instance_id, self.execution_id, leaf.event_id, leaf.name, leaf.input,
-            self.name, self.version, leaf.session_id, leaf.tag,
-        )
-        self._out.activities.append(
-            ScheduledActivity(leaf.event_id, item, leaf.session_id, leaf.tag)
-        )
-
     def complete_inline(self, event_id: int, value: Any) -> None:
         event = self._append(ev.ACTIVITY_COMPLETED, {"result": json.dumps(value)}, event_id)
         self._apply(event, recorded=False)
-
-    def new_guid(self) -> str:
-        return self._guid_factory()
-
-    def cancel_activity(self, activity_id: int) -> None:
-        self._out.cancelled_activity_ids.append(activity_id)
-
-    def schedule_timer(self, timer_id: int, fire_at_ms: int) -> None:
-        item = wi.timer_fired(self.instance_id, self.execution_id, timer_id, fire_at_ms)
-        self._out.messages.append(Outgoing(self.instance_id, item, fire_at_ms))
-
-    def subscribe_queue(self, leaf: DequeueLeaf) -> None:
-        buffered = self.queue_buffer.get(leaf.name)
-        if buffered:
-            leaf.succeed(self, decode_payload(buffered.popleft()))
-        else:
-            self.queue_waiters.setdefault(leaf.name, []).append(leaf)
-
-    def start_child(self, leaf: SubOrchestrationLeaf) -> None:
-        item = wi.start_orchestration(
-            leaf.child_id, leaf.name, leaf.input, leaf.version,
-            self.instance_id, self.execution_id, leaf.event_id,
-        )
-        self._out.messages.append(Outgoing(leaf.child_id, item))
-
-    def cancel_child(self, child_id: str, reason: str) -> None:
-        self._out.messages.append(Outgoing(child_id, wi.cancel_instance(child_id, reason)))
-
-    def start_detached(self, leaf: DetachedStartLeaf) -> None:
-        item = wi.start_orchestration(leaf.instance_id, leaf.name, leaf.input, leaf.version)
-        self._out.messages.append(Outgoing(leaf.instance_id, item))
 
     # ─── Applying events ────────────────────────────────────────────────────
 

@@ -19,7 +19,8 @@ from duraflow.core import errors as er
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
-from duraflow.core.replay import Replay, TurnOutput
+from duraflow.core.output import TurnOutput
+from duraflow.core.replay import Replay
 from duraflow.providers.base import (
     ActivityRef,
     KvMutation,

@@ -9,7 +9,8 @@ import pytest
 
 from duraflow.core import events as ev
 from duraflow.core import workitems as wi
-from duraflow.core.replay import Replay, TurnOutput
+from duraflow.core.output import TurnOutput
+from duraflow.core.replay import Replay
 from duraflow.core.retry import RetryPolicy
 from duraflow.core.version import SemVer
 
