@@ -33,7 +33,7 @@ unit: install
 test: lint typecheck layers unit
 
 bench: install
-	@echo "The benchmark suite arrives with its own issue (see ../shared/bench/README.md)."
+	$(BIN)/python bench/quick.py
 
 e2e-kind:
 	@echo "Kubernetes end-to-end tests arrive with the operator issue; they need Docker and kind."

@@ -52,10 +52,18 @@ async def retry_call(
     max_wait_s: float = 1.0,
 ) -> T:
     """Run ``op``, retrying retryable provider errors a bounded number of times."""
+    try:  # the common case pays nothing for the retry machinery
+        return await op()
+    except ProviderError as exc:
+        if not exc.retryable or attempts <= 1:
+            raise
+        if metrics is not None:
+            metrics.add("provider_errors")
+        log.warning("%s failed (attempt 1): %s; retrying", what, exc)
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         wait=wait_exponential(multiplier=first_wait_s, min=first_wait_s, max=max_wait_s),
-        stop=stop_after_attempt(attempts),
+        stop=stop_after_attempt(attempts - 1),
         before_sleep=_logger(what, metrics),
         reraise=True,
     )
