@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from duraflow.core.models import ExecutionInfo
+from duraflow.core.models import ExecutionInfo, InstanceStatus
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.base import InstanceNotFoundError, ProviderError, describe
 
@@ -39,4 +39,20 @@ def execution_row(execution_id: int, row: Any) -> ExecutionInfo:
         started_at=int(row[2]),
         completed_at=None if row[3] is None else int(row[3]),
         event_count=int(row[4]),
+    )
+
+
+def instance_status_row(instance_id: str, row: Any) -> InstanceStatus:
+    """``row`` = (name, version, execution_id, status, output, custom_status,
+    custom_status_version, parent_instance_id)."""
+    return InstanceStatus(
+        instance_id=instance_id,
+        orchestration_name=row[0],
+        orchestration_version=row[1],
+        execution_id=int(row[2]),
+        status=row[3],
+        output=row[4],
+        custom_status=row[5],
+        custom_status_version=int(row[6]),
+        parent_instance_id=row[7],
     )

@@ -22,7 +22,7 @@ from duraflow.core.models import (
     SystemStats,
 )
 from duraflow.providers.base import InstanceNotFoundError, ProviderError
-from duraflow.providers.common import execution_row, missing_execution
+from duraflow.providers.common import execution_row, instance_status_row, missing_execution
 from duraflow.providers.postgres.db import Database
 
 
@@ -58,17 +58,7 @@ async def instance_status(db: Database, instance_id: str) -> InstanceStatus | No
     )
     if row is None:
         return None
-    return InstanceStatus(
-        instance_id=instance_id,
-        orchestration_name=row[0],
-        orchestration_version=row[1],
-        execution_id=int(row[2]),
-        status=row[3],
-        output=row[4],
-        custom_status=row[5],
-        custom_status_version=int(row[6]),
-        parent_instance_id=row[7],
-    )
+    return instance_status_row(instance_id, row)
 
 
 async def custom_status(

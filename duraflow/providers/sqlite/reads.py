@@ -23,7 +23,7 @@ from duraflow.core.models import (
     SystemStats,
 )
 from duraflow.providers.base import InstanceNotFoundError, ProviderError
-from duraflow.providers.common import execution_row, missing_execution
+from duraflow.providers.common import execution_row, instance_status_row, missing_execution
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import load_history
 
@@ -43,17 +43,7 @@ def instance_status(conn: sqlite3.Connection, instance_id: str) -> InstanceStatu
     ).fetchone()
     if row is None:
         return None
-    return InstanceStatus(
-        instance_id=instance_id,
-        orchestration_name=row[0],
-        orchestration_version=row[1],
-        execution_id=int(row[2]),
-        status=row[3],
-        output=row[4],
-        custom_status=row[5],
-        custom_status_version=int(row[6]),
-        parent_instance_id=row[7],
-    )
+    return instance_status_row(instance_id, row)
 
 
 def custom_status(
