@@ -52,6 +52,7 @@ from duraflow.providers.base import (
     WorkLease,
 )
 from duraflow.providers.common import encode_item
+from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.postgres import admin, reads
 from duraflow.providers.postgres.codec import build_item, build_lease, encode_commit
 from duraflow.providers.postgres.db import Database, open_database
@@ -96,6 +97,13 @@ class PostgresProvider:
     @classmethod
     def connect_with_schema(cls, url: str, schema: str, **options: Any) -> PostgresProvider:
         return run_sync(cls.connect_async(url, schema, **options))
+
+    @staticmethod
+    def connect_with_entra(*args: Any, **kwargs: Any) -> PostgresProvider:
+        """duroxide-python's Entra ID connect: not supported (no Azure token endpoint)."""
+        raise NotImplementedError(ENTRA_UNSUPPORTED)
+
+    connect_with_schema_and_entra = connect_with_entra
 
     @classmethod
     async def connect_async(
