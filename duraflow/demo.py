@@ -100,7 +100,8 @@ def register_samples(rt: Runtime) -> None:
     @rt.register_orchestration("CountDown")
     def count_down(ctx: Any, state: dict[str, Any]) -> Any:
         if state["n"] == 0:
-            return f"done after {state['generation']} generations"
+            return f"finished in execution {ctx.execution_id} (custom status kept: " \
+                   f"{ctx.get_custom_status()!r})"
         ctx.set_custom_status(f"generation {state['generation']}")
         yield ctx.schedule_timer(10)
         return (yield ctx.continue_as_new(
@@ -121,7 +122,7 @@ SAMPLES = [
     Sample("sub-orchestration", "parent calls child twice", "ParentWorkflow", 3),
     Sample("retry", "3 failures, exponential backoff", "RetryFlaky", "demo"),
     Sample("race with timeout", "activity vs 200 ms timer", "RaceWithTimeout", 200),
-    Sample("continue-as-new", "3 generations", "CountDown", {"n": 3, "generation": 1}),
+    Sample("continue-as-new", "3 hops, fresh history each", "CountDown", {"n": 3, "generation": 1}),
 ]
 
 
