@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from duraflow.core.models import ExecutionInfo, InstanceStatus
+from duraflow.core.models import ExecutionInfo, InstanceInfo, InstanceStatus
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.base import InstanceNotFoundError, ProviderError, describe
 
@@ -54,5 +54,23 @@ def instance_status_row(instance_id: str, row: Any) -> InstanceStatus:
         output=row[4],
         custom_status=row[5],
         custom_status_version=int(row[6]),
+        parent_instance_id=row[7],
+    )
+
+
+def instance_info_row(instance_id: str, row: Any) -> InstanceInfo:
+    """``row`` = (name, version, current_execution_id, status, output, created_at,
+    updated_at, parent_instance_id), or None when the instance does not exist."""
+    if row is None:
+        raise InstanceNotFoundError("get_instance_info", instance_id)
+    return InstanceInfo(
+        instance_id=instance_id,
+        orchestration_name=row[0],
+        orchestration_version=row[1],
+        current_execution_id=int(row[2]),
+        status=row[3],
+        output=row[4],
+        created_at=int(row[5]),
+        updated_at=int(row[6]),
         parent_instance_id=row[7],
     )

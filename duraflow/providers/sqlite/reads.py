@@ -22,8 +22,13 @@ from duraflow.core.models import (
     SystemMetrics,
     SystemStats,
 )
-from duraflow.providers.base import InstanceNotFoundError, ProviderError
-from duraflow.providers.common import execution_row, instance_status_row, missing_execution
+from duraflow.providers.base import ProviderError
+from duraflow.providers.common import (
+    execution_row,
+    instance_info_row,
+    instance_status_row,
+    missing_execution,
+)
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import load_history
 
@@ -111,19 +116,7 @@ def instance_info(conn: sqlite3.Connection, instance_id: str) -> InstanceInfo:
         + " WHERE i.instance_id = ?",
         (RUNNING, instance_id),
     ).fetchone()
-    if row is None:
-        raise InstanceNotFoundError("get_instance_info", instance_id)
-    return InstanceInfo(
-        instance_id=instance_id,
-        orchestration_name=row[0],
-        orchestration_version=row[1],
-        current_execution_id=int(row[2]),
-        status=row[3],
-        output=row[4],
-        created_at=int(row[5]),
-        updated_at=int(row[6]),
-        parent_instance_id=row[7],
-    )
+    return instance_info_row(instance_id, row)
 
 
 def execution_info(conn: sqlite3.Connection, instance_id: str, execution_id: int) -> ExecutionInfo:
