@@ -1,8 +1,7 @@
-"""The ``duraflow`` command: ``demo`` and ``worker``.
-
-``worker`` runs a runtime in the foreground until SIGTERM/SIGINT, with orchestrations and
-activities registered by the user's ``module:function`` (called with the runtime). It is
-what a worker pod runs; a graceful stop lets in-flight work finish within the grace period.
+"""``duraflow worker``: runs a runtime in the foreground until SIGTERM/SIGINT, with
+orchestrations and activities registered by the user's ``module:function`` (called with the
+runtime). It is what a worker pod runs; a graceful stop lets in-flight work finish within
+the grace period.
 """
 
 from __future__ import annotations
@@ -10,11 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import os
 import signal
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 
@@ -55,11 +52,7 @@ async def _run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="duraflow", description="Durable workflows for Python")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run sample workflows on embedded SQLite")
-    demo.add_argument("--db", help="SQLite file to use (default: a fresh temporary file)")
+def add_parser(sub: Any) -> None:
     worker = sub.add_parser("worker", help="run a worker until SIGTERM")
     worker.add_argument("--database-url", default=os.environ.get("DURAFLOW_DATABASE_URL"),
                         required="DURAFLOW_DATABASE_URL" not in os.environ)
@@ -71,16 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--orchestrator-lock-timeout-ms", type=int, default=None)
     worker.add_argument("--worker-lock-timeout-ms", type=int, default=None)
     worker.add_argument("--grace-ms", type=int, default=10_000)
-    parser.add_argument("--log-level", default=os.environ.get("DURAFLOW_LOG_LEVEL", "warning"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.command == "demo":
-        from duraflow.demo import run_demo
+    worker.set_defaults(func=run)
 
-        return run_demo(args.db)
+
+def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run_worker(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
