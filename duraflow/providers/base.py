@@ -367,6 +367,10 @@ class Provider(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """One trivial round trip (``SELECT 1``); raises ``ProviderError`` when the database
+        does not answer. Health probes use it."""
+
     # Orchestrator queue ------------------------------------------------------
 
     async def enqueue_orchestrator(self, message: OutboundMessage) -> None:

@@ -26,6 +26,7 @@ from duraflow.runtime.tracing import configure_runtime_logging
 log = logging.getLogger("duraflow.runtime")
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 1_000
+FETCH_LOOP_EXIT_S = 2.0
 
 
 class AsyncRuntime:
@@ -48,6 +49,7 @@ class AsyncRuntime:
         self.orchestrations = OrchestrationRegistry()
         self.activities = ActivityRegistry()
         self.metrics = Metrics()
+        self.metrics.track_sessions(self.sessions_held)
         self._client_factory = client_factory
         self._async_client_factory = async_client_factory
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,6 +158,10 @@ class AsyncRuntime:
         if self._activity_dispatcher is not None:
             stops.append(self._activity_dispatcher.stop(timeout_s))
         await asyncio.gather(*stops, return_exceptions=True)
+        # The fetch loops end by themselves once stopped; cancelling one mid-fetch could
+        # drop a lock the database already granted, which would then wait for its timeout.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=FETCH_LOOP_EXIT_S)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -163,6 +169,15 @@ class AsyncRuntime:
                 await task
         self._tasks.clear()
         log.info("duraflow runtime %s stopped", self.worker_node_id)
+
+    def sessions_held(self) -> int:
+        """Activity sessions this runtime holds now (``duraflow_active_sessions``). Session
+        leases are not tracked by this runtime yet, so it holds none."""
+        return 0
+
+    def dispatchers_alive(self) -> bool:
+        """True while the runtime runs and none of its dispatcher loops has died."""
+        return self._state == "running" and not any(task.done() for task in self._tasks)
 
     def metrics_snapshot(self) -> MetricsSnapshot | None:
         return self.metrics.snapshot() if self._state == "running" else None

@@ -12,6 +12,9 @@ through asyncpg's termination callback, or through a periodic ``SELECT 1`` that 
 half-open TCP connections, and reconnects with capped exponential backoff plus jitter.
 Notifications sent while it was gone are lost, so after every reconnect it wakes every
 dispatcher and instance waiter once: they re-check the database, nothing is missed.
+
+The listener logs its reconnect attempts at DEBUG only: an outage is a database event, and
+the runtime reports it once (``duraflow.runtime.health``) instead of once per component.
 """
 
 from __future__ import annotations
@@ -154,14 +157,14 @@ class Listener:
             try:
                 await self._open()
             except Exception as exc:  # whatever it is, the listener must not die of it
-                log.warning(
+                log.debug(
                     "PostgreSQL listener reconnect failed (retrying in %.2fs): %s", delay, exc
                 )
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self._max_backoff_s)
                 continue
             self.reconnects += 1
-            log.info("PostgreSQL listener reconnected")
+            log.debug("PostgreSQL listener reconnected")
             # Whatever was notified while we were away is lost: make everyone look again.
             self._notifier.notify_orchestrator()
             self._notifier.notify_worker()
