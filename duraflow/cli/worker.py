@@ -80,6 +80,10 @@ def configure_logging(level: str, fmt: str) -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          FieldsFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if level != "debug":
+        # asyncpg's pool warns (with a traceback) on every failed reconnect while the
+        # database is down; the runtime's database health reports the outage once instead.
+        logging.getLogger("asyncpg").setLevel(logging.ERROR)
 
 
 async def _serve(config: WorkerConfig, options: Any) -> int:

@@ -195,3 +195,35 @@ class Prometheus:
             self.proc.kill()
         self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ─── A PostgreSQL server of our own, to restart ─────────────────────────────
+
+
+class RestartableServer:
+    """A throwaway PostgreSQL cluster (the harness's ``_Throwaway``) that can be stopped
+    and started again on the same port and data, like a database restart in production.
+    Never the machine's shared server."""
+
+    def __init__(self) -> None:
+        from tests.conftest import _Throwaway
+
+        self._server = _Throwaway()
+        self.url = self._server.start()
+
+    def _pg_ctl(self, *args: str) -> None:
+        s = self._server
+        subprocess.run(s._cmd(f"{s.bindir}/pg_ctl", "-D", s.datadir, *args), check=True,
+                       capture_output=True, timeout=90)
+
+    def stop_server(self) -> None:
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def start_server(self) -> None:
+        s = self._server
+        options = f"-p {s.port} -k {s.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-o", options, "-l", os.path.join(s.root, "log"), "-w", "-t", "60",
+                     "start")
+
+    def remove(self) -> None:
+        self._server.stop()
