@@ -119,7 +119,10 @@ class SessionManager:
             self._options.session_lock_timeout_ms,
             self._options.session_idle_timeout_ms,
         )
+        before = len(self._held)
         self._held = set(held) | self._claimed_since_renewal
+        if len(self._held) < before:  # room for new sessions: look for their work now
+            self._provider.notifier.notify_worker()
 
     async def stop(self) -> None:
         """Stop renewing and release every lease of this runtime."""

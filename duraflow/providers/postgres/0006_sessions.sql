@@ -167,6 +167,9 @@ BEGIN
     DELETE FROM {{schema}}.sessions
     WHERE worker_id = ANY (p_owners) AND locked_until > v_now
       AND last_activity_at <= v_now - p_idle_ms;
+    IF FOUND THEN  -- work of a released session is anyone's now
+        PERFORM pg_notify({{chan_work}}, '');
+    END IF;
     RETURN QUERY
     UPDATE {{schema}}.sessions SET locked_until = v_now + p_extend_ms
     WHERE worker_id = ANY (p_owners) AND locked_until > v_now
