@@ -76,6 +76,7 @@ class ActivityDispatcher:
         )
         self._by_token: dict[str, ActivityContext] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._loop_exited: asyncio.Event | None = None  # set once the fetch loop has exited
 
     async def run(self) -> None:
         if self.options.tag_filter.mode == "none" or self.options.worker_concurrency == 0:
@@ -84,6 +85,13 @@ class ActivityDispatcher:
         self.provider.notifier.add_cancel_listener(self._cancelled_elsewhere)
         if not self.provider.cross_process_notify:
             self._watcher = asyncio.create_task(self._watch_cancellations())
+        self._loop_exited = asyncio.Event()
+        try:
+            await self._fetch_loop()
+        finally:
+            self._loop_exited.set()
+
+    async def _fetch_loop(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
             await self._slots.acquire()
@@ -114,6 +122,11 @@ class ActivityDispatcher:
                     wait_ms = min(wait_ms, max(due - now_ms(), 0) + 1)
                 await self.provider.notifier.wait_worker(wait_ms / 1000)
                 continue
+            if self._stopping.is_set():  # fetched while stopping: give it back untouched
+                self._slots.release()
+                with contextlib.suppress(Exception):
+                    await self.provider.abandon_work_item(lease.lock_token, ignore_attempt=True)
+                break
             self.metrics.add("worker_dispatcher_items_fetched")
             self.sessions.fetched(lease)
             slot = self._take_slot(lease)
@@ -176,6 +189,9 @@ class ActivityDispatcher:
         if self._watcher is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
+        if self._loop_exited is not None:  # a fetch in progress could claim a session
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._loop_exited.wait(), 5.0)
         await self.sessions.stop()  # after in-flight work: hand the sessions over
         self._threads.shutdown(wait=False, cancel_futures=True)
 
