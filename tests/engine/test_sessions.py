@@ -223,3 +223,34 @@ def test_a_chat_serves_20_messages_in_order_across_a_worker_restart(
     # A turn interrupted by the restart may run its activity again; order never breaks.
     assert list(dict.fromkeys(served)) == messages, served
     assert {node for _, node in replies} == {"chat-0"}
+
+
+def test_without_worker_node_id_affinity_is_per_worker_slot(start_runtime, client):
+    def register(rt):
+        rt.register_activity("Slot", lambda ctx, _: ctx.worker_id)
+
+        @rt.register_orchestration("Slots")
+        def slots(ctx, session):
+            seen = []
+            for i in range(4):
+                seen.append((yield ctx.schedule_activity_on_session("Slot", i, session)))
+            return seen
+
+    start_runtime(register, worker_concurrency=3)
+    ids = [uid("slot") for _ in range(3)]
+    for n, iid in enumerate(ids):
+        client.start_orchestration(iid, "Slots", f"session-{n}")
+    for iid in ids:
+        seen = completed(client.wait_for_orchestration(iid, TIMEOUT_MS))
+        assert len(set(seen)) == 1 and seen[0].startswith("work-"), seen
+
+
+def test_the_registry_reports_the_sessions_a_runtime_holds(start_runtime, client):
+    start_runtime(register_where, worker_node_id="pod-a", worker_heartbeat_interval_ms=100)
+    ids = [uid("held") for _ in range(2)]
+    for n, iid in enumerate(ids):
+        client.start_orchestration(iid, "OnSession", {"n": 1, "session": f"held-{n}"})
+    for iid in ids:
+        completed(client.wait_for_orchestration(iid, TIMEOUT_MS))
+    poll_until(lambda: [w.sessions_held for w in client.list_workers()] == [2],
+               "two sessions held in the registry")
