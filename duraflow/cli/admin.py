@@ -82,6 +82,8 @@ def resolve_location(args: argparse.Namespace) -> tuple[str, str | None]:
                          "postgresql://... or a SQLite file path")
     if not url.startswith(("postgres://", "postgresql://")):
         path = _sqlite_path(url)
+        if os.path.isdir(path):
+            fail(EXIT_UNREACHABLE, f"{path!r} is a directory, not a SQLite database file")
         if not os.path.isfile(path):
             fail(EXIT_UNREACHABLE, f"no SQLite database at {path!r} (file does not exist)")
     return url, schema
