@@ -35,6 +35,19 @@ if TYPE_CHECKING:
     from duraflow import AsyncClient
 
 BATCH = 500
+DESCRIPTION = """\
+Default: remove old executions (left behind by continue-as-new). The current execution and
+running executions are never touched; no instance disappears. No options keeps only each
+instance's current execution; --keep-last N keeps the newest N; --completed-before TIME
+removes only executions that finished before TIME.
+
+--delete-instances: delete whole Completed/Failed root instances (with sub-orchestrations,
+history and KV); running instances are skipped. Needs --completed-before or --instance
+(--completed-before now deletes every finished instance).
+
+TIME: now, an age (30d, 12h, 90m, 45s, 2w), an ISO date or time (UTC unless stated), or
+epoch milliseconds.
+"""
 _UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _AGO = re.compile(r"^(\d+)([smhdw])$")
 
@@ -79,7 +92,7 @@ def add_parser(sub: Any) -> None:
     prune = sub.add_parser(
         "prune", parents=[common_options()],
         help="remove old executions, or whole finished instances",
-        description=(__doc__ or "").split("\n\n", 1)[1] if __doc__ else None,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     prune.add_argument("--completed-before", type=parse_time, default=None, metavar="TIME",
