@@ -182,9 +182,10 @@ class AsyncRuntime:
         log.info("duraflow runtime %s stopped", self.worker_node_id)
 
     def sessions_held(self) -> int:
-        """Activity sessions this runtime holds now (``duraflow_active_sessions``). Session
-        leases are not tracked by this runtime yet, so it holds none."""
-        return 0
+        """Activity sessions this runtime holds now (``duraflow_active_sessions``, the
+        worker registry): 0 before start and when it runs no activities."""
+        dispatcher = self._activity_dispatcher
+        return dispatcher.sessions.sessions_held if dispatcher is not None else 0
 
     def dispatchers_alive(self) -> bool:
         """True while the runtime runs and none of its dispatcher loops has died."""
