@@ -64,6 +64,11 @@ def register(rt: AsyncRuntime, flaky_failures: dict[str, int]) -> None:
     rt.register_orchestration("Loop", looping)
     rt.register_orchestration("Race", racing)
 
+    def pinned(ctx: Any, session: str) -> Any:
+        return (yield ctx.schedule_activity_on_session("Echo", session, session))
+
+    rt.register_orchestration("Pinned", pinned)
+
 
 async def test_each_event_is_counted_once_with_its_labels() -> None:
     provider = await SqliteProvider.in_memory_async()
@@ -82,6 +87,11 @@ async def test_each_event_is_counted_once_with_its_labels() -> None:
             assert result.status == "Completed" and result.output == [n, "ok"]
         assert (await client.wait_for_orchestration("loop", TIMEOUT_MS)).output == "done"
         assert (await client.wait_for_orchestration("race", TIMEOUT_MS)).output == 1
+        assert rt.metrics.registry.get_sample_value("duraflow_active_sessions") == 0
+        await client.start_orchestration("pinned", "Pinned", "s-1")
+        assert (await client.wait_for_orchestration("pinned", TIMEOUT_MS)).output == "s-1"
+        # The session stays with this runtime until it idles out.
+        assert rt.metrics.registry.get_sample_value("duraflow_active_sessions") == 1
     finally:
         await rt.shutdown(5_000)
         await provider.close()
@@ -98,7 +108,7 @@ async def test_each_event_is_counted_once_with_its_labels() -> None:
                  outcome="continued_as_new") == 1
     assert value("duraflow_orchestrations_finished_total", orchestration="Loop",
                  outcome="completed") == 1
-    assert value("duraflow_activity_executions_total", activity="Echo", outcome="success") == 3
+    assert value("duraflow_activity_executions_total", activity="Echo", outcome="success") == 4
     assert value("duraflow_activity_executions_total", activity="Flaky",
                  outcome="failure") == 6
     assert value("duraflow_activity_executions_total", activity="Flaky", outcome="success") == 3
@@ -106,16 +116,15 @@ async def test_each_event_is_counted_once_with_its_labels() -> None:
     assert value("duraflow_activity_retries_total", activity="Echo") is None
     assert value("duraflow_activity_executions_total", activity="WaitForCancel",
                  outcome="cancelled") == 1
-    assert value("duraflow_activity_duration_seconds_count", activity="Echo") == 3
+    assert value("duraflow_activity_duration_seconds_count", activity="Echo") == 4
     # Pipeline: start turn + 1 per activity result + ... every turn observed once.
     turns = value("duraflow_turn_duration_seconds_count", orchestration="Pipeline")
     assert turns is not None and turns >= 3 * 3
     hits = value("duraflow_replay_cache_hits_total")
     assert hits is not None and hits > 0
-    assert value("duraflow_active_sessions") == 0
     # duroxide's snapshot counts the cancelled activity that returned as a success (its
     # fields have no "cancelled"); the Prometheus series says what happened to the result.
-    assert rt.metrics.snapshot().activity_success == 3 + 3 + 1
+    assert rt.metrics.snapshot().activity_success == 4 + 3 + 1
     # Two runtimes, two registries: nothing of the first shows in the second.
     assert other.metrics.registry.get_sample_value(
         "duraflow_orchestrations_started_total", {"orchestration": "Pipeline"}) is None
