@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from duraflow.cli.worker_config import ConfigError, WorkerConfig
+from duraflow.core.models import QueueDepths
 from duraflow.providers.base import Provider, ProviderError
 from duraflow.providers.factory import open_provider
 from duraflow.runtime.health import DatabaseProbe
@@ -23,6 +24,7 @@ from duraflow.runtime.runtime import AsyncRuntime
 
 log = logging.getLogger("duraflow.worker")
 CLOSE_PROVIDER_S = 2.0
+QUEUE_DEPTH_TIMEOUT_S = 2.0
 
 
 class WorkerService:
@@ -75,8 +77,15 @@ class WorkerService:
         runtime, provider = self.runtime, self.provider
         if runtime is None or provider is None:
             return
+        async def read() -> QueueDepths:  # bounded: a scrape must not hang in an outage
+            try:
+                return await asyncio.wait_for(provider.get_queue_depths(),
+                                              QUEUE_DEPTH_TIMEOUT_S)
+            except TimeoutError:
+                raise TimeoutError(f"no answer within {QUEUE_DEPTH_TIMEOUT_S:g} s") from None
+
         try:
-            await runtime.metrics.prometheus.queue_depth.refresh(provider.get_queue_depths)
+            await runtime.metrics.prometheus.queue_depth.refresh(read)
         except Exception as exc:
             runtime.metrics.provider_error(exc, "get_queue_depths")
             raise
