@@ -19,10 +19,11 @@ demo: install
 	$(BIN)/duraflow demo
 
 lint: install
-	$(BIN)/ruff check duraflow tests
+	$(BIN)/ruff check duraflow tests worker_image
 
 typecheck: install
 	$(BIN)/mypy --strict duraflow
+	$(BIN)/mypy --strict worker_image/app/duraflow_example.py
 
 layers: install
 	$(BIN)/lint-imports

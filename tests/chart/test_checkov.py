@@ -80,7 +80,23 @@ def checkov() -> Path:
     return CHECKOV
 
 
-def _scan(checkov: Path, directory: Path) -> dict[str, Any]:
+def _insecure_deployment() -> dict[str, Any]:
+    """The chart's operator Deployment made root, writable and escalating."""
+    deployment = next(d for d in render({}) if d["kind"] == "Deployment")
+    deployment["metadata"]["name"] = "insecure"
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["securityContext"] = {"runAsUser": 0, "allowPrivilegeEscalation": True}
+    return deployment
+
+
+@pytest.fixture(scope="module")
+def scan(checkov: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One checkov run (it is the slow part) over the rendered chart in three configurations,
+    plus, in a separate file, a deliberately insecure Deployment that must be caught."""
+    directory = tmp_path_factory.mktemp("rendered")
+    for case in ("defaults", "all-on", "watch-namespaces"):
+        (directory / f"{case}.yaml").write_text(yaml.safe_dump_all(render(VALUES_MATRIX[case])))
+    (directory / "insecure.yaml").write_text(yaml.safe_dump(_insecure_deployment()))
     env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "TRUE", "BC_SKIP_MAPPING": "TRUE",
            "LOG_LEVEL": "WARNING"}
     proc = subprocess.run(
@@ -96,26 +112,24 @@ def _scan(checkov: Path, directory: Path) -> dict[str, Any]:
     return results
 
 
+def _split(checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    insecure = [c for c in checks if c["file_path"].endswith("insecure.yaml")]
+    return [c for c in checks if c not in insecure], insecure
+
+
 @pytest.mark.timeout(900)
-def test_rendered_chart_passes_restricted_and_rbac_checks(checkov: Path, tmp_path: Path) -> None:
-    for case in ("defaults", "all-on", "watch-namespaces"):
-        (tmp_path / f"{case}.yaml").write_text(yaml.safe_dump_all(render(VALUES_MATRIX[case])))
-    results = _scan(checkov, tmp_path)
-    failed = sorted({(c["check_id"], c["resource"]) for c in results["failed_checks"]})
+def test_rendered_chart_passes_restricted_and_rbac_checks(scan: dict[str, Any]) -> None:
+    failed = sorted({(c["check_id"], c["resource"]) for c in _split(scan["failed_checks"])[0]})
     assert not failed, failed
-    skipped = {(c["check_id"], c["resource"]) for c in results["skipped_checks"]}
+    skipped = {(c["check_id"], c["resource"]) for c in _split(scan["skipped_checks"])[0]}
     assert skipped <= ALLOWED_SKIPS, skipped - ALLOWED_SKIPS
-    evaluated = {c["check_id"] for c in results["passed_checks"]} | {i for i, _ in skipped}
+    passed = _split(scan["passed_checks"])[0]
+    evaluated = {c["check_id"] for c in passed} | {i for i, _ in skipped}
     assert evaluated == set(REQUIRED), f"not evaluated: {set(REQUIRED) - evaluated}"
 
 
 @pytest.mark.timeout(900)
-def test_checkov_fails_an_insecure_pod(checkov: Path, tmp_path: Path) -> None:
-    """The scan is not vacuous: the same invocation flags a root, writable, escalating pod."""
-    docs = render({})
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    container["securityContext"] = {"runAsUser": 0, "allowPrivilegeEscalation": True}
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(deployment))
-    failed = {c["check_id"] for c in _scan(checkov, tmp_path)["failed_checks"]}
+def test_checkov_fails_an_insecure_pod(scan: dict[str, Any]) -> None:
+    """The scan is not vacuous: the same run flags a root, writable, escalating pod."""
+    failed = {c["check_id"] for c in _split(scan["failed_checks"])[1]}
     assert {"CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_40"} <= failed

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -238,3 +239,12 @@ def test_notes_tell_how_to_reach_the_database_and_run_a_sample() -> None:
     assert "kubectl -n duraflow-system get orch" in notes
     bundled = render_files({"postgresql": {"enabled": True}})["duraflow/templates/NOTES.txt"]
     assert "not for production" in bundled.lower() or "no backups" in bundled
+
+
+@pytest.mark.parametrize("case", ["defaults", "all-on", "watch-namespaces"])
+@pytest.mark.parametrize("k8s", [OLDEST_K8S, NEWEST_K8S])
+def test_helm_lint_strict_reports_nothing_above_info(case: str, k8s: str) -> None:
+    report = helm.lint(str(CHART_DIR), VALUES_MATRIX[case], strict=True, kube_version=f"v{k8s}")
+    assert report["errors"] == []
+    above_info = [m for m in report["messages"] if m["severity"] > 1]
+    assert above_info == []
