@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import helm_python as helm
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from tests.chart.support import (
     CHART_DIR,
@@ -101,13 +103,20 @@ def test_service_monitor_selects_the_operator_metrics_service() -> None:
     assert service["spec"]["ports"][0]["port"] == 9465
 
 
-def test_example_worker_pool_matches_the_workerpool_crd() -> None:
+def _crd_validator(kind: str) -> jsonschema.Draft7Validator:
+    """jsonschema over the CRD's openAPIV3Schema: types, required, enums, patterns (no CEL)."""
     crds = {c["spec"]["names"]["kind"]: c for c in chart_crds()}
-    if "WorkerPool" not in crds:
-        pytest.skip("no WorkerPool CRD in charts/duraflow/crds yet (the operator branch brings it)")
-    version = next(v for v in crds["WorkerPool"]["spec"]["versions"] if v["name"] == "v1alpha1")
-    pool = _one(render({"exampleWorkerPool": {"enabled": True}}), "WorkerPool")
-    jsonschema.Draft7Validator(version["schema"]["openAPIV3Schema"]).validate(pool)
+    if kind not in crds:
+        pytest.skip(f"no {kind} CRD in charts/duraflow/crds yet (the operator branch brings it)")
+    version = next(v for v in crds[kind]["spec"]["versions"] if v["name"] == "v1alpha1")
+    return jsonschema.Draft7Validator(version["schema"]["openAPIV3Schema"])
+
+
+def test_example_worker_pool_matches_the_workerpool_crd() -> None:
+    validator = _crd_validator("WorkerPool")
+    for values in ({}, {"database": {"schema": "billing"}}):
+        pool = _one(render({"exampleWorkerPool": {"enabled": True}, **values}), "WorkerPool")
+        validator.validate(pool)
 
 
 @pytest.mark.parametrize("postgresql", [False, True])
@@ -120,6 +129,9 @@ def test_example_worker_pool_runs_the_example_app_on_the_chart_database(postgres
            ["containers"][0]["env"]}
     url_ref = env["DURAFLOW_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
     assert pool["spec"]["databaseSecretRef"] == url_ref
+    assert "schema" not in pool["spec"]
+    with_schema = render({"exampleWorkerPool": {"enabled": True}, "database": {"schema": "wf"}})
+    assert _one(with_schema, "WorkerPool")["spec"]["schema"] == "wf"
 
 
 def test_optional_parts_are_off_by_default() -> None:
@@ -248,3 +260,22 @@ def test_helm_lint_strict_reports_nothing_above_info(case: str, k8s: str) -> Non
     assert report["errors"] == []
     above_info = [m for m in report["messages"] if m["severity"] > 1]
     assert above_info == []
+
+
+def _sample_orchestrations() -> list[tuple[str, dict[str, Any]]]:
+    """The Orchestration that `make e2e-kind` and the chart's NOTES tell people to apply."""
+    script = (CHART_DIR.parents[1] / "scripts" / "e2e-kind.sh").read_text()
+    notes = render_files({"exampleWorkerPool": {"enabled": True}})["duraflow/templates/NOTES.txt"]
+    found = []
+    for where, text in (("e2e-kind.sh", script), ("NOTES.txt", notes)):
+        block = re.search(r"<<'YAML'\n(.*?)\n\s*YAML\n", text, re.S)
+        assert block, where
+        found.append((where, yaml.safe_load(textwrap.dedent(block.group(1)))))
+    return found
+
+
+def test_documented_sample_orchestration_matches_the_crd() -> None:
+    validator = _crd_validator("Orchestration")
+    for where, sample in _sample_orchestrations():
+        assert sample["spec"]["orchestration"] == "Hello", where
+        validator.validate(sample)
