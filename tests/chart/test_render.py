@@ -125,6 +125,7 @@ def test_example_worker_pool_runs_the_example_app_on_the_chart_database(postgres
     pool = _one(docs, "WorkerPool")
     assert pool["spec"]["app"] == "duraflow_example:register"
     assert pool["spec"]["image"] == f"duraflow/duraflow:{project_version()}"
+    assert pool["spec"]["imagePullPolicy"] == "IfNotPresent"
     env = {e["name"]: e for e in _one(docs, "Deployment")["spec"]["template"]["spec"]
            ["containers"][0]["env"]}
     url_ref = env["DURAFLOW_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
