@@ -50,7 +50,7 @@ class AsyncRuntime:
         self.orchestrations = OrchestrationRegistry()
         self.activities = ActivityRegistry()
         self.metrics = Metrics()
-        self.metrics.track_sessions(self.sessions_held)
+        self.metrics.track_sessions(lambda: self.sessions_held)
         self._client_factory = client_factory
         self._async_client_factory = async_client_factory
         self._tasks: list[asyncio.Task[None]] = []
@@ -139,7 +139,7 @@ class AsyncRuntime:
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
         self._heartbeat = WorkerHeartbeat(
-            self.provider, info, self.sessions_held,
+            self.provider, info, lambda: self.sessions_held,
             lambda exc: self.metrics.provider_error(exc, "heartbeat_worker"))
         self._heartbeat.start()
         self._state = "running"
@@ -181,11 +181,11 @@ class AsyncRuntime:
         self._tasks.clear()
         log.info("duraflow runtime %s stopped", self.worker_node_id)
 
+    @property
     def sessions_held(self) -> int:
-        """Activity sessions this runtime holds now (``duraflow_active_sessions``, the
-        worker registry): 0 before start and when it runs no activities."""
+        """Sessions this runtime holds now (for the ``duraflow_active_sessions`` gauge)."""
         dispatcher = self._activity_dispatcher
-        return dispatcher.sessions.sessions_held if dispatcher is not None else 0
+        return 0 if dispatcher is None else dispatcher.sessions.sessions_held
 
     def dispatchers_alive(self) -> bool:
         """True while the runtime runs and none of its dispatcher loops has died."""
