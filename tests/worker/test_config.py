@@ -7,6 +7,7 @@ flag or env variable and what is wrong, and there must be no traceback.
 from __future__ import annotations
 
 import argparse
+import socket
 import subprocess
 import sys
 
@@ -133,3 +134,20 @@ def test_an_app_that_raises_while_registering_is_one_line() -> None:
     assert len(lines) == 1, proc.stderr
     assert ("app 'tests.worker.app:broken' failed while registering: RuntimeError: "
             "API_KEY is not set") in lines[0]
+
+
+def test_a_metrics_port_in_use_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "duraflow.cli", "worker", "--app", APP,
+             "--database-url", "sqlite::memory:", "--metrics-host", "127.0.0.1",
+             "--metrics-port", str(port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in lines[0]
