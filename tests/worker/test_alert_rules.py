@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from duraflow.runtime.prometheus import RuntimeMetrics
 from tests.worker.support import ROOT, ensure_prometheus
 
@@ -20,6 +22,7 @@ def readme_rules() -> str:
     return str(blocks[0])
 
 
+@pytest.mark.timeout(900)  # may install the prometheus package first (apt-get)
 def test_readme_alert_rules_pass_promtool(tmp_path: Path) -> None:
     ensure_prometheus()
     promtool = shutil.which("promtool")

@@ -19,7 +19,8 @@ from duraflow.providers.postgres import PostgresProvider
 from tests.worker.conftest import WorkerFactory
 from tests.worker.support import Prometheus, ensure_prometheus, wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+# The first run may install the prometheus package (apt-get): allow for a slow mirror.
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 SUCCEEDING, FAILING = 7, 3
 
 
