@@ -83,10 +83,14 @@ SETTINGS = (
 _BY_FLAG = {s.flag: s for s in SETTINGS}
 
 
+SWITCHES = ("--include-untagged",)  # given alone they mean "true"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for setting in SETTINGS:
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if setting.flag in SWITCHES else {}
         parser.add_argument(setting.flag, dest=setting.dest, default=None, metavar="VALUE",
-                            help=f"{setting.help} [env {setting.env}]")
+                            help=f"{setting.help} [env {setting.env}]", **extra)
 
 
 @dataclass(frozen=True, slots=True)

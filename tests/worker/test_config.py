@@ -102,6 +102,8 @@ def test_flags_win_over_env_and_defaults_follow_the_interface() -> None:
     assert load_config(parse("--worker-node-id", "n1"), env).worker_node_id == "n1"
     only_tags = {**env, "DURAFLOW_INCLUDE_UNTAGGED": ""}
     assert load_config(parse(), only_tags).tag_filter.mode == "tags"
+    switched = load_config(parse("--tags", "gpu", "--include-untagged"), only_tags)
+    assert switched.tag_filter.mode == "default_and"
     untagged = {**env, "DURAFLOW_TAGS": ""}
     assert load_config(parse(), untagged).tag_filter.mode == "default_only"
     with pytest.raises(ConfigError, match="DURAFLOW_TAGS"):
