@@ -58,8 +58,9 @@ class WorkerService:
             self.provider.ping, metrics.database,
             lambda exc, started: metrics.provider_error(exc, "ping", started))
         if config.metrics_port:
-            self.server = ProbeServer(config.metrics_host, config.metrics_port, metrics.registry,
-                                      self.live, self.ready, self._refresh_gauges)
+            self.server = ProbeServer(config.metrics_host, config.metrics_port,
+                                      runtime.prometheus_registry, self.live, self.ready,
+                                      self._refresh_gauges)
             try:
                 await self.server.start()
             except OSError as exc:

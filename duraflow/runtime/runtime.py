@@ -15,6 +15,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from prometheus_client import CollectorRegistry
+
 from duraflow.providers.base import Provider, now_ms
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.metrics import Metrics, MetricsSnapshot
@@ -186,6 +188,12 @@ class AsyncRuntime:
         """Sessions this runtime holds now (for the ``duraflow_active_sessions`` gauge)."""
         dispatcher = self._activity_dispatcher
         return 0 if dispatcher is None else dispatcher.sessions.sessions_held
+
+    @property
+    def prometheus_registry(self) -> CollectorRegistry:
+        """This runtime's own Prometheus registry (``duraflow worker`` serves it on /metrics;
+        an embedding app can serve it with prometheus-client, e.g. ``make_asgi_app``)."""
+        return self.metrics.registry
 
     def dispatchers_alive(self) -> bool:
         """True while the runtime runs and none of its dispatcher loops has died."""

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from duraflow import AsyncClient, AsyncRuntime, RuntimeOptions
+from duraflow import AsyncClient, AsyncRuntime, Client, Runtime, RuntimeOptions
 from duraflow.core.models import QueueDepths
 from duraflow.providers.base import ProviderError
 from duraflow.providers.sqlite import SqliteProvider
@@ -130,6 +130,29 @@ async def test_each_event_is_counted_once_with_its_labels() -> None:
         "duraflow_orchestrations_started_total", {"orchestration": "Pipeline"}) is None
     exposition = generate_latest(rt.metrics.registry).decode()
     assert "p-0" not in exposition and "loop\"" not in exposition  # never an instance id
+
+
+def test_blocking_runtimes_expose_their_own_registries() -> None:
+    provider = SqliteProvider.in_memory()
+    first, second = Runtime(provider), Runtime(provider)
+    first.register_activity("Echo", lambda ctx, value: value)
+
+    @first.register_orchestration("One")
+    def one(ctx: Any, value: Any) -> Any:
+        return (yield ctx.schedule_activity("Echo", value))
+
+    first.start()
+    try:
+        client = Client(provider)
+        client.start_orchestration("one", "One", 1)
+        assert client.wait_for_orchestration("one", TIMEOUT_MS).output == 1
+    finally:
+        first.shutdown(5_000)
+    name, labels = "duraflow_orchestrations_finished_total", {"orchestration": "One",
+                                                              "outcome": "completed"}
+    assert first.prometheus_registry.get_sample_value(name, labels) == 1
+    assert second.prometheus_registry.get_sample_value(name, labels) is None
+    assert first.prometheus_registry is not second.prometheus_registry
 
 
 def test_an_outage_logs_one_warning_and_one_recovery(caplog: pytest.LogCaptureFixture) -> None:
