@@ -27,7 +27,12 @@ from duraflow.core.models import (
     SystemStats,
 )
 from duraflow.core.version import ENGINE_VERSION as __version__
-from duraflow.providers.base import Provider, ProviderError
+from duraflow.providers.base import (
+    InstanceChangeFeed,
+    InstanceChanges,
+    Provider,
+    ProviderError,
+)
 from duraflow.providers.entra import PostgresEntraOptions
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.sqlite import SqliteProvider
@@ -104,6 +109,8 @@ __all__ = [
     "AsyncClient",
     "AsyncRuntime",
     "ErrorDetails",
+    "InstanceChangeFeed",
+    "InstanceChanges",
     "NondeterminismError",
     "OperationTimedOut",
     "Provider",

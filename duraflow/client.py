@@ -34,7 +34,13 @@ from duraflow.core.models import (
     SystemStats,
 )
 from duraflow.core.version import SemVer
-from duraflow.providers.base import InstanceChange, OutboundMessage, Provider, ProviderError
+from duraflow.providers.base import (
+    InstanceChange,
+    InstanceChangeFeed,
+    OutboundMessage,
+    Provider,
+    ProviderError,
+)
 
 TERMINAL = ("Completed", "Failed")
 
@@ -200,6 +206,19 @@ class AsyncClient:
                     result = await self.get_status(instance_id)
             return result
 
+    def watch_instance_changes(self) -> InstanceChangeFeed:
+        """A feed of the ids of every instance whose status or custom status changes (or that
+        is created), in this process and, on PostgreSQL, in every process on the database.
+
+        For a reader that follows many instances with one loop (the Kubernetes operator):
+        ``changes = await feed.next(timeout_s)`` returns the ids changed since the last call,
+        de-duplicated, and ``changes.everything`` when notifications may have been missed
+        (re-check everything). Create the feed BEFORE reading the state it keeps current;
+        close it (or use ``with``) when done. Notifications are best-effort wake-ups: a
+        reader must read the instance's status rather than trust the notification alone.
+        """
+        return self.provider.notifier.watch_all_instances()
+
     # ─── KV store ───────────────────────────────────────────────────────────
 
     async def get_kv_value(self, instance_id: str, key: str) -> str | None:
@@ -299,4 +318,10 @@ class AsyncClient:
         )
 
 
-__all__ = ["AsyncClient", "OperationTimedOut", "OrchestrationResult", "ProviderError"]
+__all__ = [
+    "AsyncClient",
+    "InstanceChangeFeed",
+    "OperationTimedOut",
+    "OrchestrationResult",
+    "ProviderError",
+]
