@@ -118,10 +118,25 @@ class AsyncClient:
         item = wi.start_orchestration(instance_id, name, payload, version)
         await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
 
-    async def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
+    async def raise_event(
+        self,
+        instance_id: str,
+        event_name: str,
+        data: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Raise an external event. With ``idempotency_key``, raising again with the same key
+        is a no-op for the instance's current execution: the engine records the event once.
+        That lets a client that crashed between raising and recording that it raised simply
+        raise again (the Kubernetes operator does this for ``spec.events``)."""
         check_instance_id(instance_id)
         check_name("event name", event_name)
-        item = wi.external_raised(instance_id, event_name, encode_payload("event data", data))
+        if idempotency_key is not None:
+            check_name("idempotency key", idempotency_key)
+        item = wi.external_raised(
+            instance_id, event_name, encode_payload("event data", data), idempotency_key
+        )
         await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
 
     async def enqueue_event(self, instance_id: str, queue_name: str, data: Any = None) -> None:
