@@ -19,10 +19,10 @@ demo: install
 	$(BIN)/duraflow demo
 
 lint: install
-	$(BIN)/ruff check duraflow tests
+	$(BIN)/ruff check duraflow operator tests bench
 
 typecheck: install
-	$(BIN)/mypy --strict duraflow
+	$(BIN)/mypy --strict
 
 layers: install
 	$(BIN)/lint-imports
