@@ -25,6 +25,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkerInfo,
 )
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.base import (
@@ -116,5 +117,6 @@ __all__ = [
     "Provider",
     "ProviderError",
     "TaskFailedError",
+    "WorkerInfo",
     "__version__",
 ]

@@ -47,6 +47,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "orchestrator_functions", "0002_orchestrator.sql"),
     Migration(3, "worker_functions", "0003_worker.sql"),
     Migration(4, "kv_store", "0004_kv.sql"),
+    Migration(5, "worker_registry", "0005_workers.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
