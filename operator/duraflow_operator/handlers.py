@@ -17,7 +17,7 @@ import kopf
 from duraflow_operator import conditions as cond
 from duraflow_operator import orchestrations, workerpools
 from duraflow_operator.kube import ApiError
-from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION
+from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION, OperatorSettings
 from duraflow_operator.spec import SpecError, parse_worker_pool
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status import differs
@@ -37,16 +37,22 @@ def _status_patch(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
     status.update({k: v for k, v in fields.items() if not k.startswith("_")})
 
 
+def credentials(
+    settings: OperatorSettings, kopf_settings: kopf.OperatorSettings
+) -> kopf.ConnectionInfo | None:
+    """``--kube-url`` if given, else the in-cluster service account, else ``KUBECONFIG``."""
+    if settings.kube_url:
+        return kopf.ConnectionInfo(server=settings.kube_url, insecure=True)
+    return (kopf.login_with_service_account(settings=kopf_settings, logger=log)
+            or kopf.login_with_kubeconfig(settings=kopf_settings, logger=log))
+
+
 def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if state.settings.kube_url:
-            info = kopf.ConnectionInfo(server=state.settings.kube_url, insecure=True)
-        else:
-            info = (kopf.login_with_service_account(**kwargs)
-                    or kopf.login_with_kubeconfig(**kwargs))
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+        info = credentials(state.settings, settings)
         if info is not None:
             state.kube.configure(info)
         return info
@@ -125,8 +131,8 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         else:
             state.pools[_key(body)] = dict(body)
 
-    @kopf.on.event("apps", "v1", "statefulsets", labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-                   registry=registry)
+    @kopf.on.event("apps", "v1", "statefulsets",
+                   labels={"app.kubernetes.io/managed-by": MANAGED_BY}, registry=registry)
     async def statefulset_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         """The pool's readyReplicas follows its StatefulSet's status."""
         if event.get("type") == "DELETED":

@@ -17,8 +17,7 @@ from typing import Any
 import kopf
 
 from duraflow import AsyncClient, PostgresProvider, Provider, SqliteProvider
-
-from duraflow_operator.handlers import build_registry
+from duraflow_operator.handlers import build_registry, credentials
 from duraflow_operator.kube import KubeApi
 from duraflow_operator.leader import LeaderElector
 from duraflow_operator.metrics import HealthServer, OperatorMetrics
@@ -107,20 +106,19 @@ async def run_operator(
         registry = build_registry(state)
         tasks.append(asyncio.create_task(registry_watch.run(), name="duraflow-registry"))
         await registry_watch.first_read.wait()
+        kopf_cfg = kopf_settings(settings)
         if settings.leader_election:
-            if settings.kube_url:
-                kube.configure(kopf.ConnectionInfo(server=settings.kube_url, insecure=True))
-            else:
-                info = kopf.login_with_service_account(logger=log) or kopf.login_with_kubeconfig(
-                    logger=log)
-                if info is not None:
-                    kube.configure(info)
+            info = credentials(settings, kopf_cfg)
+            if info is None:
+                raise SystemExit("duraflow operator: no Kubernetes credentials "
+                                 "(not in a cluster, no KUBECONFIG, no --kube-url)")
+            kube.configure(info)
             elector = LeaderElector(kube, settings)
             await elector.acquire()
             tasks.append(asyncio.create_task(_step_down(elector, stop), name="duraflow-lease"))
         tasks.append(asyncio.create_task(sync.run(), name="duraflow-status-sync"))
         operator = asyncio.create_task(kopf.operator(
-            registry=registry, settings=kopf_settings(settings), standalone=True,
+            registry=registry, settings=kopf_cfg, standalone=True,
             clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
             stop_flag=stop, ready_flag=kopf_ready,
         ), name="duraflow-kopf")

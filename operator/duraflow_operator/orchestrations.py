@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from duraflow import ProviderError
-
 from duraflow_operator import conditions as cond
 from duraflow_operator.spec import SpecError, parse_orchestration
 from duraflow_operator.state import OperatorState
@@ -105,7 +104,8 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
                     f"started instance {spec.instance_id} of {spec.orchestration}")))
             else:
                 outcome.events.append(("Normal", "Adopted", (
-                    f"instance {spec.instance_id} already exists ({current.status}); following it")))
+                    f"instance {spec.instance_id} already exists ({current.status}); "
+                    "following it")))
             patch.update(instance_status(current, started=True, bounds=state.bounds))
             patch.update({"instanceId": spec.instance_id, "startedAt": cond.now_iso(),
                           "raisedEvents": status.get("raisedEvents", 0)})

@@ -16,7 +16,6 @@ import logging
 from typing import Any
 
 from duraflow import ProviderError
-
 from duraflow_operator import orchestrations, workerpools
 from duraflow_operator.kube import ApiError
 from duraflow_operator.state import OperatorState

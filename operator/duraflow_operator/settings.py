@@ -45,7 +45,8 @@ class OperatorSettings:
     lease_namespace: str = "default"
     lease_duration_s: float = 15.0
     lease_renew_s: float = 5.0
-    identity: str = field(default_factory=lambda: os.environ.get("HOSTNAME") or f"pid-{os.getpid()}")
+    identity: str = field(default_factory=lambda: os.environ.get("HOSTNAME")
+                          or f"pid-{os.getpid()}")
     #: At most one status write per CR per this interval (terminal phases go at once).
     status_min_interval_s: float = 2.0
     #: How often the worker registry is read (live workers, registered orchestrations).
@@ -59,7 +60,9 @@ class OperatorSettings:
     max_input_bytes: int = 256 * 1024
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> OperatorSettings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: object
+    ) -> OperatorSettings:
         """Settings from ``DURAFLOW_*`` variables; ``overrides`` (not None) win."""
         env = os.environ if env is None else env
         values: dict[str, object] = {

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from duraflow import AsyncClient, WorkerInfo
-
 from duraflow_operator.kube import KubeApi
 from duraflow_operator.metrics import OperatorMetrics
 from duraflow_operator.settings import OperatorSettings
@@ -89,9 +88,9 @@ class OperatorState:
 
     def forget(self, key: Key) -> None:
         view = self.crs.pop(key, None)
-        if view is not None and view.started_instance is not None:
-            if self.by_instance.get(view.started_instance) == key:
-                del self.by_instance[view.started_instance]
+        instance = view.started_instance if view is not None else None
+        if instance is not None and self.by_instance.get(instance) == key:
+            del self.by_instance[instance]
         self.locks.pop(key, None)
 
     def mark_dirty(self, instance_id: str) -> None:

@@ -19,7 +19,8 @@ from duraflow import Event, InstanceInfo, OrchestrationResult
 PENDING, RUNNING, COMPLETED, FAILED, CANCELED = (
     "Pending", "Running", "Completed", "Failed", "Canceled")
 TERMINAL_PHASES = (COMPLETED, FAILED, CANCELED)
-TRUNCATION_MARKER = "…[truncated by duraflow-operator: {size} bytes in total; read the full value with the Duraflow client]"
+TRUNCATION_MARKER = ("…[truncated by duraflow-operator: {size} bytes in total; "
+                     "read the full value with the Duraflow client]")
 
 
 def truncate_text(text: str, limit: int) -> tuple[str, bool]:

@@ -22,9 +22,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from duraflow import InstanceChanges, ProviderError
-
 from duraflow_operator import conditions as cond
-from duraflow_operator.kube import ApiError, KubeApi
+from duraflow_operator.kube import ApiError
 from duraflow_operator.state import CrView, OperatorState
 from duraflow_operator.status import TERMINAL_PHASES, differs, instance_status, metrics
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from duraflow import WorkerInfo
-
 from duraflow_operator import conditions as cond
 from duraflow_operator import manifests
 from duraflow_operator.kube import ApiError, KubeApi
@@ -26,7 +25,8 @@ def child_paths(namespace: str, name: str) -> dict[str, str]:
     return {
         "StatefulSet": f"/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}",
         "Service": f"/api/v1/namespaces/{namespace}/services/{name}",
-        "PodDisruptionBudget": f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}",
+        "PodDisruptionBudget":
+            f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}",
     }
 
 
@@ -68,7 +68,10 @@ def readiness(spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
     }
 
 
-async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+Events = list[tuple[str, str, str]]  # (type, reason, message)
+
+
+async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, Any], Events]:
     """Returns the status patch and the Events to post."""
     meta = body["metadata"]
     generation = meta.get("generation")
@@ -77,14 +80,14 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, A
         spec = parse_worker_pool(body.get("spec"))
     except SpecError as error:
         previous = cond.find(status.get("conditions"), cond.ACCEPTED) or {}
-        events = [] if (previous.get("reason") == error.reason
-                        and previous.get("observedGeneration") == generation) else [
+        rejected: Events = [] if (previous.get("reason") == error.reason
+                                  and previous.get("observedGeneration") == generation) else [
             ("Warning", error.reason, error.message)]
         accepted = cond.condition(cond.ACCEPTED, False, error.reason, error.message, generation)
         return {"observedGeneration": generation,
-                "conditions": cond.merge_conditions(status.get("conditions"), [accepted])}, events
+                "conditions": cond.merge_conditions(status.get("conditions"), [accepted])}, rejected
     paths = child_paths(meta["namespace"], meta["name"])
-    events: list[tuple[str, str, str]] = []
+    events: Events = []
     children = {
         "StatefulSet": manifests.stateful_set(body, spec),
         "Service": manifests.service(body),
@@ -100,7 +103,8 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, A
     fields = readiness(spec, sts, generation, spec.tags)
     ready = fields.pop("_ready")
     accepted = cond.condition(cond.ACCEPTED, True, "Reconciled",
-                              "StatefulSet, Service and PodDisruptionBudget are in sync", generation)
+                              "StatefulSet, Service and PodDisruptionBudget are in sync",
+                              generation)
     fields["conditions"] = cond.merge_conditions(status.get("conditions"), [accepted, ready])
     return fields, events
 
