@@ -83,15 +83,17 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         await _post(state, raw, outcome.events)
 
     @kopf.on.delete(GROUP, VERSION, "orchestrations", registry=registry)
-    async def orchestration_deleted(body: kopf.Body, **_: Any) -> None:
+    async def orchestration_deleted(body: kopf.Body, retry: int, **_: Any) -> None:
         raw = dict(body)
         with state.metrics.reconcile("Orchestration"):
             try:
-                events = await orchestrations.delete(state, raw)
+                events = await orchestrations.delete(state, raw, retry=retry)
             except orchestrations.DatabaseUnavailable as error:
                 await state.kube.post_event(raw, "Warning", "DatabaseUnavailable",
                                             f"deletion waits for the database: {error}")
                 raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+            except orchestrations.NotYet as waiting:
+                raise kopf.TemporaryError(str(waiting), delay=0.5) from waiting
         state.forget(_key(raw))
         await _post(state, raw, events)
 

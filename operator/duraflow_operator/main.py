@@ -56,7 +56,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     kopf_cfg.scanning.disabled = True  # the CRDs are known; no CRD watch needed
     kopf_cfg.posting.enabled = False  # Events are posted explicitly (kube.post_event)
     kopf_cfg.watching.reconnect_backoff = 0.5
-    kopf_cfg.batching.error_delays = (1, 2, 5, 10, 30)
+    kopf_cfg.queueing.error_delays = (1, 2, 5, 10, 30)
     return kopf_cfg
 
 

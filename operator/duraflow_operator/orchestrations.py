@@ -35,6 +35,13 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached; kopf retries the reconcile later."""
 
 
+PURGE_WAIT_MS = 20_000
+
+
+class NotYet(RuntimeError):
+    """A step waits for the engine (e.g. a purge for the cancellation to finish)."""
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one reconcile wants written and announced."""
@@ -174,7 +181,9 @@ def _rejected(
     return outcome
 
 
-async def delete(state: OperatorState, body: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+async def delete(
+    state: OperatorState, body: Mapping[str, Any], *, retry: int = 0
+) -> list[tuple[str, str, str]]:
     """Apply ``spec.deletionPolicy``; raises ``DatabaseUnavailable`` (kopf retries, the
     finalizer keeps the CR until the policy is carried out)."""
     meta = body.get("metadata", {})
@@ -189,9 +198,18 @@ async def delete(state: OperatorState, body: Mapping[str, Any]) -> list[tuple[st
     reason = f"Orchestration {meta.get('namespace')}/{meta.get('name')} was deleted"
     try:
         current = await state.client.get_status(instance_id)
-        if current.status not in ("Completed", "Failed", "NotFound"):
+        running = current.status not in ("Completed", "Failed", "NotFound")
+        if running and retry == 0:  # one cancel message is enough; retries only wait
             await state.client.cancel_instance(instance_id, reason)
         if policy == "Purge" and current.status != "NotFound":
+            if running:
+                # Delete only once the cancellation has ended the instance: a turn in
+                # flight would otherwise write the instance back after the delete.
+                try:
+                    await state.client.wait_for_orchestration(instance_id, PURGE_WAIT_MS)
+                except TimeoutError as error:
+                    raise NotYet(f"instance {instance_id} has not ended yet; purging "
+                                 "once it has") from error
             await state.client.delete_instance(instance_id, force=True)
             return [("Normal", "Purged", f"instance {instance_id} and its history deleted")]
     except ProviderError as error:
@@ -203,4 +221,4 @@ async def delete(state: OperatorState, body: Mapping[str, Any]) -> list[tuple[st
     return [("Normal", "Canceled", f"instance {instance_id} cancelled")]
 
 
-__all__ = ["RUNNING", "DatabaseUnavailable", "Outcome", "database_down", "delete", "reconcile"]
+__all__ = ["RUNNING", "DatabaseUnavailable", "NotYet", "Outcome", "database_down", "delete", "reconcile"]

@@ -112,6 +112,7 @@ class StatusSync:
             view.mirror = {k: patch.get(k) for k in MIRRORED}
             return
         phase = patch["phase"]
+        previous_phase = current.get("phase")
         terminal = phase in TERMINAL_PHASES
         wait = view.last_write + state.settings.status_min_interval_s - time.monotonic()
         if wait > 0 and not terminal:
@@ -135,7 +136,7 @@ class StatusSync:
             view.last_write = time.monotonic()
             view.mirror = {k: patch.get(k) for k in MIRRORED}
             _merge_into(view.body.setdefault("status", {}), patch)
-        if phase != current.get("phase") and terminal:
+        if phase != previous_phase and terminal:
             kind = "Warning" if phase == "Failed" else "Normal"
             await state.kube.post_event(view.body, kind, phase, _ready_message(phase, patch))
 
