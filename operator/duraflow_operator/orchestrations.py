@@ -123,7 +123,9 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
 
         terminal = phase in TERMINAL_PHASES
         raised = int(status.get("raisedEvents") or 0)
-        if raised < len(spec.events) and not terminal:
+        # Raised even when the instance has ended meanwhile (the engine ignores it then):
+        # after a crash the operator cannot know whether an earlier raise got through.
+        if raised < len(spec.events):
             for index in range(raised, len(spec.events)):
                 event = spec.events[index]
                 await state.client.raise_event(
