@@ -223,4 +223,5 @@ async def delete(
     return [("Normal", "Canceled", f"instance {instance_id} cancelled")]
 
 
-__all__ = ["RUNNING", "DatabaseUnavailable", "NotYet", "Outcome", "database_down", "delete", "reconcile"]
+__all__ = ["RUNNING", "DatabaseUnavailable", "NotYet", "Outcome", "database_down", "delete",
+           "reconcile"]

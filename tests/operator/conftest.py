@@ -21,8 +21,8 @@ import asyncpg
 import kmock as km
 import pytest
 import yaml
-
 from duraflow_operator import OperatorSettings, Running, run_operator
+
 from tests.conftest import _run_in_thread
 from tests.operator.emulator import RVEmulator, register_crd
 
@@ -60,7 +60,8 @@ def spawn_worker(url: str, schema: str, app: str, node_id: str) -> subprocess.Po
                             env=env, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert "ready" in line, f"worker did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
+    problem = proc.stderr.read() if proc.stderr and "ready" not in line else ""
+    assert "ready" in line, f"worker did not start: {line!r} {problem}"
     return proc
 
 

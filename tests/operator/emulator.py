@@ -61,7 +61,7 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 meta.setdefault("namespace", request.namespace)
         elif (request.action == kmock.action.UPDATE and request.name
               and request.resource is not None):
-            cur = self.objects[key] if key in self.objects else None
+            cur = self.objects[key] if key in self.objects else None  # noqa: SIM401
             cur_rv = (cur.get("metadata", {}).get("resourceVersion")
                       if cur is not None and not cur.deleted else None)
             new_rv = str(next(self._rv))
@@ -101,11 +101,11 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                                      status=409)
         body.setdefault("metadata", {})["resourceVersion"] = str(next(self._rv))
         cur.patch(body)
-        return web.json_response(dict(cur))
+        return web.json_response(cur.raw)
 
     async def _serve_list(self, request: Any) -> Any:
         payload, res = await super()._serve_list(request), request.resource
-        info = self.resources[res] if res in self.resources else None
+        info = self.resources[res] if res in self.resources else None  # noqa: SIM401
         kind = info.kind if info is not None and info.kind else res.plural.capitalize()
         api_version = f"{res.group}/{res.version}" if res.group else res.version
         return {"apiVersion": api_version, "kind": f"{kind}List", **payload}

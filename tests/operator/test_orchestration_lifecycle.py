@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from duraflow_operator import FINALIZER
 
 from duraflow import AsyncClient, PostgresProvider
-from duraflow_operator import FINALIZER
 
 from .conftest import NS, Operators, eventually
 from .k8s import Kubectl
