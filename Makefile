@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck layers unit bench e2e-kind clean
+.PHONY: install demo test lint typecheck layers unit bench bench-operator e2e-kind clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -34,6 +34,10 @@ test: lint typecheck layers unit
 
 bench: install
 	$(BIN)/python bench/quick.py
+
+# O1: N Orchestration CRs at once (API emulator, real PostgreSQL, one worker); CRS=10000 too.
+bench-operator: install
+	$(BIN)/python bench/operator.py --crs $(or $(CRS),1000)
 
 e2e-kind:
 	@echo "Kubernetes end-to-end tests arrive with the operator issue; they need Docker and kind."
