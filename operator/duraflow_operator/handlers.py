@@ -98,7 +98,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         await _post(state, raw, events)
 
     @kopf.on.event(GROUP, VERSION, "orchestrations", registry=registry)
-    def orchestration_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+    async def orchestration_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         if event.get("type") == "DELETED":
             state.forget(_key(body))
             return
@@ -127,7 +127,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         await _post(state, raw, events)
 
     @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
-    def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+    async def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         if event.get("type") == "DELETED":
             state.pools.pop(_key(body), None)
         else:
