@@ -184,4 +184,4 @@ async def operators(cluster: Any, postgres_url: str, schema: str,
                     worker: subprocess.Popen[str]) -> AsyncIterator[Operators]:
     ops = Operators(cluster, postgres_url, schema)
     yield ops
-    await ops.stop()
+    await ops.kill()  # a graceful stop lets kopf drain its queues for seconds: not needed here
