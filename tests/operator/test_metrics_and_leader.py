@@ -76,3 +76,51 @@ async def test_only_one_of_two_replicas_leads_and_the_other_takes_over_when_it_s
         assert lease["spec"]["leaseTransitions"] == 1
     finally:
         await kube.close()
+
+
+async def test_duraflow_operator_command_runs_from_env_takes_the_lease_and_stops_on_sigterm(
+    cluster: Any, operators: Operators, postgres_url: str, schema: str
+) -> None:
+    """The real entry point in its own process: env config, Lease, /healthz, SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURAFLOW_DATABASE_URL": postgres_url,
+           "DURAFLOW_SCHEMA": schema, "DURAFLOW_WATCH_NAMESPACES": "ns1",
+           "DURAFLOW_OPERATOR_METRICS_PORT": str(port), "POD_NAME": "op-0",
+           "POD_NAMESPACE": "ns1", "DURAFLOW_KUBE_URL": str(cluster.url).rstrip("/")}
+    proc = subprocess.Popen([sys.executable, "-m", "duraflow.cli", "operator"], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lease_key = ("coordination.k8s.io/v1/leases", "ns1", "duraflow-operator")
+        await eventually(lambda: cluster.objects[lease_key]["spec"]["holderIdentity"]
+                         == "op-0", timeout=30, message="the operator took the Lease")
+
+        async def healthy() -> bool:
+            try:
+                async with aiohttp.ClientSession() as session, session.get(
+                        f"http://127.0.0.1:{port}/healthz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        for _ in range(200):
+            if await healthy():
+                break
+            await asyncio.sleep(0.1)
+        assert await healthy()
+        kubectl = Kubectl(cluster)
+        await kubectl.apply_orchestration("cli", {"orchestration": "Hello", "input": "cli"})
+        await eventually(lambda: kubectl.status("cli").get("phase") == "Completed", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+        assert code == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
