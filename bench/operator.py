@@ -45,7 +45,7 @@ class CountingEmulator(RVEmulator):  # type: ignore[misc]
     counts: collections.Counter[str]
     watches: int
 
-    def _KubernetesEmulator__get_obj(self, request: Any, strict: bool) -> Any:  # noqa: N802
+    def _KubernetesEmulator__get_obj(self, request: Any, strict: bool) -> Any:
         """kmock scans every object to find one by name; look it up instead."""
         if request.name is not None and request.namespace is not None:
             key = (request.resource, request.namespace, request.name)
