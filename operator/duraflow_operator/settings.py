@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 GROUP = "duraflow.io"
 VERSION = "v1alpha1"
 FINALIZER = "duraflow.io/finalizer"
-ANNOTATION_PREFIX = "duraflow.io"
 MANAGED_BY = "duraflow-operator"
 DEFAULT_METRICS_PORT = 9465
 
