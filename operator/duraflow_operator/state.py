@@ -20,6 +20,27 @@ from duraflow_operator.settings import OperatorSettings
 from duraflow_operator.status import Bounds
 
 Key = tuple[str, str]  # (namespace, name)
+_META_KEPT = ("name", "namespace", "uid", "generation", "resourceVersion")
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator's loops need of a CR, so 10,000 CRs stay cheap in memory: identity,
+    the status without kopf's bookkeeping (a copy of the spec), and the spec only until
+    the instance has started (a Pending CR is reconciled again from memory)."""
+    meta = body.get("metadata") or {}
+    status = body.get("status")
+    slimmed: dict[str, Any] = {
+        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+        "metadata": {k: meta[k] for k in _META_KEPT if k in meta},
+    }
+    if isinstance(status, Mapping):
+        slimmed["status"] = {k: v for k, v in status.items() if k != "operator"}
+        started = bool(status.get("instanceId") and status.get("startedAt"))
+    else:
+        started = False
+    if not started:
+        slimmed["spec"] = body.get("spec")
+    return slimmed
 
 
 @dataclass(slots=True)
@@ -73,14 +94,14 @@ class OperatorState:
         return lock
 
     def observe(self, body: Mapping[str, Any]) -> CrView:
-        """Record the latest body of a CR (from the watch or a handler)."""
+        """Record the latest body of a CR (from the watch or a handler), slimmed."""
         meta = body.get("metadata", {})
         key = (str(meta.get("namespace")), str(meta.get("name")))
         view = self.crs.get(key)
         if view is None:
-            view = self.crs[key] = CrView(dict(body))
+            view = self.crs[key] = CrView(slim(body))
         else:
-            view.body = dict(body)
+            view.body = slim(body)
         instance = view.started_instance
         if instance is not None:
             self.by_instance[instance] = key
