@@ -128,37 +128,45 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
 
     @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
     async def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        key = _key(body)
         if event.get("type") == "DELETED":
-            state.pools.pop(_key(body), None)
-        else:
-            state.pools[_key(body)] = dict(body)
+            state.pools.pop(key, None)
+            state.sts_status.pop(key, None)
+            return
+        state.pools[key] = dict(body)
+        await follow_statefulset(key)  # a late status write may have undone the last follow
 
     @kopf.on.event("apps", "v1", "statefulsets",
                    labels={"app.kubernetes.io/managed-by": MANAGED_BY}, registry=registry)
     async def statefulset_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         """The pool's readyReplicas follows its StatefulSet's status."""
-        if event.get("type") == "DELETED":
-            return
         sts = dict(body)
         pool_name = (sts["metadata"].get("labels") or {}).get("duraflow.io/workerpool")
-        pool = state.pools.get((str(sts["metadata"].get("namespace")), str(pool_name)))
-        if pool is None:
+        key = (str(sts["metadata"].get("namespace")), str(pool_name))
+        if event.get("type") == "DELETED":
+            state.sts_status.pop(key, None)
+            return
+        state.sts_status[key] = dict(sts.get("status") or {})
+        await follow_statefulset(key)
+
+    async def follow_statefulset(key: tuple[str, str]) -> None:
+        """Level-based: write the pool's readiness whenever it differs from the
+        StatefulSet's last known status (whichever of the two changed last)."""
+        pool = state.pools.get(key)
+        sts_status = state.sts_status.get(key)
+        if pool is None or sts_status is None:
             return
         spec = pool.get("spec") or {}
-        desired = spec.get("replicas", 1)
-        ready = int((sts.get("status") or {}).get("readyReplicas") or 0)
-        fields = {"readyReplicas": ready, "ready": f"{ready}/{desired}"}
-        status = pool.get("status") or {}
-        if not differs(status, fields):
-            return
-        generation = pool["metadata"].get("generation")
-        tags = [t for t in spec.get("tags") or [] if isinstance(t, str)]
         try:
             parsed = parse_worker_pool(spec)
         except SpecError:
             return
-        full = workerpools.readiness(parsed, sts, generation, tags)
+        status = pool.get("status") or {}
+        generation = pool["metadata"].get("generation")
+        full = workerpools.readiness(parsed, {"status": sts_status}, generation, parsed.tags)
         ready_condition = full.pop("_ready")
+        if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas")}):
+            return
         full["conditions"] = cond.merge_conditions(status.get("conditions"), [ready_condition])
         meta = pool["metadata"]
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/workerpools/{meta['name']}"

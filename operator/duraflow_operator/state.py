@@ -75,6 +75,8 @@ class OperatorState:
     crs: dict[Key, CrView] = field(default_factory=dict)
     by_instance: dict[str, Key] = field(default_factory=dict)
     pools: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    #: The last status seen of each pool's StatefulSet, by pool.
+    sts_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     workers: list[WorkerInfo] | None = None  # None: not read yet, or the database is away
     backlog: dict[str | None, int] = field(default_factory=dict)
     database_error: str | None = None
