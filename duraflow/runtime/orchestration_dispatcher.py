@@ -22,6 +22,7 @@ from duraflow.providers.base import (
     ProviderError,
     now_ms,
 )
+from duraflow.runtime.capability import incompatible, replayable
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import OrchestrationRegistry
@@ -62,7 +63,8 @@ class OrchestrationDispatcher:
                 break
             try:
                 item = await self.provider.fetch_orchestration_item(
-                    self.options.orchestrator_lock_timeout_ms, self.cache
+                    self.options.orchestrator_lock_timeout_ms, self.cache,
+                    self.options.replay_range,
                 )
             except Exception as exc:
                 self._slots.release()
@@ -147,6 +149,8 @@ class OrchestrationDispatcher:
             history = await self.provider.read_history(item.instance_id, item.execution_id)
         if item.history_error is not None:
             outcome: Turn | Abandon = self.builder.history_error(item, now_ms())
+        elif cached is None and not replayable(history, self.options.replay_range):
+            outcome = incompatible(item, history)
         else:
             outcome = self.builder.build(item, cached, history, now_ms())
         if isinstance(outcome, Abandon):

@@ -136,7 +136,9 @@ class AsyncRuntime:
             self._tasks.append(asyncio.create_task(activities.run(), name="duraflow-worker"))
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
-        self._heartbeat = WorkerHeartbeat(self.provider, info, lambda: 0)
+        self._heartbeat = WorkerHeartbeat(
+            self.provider, info, lambda: self.sessions_held
+        )
         self._heartbeat.start()
         self._state = "running"
         log.info("duraflow runtime %s started on %s (orchestrations %d, activities %d)",
@@ -172,6 +174,12 @@ class AsyncRuntime:
                 await task
         self._tasks.clear()
         log.info("duraflow runtime %s stopped", self.worker_node_id)
+
+    @property
+    def sessions_held(self) -> int:
+        """Sessions this runtime holds now (for the ``duraflow_active_sessions`` gauge)."""
+        dispatcher = self._activity_dispatcher
+        return 0 if dispatcher is None else dispatcher.sessions.sessions_held
 
     def metrics_snapshot(self) -> MetricsSnapshot | None:
         return self.metrics.snapshot() if self._state == "running" else None

@@ -97,3 +97,4 @@ async def test_two_workers_one_killed_lose_and_duplicate_nothing(
                     proc.kill()
         await provider.drop_schema()
         await provider.close()
+

@@ -48,6 +48,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "worker_functions", "0003_worker.sql"),
     Migration(4, "kv_store", "0004_kv.sql"),
     Migration(5, "worker_registry", "0005_workers.sql"),
+    Migration(6, "sessions_cancellation_capability", "0006_sessions.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -77,13 +78,14 @@ class Channels:
     orchestrator: str
     worker: str
     instance: str
+    cancel: str = ""  # lock tokens of in-flight activities deleted by someone else
 
     @staticmethod
     def for_schema(schema: str) -> Channels:
         base = f"duraflow_{schema}"
         if len(base) + 5 > 63:
             base = "duraflow_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
-        return Channels(f"{base}_orch", f"{base}_work", f"{base}_inst")
+        return Channels(f"{base}_orch", f"{base}_work", f"{base}_inst", f"{base}_cncl")
 
 
 def render(sql: str, schema: str) -> str:
@@ -94,6 +96,7 @@ def render(sql: str, schema: str) -> str:
         "{{chan_orch}}": quote_literal(channels.orchestrator),
         "{{chan_work}}": quote_literal(channels.worker),
         "{{chan_inst}}": quote_literal(channels.instance),
+        "{{chan_cancel}}": quote_literal(channels.cancel),
     }
     for token, value in replacements.items():
         sql = sql.replace(token, value)

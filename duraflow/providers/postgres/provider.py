@@ -22,7 +22,7 @@ notification's round trip.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from duraflow.bridge import run_sync
@@ -49,13 +49,14 @@ from duraflow.providers.base import (
     OrchestrationItem,
     OutboundMessage,
     ProviderError,
+    SessionClaim,
     TagFilter,
     TurnCommit,
     WorkLease,
 )
 from duraflow.providers.common import encode_item
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
-from duraflow.providers.postgres import admin, reads, workers
+from duraflow.providers.postgres import admin, reads, sessions, workers
 from duraflow.providers.postgres.codec import build_item, build_lease, encode_commit
 from duraflow.providers.postgres.db import Database, open_database
 from duraflow.providers.postgres.errors import connect_error
@@ -194,6 +195,7 @@ class PostgresProvider:
         self,
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
+        replay_range: tuple[int, int] | None = None,
     ) -> OrchestrationItem | None:
         op = "fetch_orchestration_item"
         # With a replay cache the history is NOT loaded by the fetch: the cache entry of the
@@ -204,10 +206,12 @@ class PostgresProvider:
         load_history = cached is None
         row = await self._db.fetchrow(
             op,
-            f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3)",
+            f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3, $4, $5)",
             max(int(lock_timeout_ms), 0),
             cached_json,
             load_history,
+            None if replay_range is None else int(replay_range[0]),
+            None if replay_range is None else int(replay_range[1]),
             idempotent=True,
         )
         if row is None:
@@ -303,17 +307,23 @@ class PostgresProvider:
     # ─── Worker queue ────────────────────────────────────────────────────────
 
     async def fetch_work_item(
-        self, lock_timeout_ms: int, tag_filter: TagFilter = DEFAULT_TAG_FILTER
+        self,
+        lock_timeout_ms: int,
+        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        session: SessionClaim | None = None,
     ) -> WorkLease | None:
         if tag_filter.mode not in ("any", "default_only", "tags", "default_and"):
             return None  # "none": this worker takes no activities, so do not even ask
         op = "fetch_work_item"
         row = await self._db.fetchrow(
             op,
-            f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3)",
+            f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3, $4, $5, $6)",
             max(int(lock_timeout_ms), 0),
             tag_filter.mode,
             list(tag_filter.tags),
+            None if session is None else list(session.owners),
+            0 if session is None else max(int(session.lock_timeout_ms), 0),
+            session is not None and session.allow_new,
             idempotent=True,
         )
         if row is None:
@@ -343,6 +353,22 @@ class PostgresProvider:
             max(int(extend_ms), 0),
             idempotent=True,
         )
+
+    async def lost_work_items(self, lock_tokens: Sequence[str]) -> set[str]:
+        return await sessions.lost_work_items(self._db, lock_tokens)
+
+    # ─── Sessions ────────────────────────────────────────────────────────────
+
+    async def renew_sessions(
+        self, owners: Sequence[str], extend_ms: int, idle_timeout_ms: int
+    ) -> list[str]:
+        return await sessions.renew(self._db, owners, extend_ms, idle_timeout_ms)
+
+    async def release_sessions(self, owners: Sequence[str]) -> int:
+        return await sessions.release(self._db, owners, self.channels.worker)
+
+    async def cleanup_sessions(self) -> int:
+        return await sessions.cleanup(self._db)
 
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
