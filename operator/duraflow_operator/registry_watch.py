@@ -64,11 +64,14 @@ class RegistryWatch:
             if not view.waiting_for_worker:
                 continue
             try:
-                async with state.lock(key):
-                    outcome = await orchestrations.reconcile(state, view.body)
-                    path = f"/apis/duraflow.io/v1alpha1/namespaces/{key[0]}/orchestrations/{key[1]}"
-                    await state.kube.patch_status(path, outcome.status)
-                    _merge(view.body.setdefault("status", {}), outcome.status)
+                with state.metrics.reconcile("Orchestration") as result:
+                    async with state.lock(key):
+                        outcome = await orchestrations.reconcile(state, view.body)
+                        result["result"] = outcome.result
+                        path = (f"/apis/duraflow.io/v1alpha1/namespaces/{key[0]}"
+                                f"/orchestrations/{key[1]}")
+                        await state.kube.patch_status(path, outcome.status)
+                        _merge(view.body.setdefault("status", {}), outcome.status)
                 for type_, reason, message in outcome.events:
                     await state.kube.post_event(view.body, type_, reason, message)
             except (orchestrations.DatabaseUnavailable, ApiError) as error:
