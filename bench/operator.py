@@ -21,6 +21,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -102,7 +103,17 @@ def _resources(emulator: Any) -> None:
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "duraflow.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_ready(proc: subprocess.Popen[str]) -> None:
+    """Block until the worker logs ``ready`` (then keep draining its log)."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if " ready (" in line:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return
+    raise SystemExit("the worker exited during start-up")
 
 
 async def run(count: int, url: str, concurrency: int) -> dict[str, Any]:
@@ -113,12 +124,14 @@ async def run(count: int, url: str, concurrency: int) -> dict[str, Any]:
         server = str(emulator.url).rstrip("/")
         worker = _spawn(["worker", "--database-url", url, "--schema", schema,
                          "--app", "tests.operator.app:register", "--worker-node-id", "bench-0",
-                         "--orchestration-concurrency", "64", "--worker-concurrency", "64"], env)
-        assert worker.stdout is not None
-        await asyncio.to_thread(worker.stdout.readline)
+                         "--orchestration-concurrency", "64", "--worker-concurrency", "64",
+                         "--metrics-port", "0"], env)
+        await asyncio.to_thread(_wait_ready, worker)
         operator = _spawn(["operator", "--database-url", url, "--schema", schema,
                            "--kube-url", server, "--namespaces", NS, "--metrics-port", "0",
                            "--no-leader-election"], env)
+        assert operator.stderr is not None
+        threading.Thread(target=operator.stderr.read, daemon=True).start()
         try:
             # Wait for the operator's watches before creating (the emulator replays history).
             while getattr(emulator, "watches", 0) < 2:

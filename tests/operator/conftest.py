@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -53,16 +54,22 @@ def schema(postgres_url: str) -> Iterator[str]:
 
 
 def spawn_worker(url: str, schema: str, app: str, node_id: str) -> subprocess.Popen[str]:
+    """A real ``duraflow worker`` process, returned once it logs that it is ready; its log
+    (stderr) keeps being drained so a chatty worker never blocks on a full pipe."""
     cmd = [sys.executable, "-m", "duraflow.cli", "worker", "--database-url", url,
-           "--schema", schema, "--app", app, "--worker-node-id", node_id, "--grace-ms", "2000"]
+           "--schema", schema, "--app", app, "--worker-node-id", node_id, "--grace-ms", "2000",
+           "--metrics-port", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    problem = proc.stderr.read() if proc.stderr and "ready" not in line else ""
-    assert "ready" in line, f"worker did not start: {line!r} {problem}"
-    return proc
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for line in proc.stderr:  # blocks until the worker logs that it is ready (or exits)
+        seen.append(line)
+        if " ready (" in line:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            return proc
+    raise AssertionError(f"worker {node_id} did not start: {''.join(seen)}")
 
 
 def stop_worker(proc: subprocess.Popen[str]) -> None:
