@@ -49,12 +49,18 @@ from duraflow.providers.base import (
     ProviderError,
     TagFilter,
     TurnCommit,
+    TurnResult,
     WorkLease,
 )
 from duraflow.providers.common import encode_item
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.postgres import admin, reads
-from duraflow.providers.postgres.codec import build_item, build_lease, encode_commit
+from duraflow.providers.postgres.codec import (
+    build_item,
+    build_lease,
+    claimed_leases,
+    encode_commit,
+)
 from duraflow.providers.postgres.db import Database, open_database
 from duraflow.providers.postgres.errors import connect_error
 from duraflow.providers.postgres.listen import Listener
@@ -176,14 +182,24 @@ class PostgresProvider:
 
     # ─── Orchestrator queue ──────────────────────────────────────────────────
 
+    @property
+    def notify_peers(self) -> bool:
+        """Whether another process may be listening (see ``listen.py``): only then do
+        writes send notifications. Without a listener of its own a provider cannot tell."""
+        listener = self._listener
+        return listener is None or listener.peers is None or listener.peers > 0
+
     async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
         op = "enqueue_orchestrator"
+        # An idle dispatcher in this process takes the message; nobody else need wake.
+        notify = self.notify_peers and not self.notifier.orchestrator_waiting
         visible = await self._db.fetchval(
             op,
-            f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3)",
+            f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3, $4)",
             message.instance_id,
             encode_item(op, message.item),
             message.visible_at_ms,
+            notify,
             idempotent=False,
         )
         self.notifier.notify_orchestrator(None if visible is None else int(visible))
@@ -216,22 +232,20 @@ class PostgresProvider:
         texts: list[str] | None = row["out_history"]
         if texts is None and not load_history:
             assert cached is not None
-            if cached.get(instance_id) != (execution_id, history_len):
+            if row["out_name"] is None:
+                texts = []  # the instance does not exist yet: there is no history to read
+            elif cached.get(instance_id) != (execution_id, history_len):
                 texts = await reads.history_texts(self._db, instance_id, execution_id)
         return build_item(row, instance_id, execution_id, history_len, texts)
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         op = "ack_orchestration_item"
         encoded = encode_commit(commit)
         row = await self._db.fetchrow(
             op,
-            # One statement: the ack (which validates the lock and raises if it is lost),
-            # then the KV mutations of the same turn, in one transaction and round trip.
-            f"WITH a AS (SELECT * FROM {self._s}.ack_orchestration_item("
+            f"SELECT * FROM {self._s}.commit_turn("
             "$1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
-            " $7, $8, $9, $10, $11, $12, $13))"
-            f" SELECT a.*, {self._s}.apply_kv_mutations(a.out_instance_id, $14::jsonb) AS kv"
-            " FROM a",
+            " $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18)",
             lock_token,
             commit.execution_id,
             encoded.delta,
@@ -246,13 +260,17 @@ class PostgresProvider:
             commit.custom_status_set,
             commit.custom_status,
             encoded.kv,
+            commit.claim_lock_ms,
+            commit.hold_ms,
+            list(commit.completed_work),
+            self.notify_peers,
             idempotent=False,
         )
         if row is None:  # pragma: no cover - the function always returns one row
             raise ProviderError(op, "ack returned no row", retryable=False)
         if row["out_due"] is not None:
             self.notifier.notify_orchestrator(int(row["out_due"]))
-        if commit.worker_items:
+        if any(not w.claim for w in commit.worker_items):
             self.notifier.notify_worker()
         # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
         # processes the database only announces status, custom status and creation.
@@ -260,6 +278,7 @@ class PostgresProvider:
             str(row["out_instance_id"]),
             InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
+        return TurnResult(claimed_leases(commit, encoded.claim_tokens), bool(row["out_held"]))
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False

@@ -36,6 +36,7 @@ from duraflow.providers.base import (
     OutboundMessage,
     TagFilter,
     TurnCommit,
+    TurnResult,
     WorkLease,
 )
 from duraflow.providers.common import encode_item
@@ -112,10 +113,12 @@ class SqliteProvider:
             "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, cached
         )
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         prepared = turns.prepare_commit(commit)
-        instance_id = await self._db.run("ack_orchestration_item", turns.ack, lock_token, prepared)
-        if commit.worker_items:
+        instance_id, held = await self._db.run(
+            "ack_orchestration_item", turns.ack, lock_token, prepared
+        )
+        if any(not w.claim for w in commit.worker_items):
             self.notifier.notify_worker()
         for message in commit.orchestrator_items:
             self.notifier.notify_orchestrator(message.visible_at_ms)
@@ -123,6 +126,7 @@ class SqliteProvider:
             instance_id,
             InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
+        return TurnResult(turns.claimed_leases(prepared), held)
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
