@@ -25,6 +25,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkerInfo,
 )
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.base import Provider, ProviderError
@@ -109,5 +110,6 @@ __all__ = [
     "Provider",
     "ProviderError",
     "TaskFailedError",
+    "WorkerInfo",
     "__version__",
 ]

@@ -32,6 +32,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkerInfo,
 )
 from duraflow.core.version import SemVer
 from duraflow.providers.base import InstanceChange, OutboundMessage, Provider, ProviderError
@@ -248,6 +249,15 @@ class AsyncClient:
 
     async def get_queue_depths(self) -> QueueDepths:
         return await self.provider.get_queue_depths()
+
+    async def list_workers(self, include_gone: bool = False) -> list[WorkerInfo]:
+        """Runtimes recorded in the worker registry, by ``worker_node_id``; those unseen for
+        three heartbeat intervals only with ``include_gone`` (``alive`` is False)."""
+        return await self.provider.list_workers(bool(include_gone))
+
+    async def get_activity_backlog(self) -> dict[str | None, int]:
+        """Activities waiting for a worker, per tag (``None``: untagged)."""
+        return await self.provider.get_activity_backlog()
 
     async def list_all_instances(self) -> list[str]:
         return await self.provider.list_instances()

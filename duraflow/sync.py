@@ -25,6 +25,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkerInfo,
 )
 from duraflow.providers.base import Provider
 from duraflow.runtime.metrics import MetricsSnapshot
@@ -119,6 +120,12 @@ class Client:
 
     def get_queue_depths(self) -> QueueDepths:
         return run_sync(self._async.get_queue_depths())
+
+    def list_workers(self, include_gone: bool = False) -> list[WorkerInfo]:
+        return run_sync(self._async.list_workers(include_gone))
+
+    def get_activity_backlog(self) -> dict[str | None, int]:
+        return run_sync(self._async.get_activity_backlog())
 
     def list_all_instances(self) -> list[str]:
         return run_sync(self._async.list_all_instances())

@@ -63,6 +63,7 @@ DURAFLOW_ADDITIONS = [
     "Provider",
     "ProviderError",
     "TaskFailedError",
+    "WorkerInfo",
     "__version__",
 ]
 EXPECTED = sorted([*DUROXIDE_PYTHON_NAMES, *DEPRECATED_ALIASES, *DURAFLOW_ADDITIONS])

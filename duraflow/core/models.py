@@ -133,6 +133,60 @@ class InstanceFilter:
     limit: int | None = None
 
 
+#: A runtime that has not heartbeated for this many intervals counts as gone.
+WORKER_GONE_AFTER_HEARTBEATS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One runtime as recorded in the worker registry (``AsyncClient.list_workers``).
+
+    Written by the runtime's heartbeat (one UPSERT per interval); ``last_seen_at_ms`` is
+    stamped by the store's clock and ``alive`` is computed when read: seen within
+    ``WORKER_GONE_AFTER_HEARTBEATS`` heartbeat intervals. An operator uses it to tell whether
+    any live worker can run an orchestration (``orchestrations`` maps each registered name to
+    its versions, ascending) or an activity tag (``tag_filter`` / ``tags``).
+    """
+
+    worker_node_id: str
+    runtime_id: str
+    host: str
+    pid: int
+    tag_filter: str
+    tags: tuple[str, ...]
+    orchestrations: dict[str, tuple[str, ...]]
+    activities: tuple[str, ...]
+    orchestration_concurrency: int
+    worker_concurrency: int
+    max_sessions: int
+    sessions_held: int
+    started_at_ms: int
+    last_seen_at_ms: int
+    heartbeat_interval_ms: int
+    alive: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready data (tuples become lists)."""
+        return {
+            "worker_node_id": self.worker_node_id,
+            "runtime_id": self.runtime_id,
+            "host": self.host,
+            "pid": self.pid,
+            "tag_filter": self.tag_filter,
+            "tags": list(self.tags),
+            "orchestrations": {name: list(v) for name, v in self.orchestrations.items()},
+            "activities": list(self.activities),
+            "orchestration_concurrency": self.orchestration_concurrency,
+            "worker_concurrency": self.worker_concurrency,
+            "max_sessions": self.max_sessions,
+            "sessions_held": self.sessions_held,
+            "started_at_ms": self.started_at_ms,
+            "last_seen_at_ms": self.last_seen_at_ms,
+            "heartbeat_interval_ms": self.heartbeat_interval_ms,
+            "alive": self.alive,
+        }
+
+
 _DATA_FIELDS: dict[str, tuple[str, ...]] = {
     ev.ACTIVITY_SCHEDULED: ("name", "input"),
     ev.TIMER_CREATED: ("fire_at_ms",),

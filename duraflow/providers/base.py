@@ -31,6 +31,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkerInfo,
 )
 from duraflow.core.workitems import WorkItem
 
@@ -236,6 +237,10 @@ class TagFilter:
 
 
 DEFAULT_TAG_FILTER = TagFilter()
+
+#: Registry rows of runtimes unseen for this long are deleted by the next heartbeat of any
+#: runtime (long enough for an operator to see that a pod went away, and why).
+WORKER_ROW_RETENTION_MS = 3_600_000
 
 
 #: Due times remembered per queue; beyond this the fallback poll and the store's own
@@ -465,6 +470,26 @@ class Provider(Protocol):
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
     ) -> None: ...
+
+    # Worker registry ---------------------------------------------------------
+
+    async def heartbeat_worker(
+        self, worker: WorkerInfo, retention_ms: int = WORKER_ROW_RETENTION_MS
+    ) -> None:
+        """Record ``worker`` (keyed by ``worker_node_id`` + ``runtime_id``) as seen now, in ONE
+        write; ``last_seen_at_ms`` comes from the store's clock and ``alive`` is ignored. The
+        same statement deletes rows unseen for more than ``retention_ms``."""
+
+    async def remove_worker(self, worker_node_id: str, runtime_id: str) -> None:
+        """Delete a runtime's registry row (graceful shutdown); no error if it is gone."""
+
+    async def list_workers(self, include_gone: bool = False) -> list[WorkerInfo]:
+        """Registered runtimes ordered by ``worker_node_id``; ``alive`` is computed with the
+        store's clock. Gone ones only with ``include_gone``."""
+
+    async def get_activity_backlog(self) -> dict[str | None, int]:
+        """Visible, unlocked worker-queue rows per tag (``None`` = untagged); tags with no
+        such rows are absent."""
 
     # Reads -------------------------------------------------------------------
 

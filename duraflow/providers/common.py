@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from duraflow.core.models import ExecutionInfo, InstanceInfo, InstanceStatus
+from duraflow.core.models import ExecutionInfo, InstanceInfo, InstanceStatus, WorkerInfo
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.base import InstanceNotFoundError, ProviderError, describe
 
@@ -73,4 +73,55 @@ def instance_info_row(instance_id: str, row: Any) -> InstanceInfo:
         created_at=int(row[5]),
         updated_at=int(row[6]),
         parent_instance_id=row[7],
+    )
+
+
+#: Column order of every worker-registry read, in both providers.
+WORKER_COLUMNS = (
+    "worker_node_id, runtime_id, host, pid, tag_filter, tags, orchestrations, activities,"
+    " orchestration_concurrency, worker_concurrency, max_sessions, sessions_held,"
+    " started_at, last_seen_at, heartbeat_interval_ms"
+)
+
+
+def worker_params(worker: WorkerInfo) -> tuple[Any, ...]:
+    """The values of ``WORKER_COLUMNS`` except ``last_seen_at`` (the store's clock sets it)."""
+    return (
+        worker.worker_node_id,
+        worker.runtime_id,
+        worker.host,
+        int(worker.pid),
+        worker.tag_filter,
+        json.dumps(list(worker.tags)),
+        json.dumps({name: list(v) for name, v in worker.orchestrations.items()}),
+        json.dumps(list(worker.activities)),
+        int(worker.orchestration_concurrency),
+        int(worker.worker_concurrency),
+        int(worker.max_sessions),
+        int(worker.sessions_held),
+        int(worker.started_at_ms),
+        int(worker.heartbeat_interval_ms),
+    )
+
+
+def worker_row(row: Any, alive: bool) -> WorkerInfo:
+    """A ``WORKER_COLUMNS`` row as ``WorkerInfo``."""
+    orchestrations = json.loads(row[6])
+    return WorkerInfo(
+        worker_node_id=str(row[0]),
+        runtime_id=str(row[1]),
+        host=str(row[2]),
+        pid=int(row[3]),
+        tag_filter=str(row[4]),
+        tags=tuple(json.loads(row[5])),
+        orchestrations={str(k): tuple(v) for k, v in orchestrations.items()},
+        activities=tuple(json.loads(row[7])),
+        orchestration_concurrency=int(row[8]),
+        worker_concurrency=int(row[9]),
+        max_sessions=int(row[10]),
+        sessions_held=int(row[11]),
+        started_at_ms=int(row[12]),
+        last_seen_at_ms=int(row[13]),
+        heartbeat_interval_ms=int(row[14]),
+        alive=alive,
     )

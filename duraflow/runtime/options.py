@@ -37,6 +37,7 @@ _DEFAULTS: dict[str, Any] = {
     "replay_cache_size": 10_000,
     "idle_poll_interval_ms": 5_000,
     "activity_cancellation_grace_period_ms": 10_000,
+    "worker_heartbeat_interval_ms": 5_000,
 }
 
 _POSITIVE = (
@@ -49,6 +50,7 @@ _POSITIVE = (
     "session_idle_timeout_ms",
     "max_sessions_per_runtime",
     "idle_poll_interval_ms",
+    "worker_heartbeat_interval_ms",
 )
 _NON_NEGATIVE = (
     "orchestrator_lock_renewal_buffer_ms",
@@ -122,6 +124,7 @@ class RuntimeOptions:
     replay_cache_size: int
     idle_poll_interval_ms: int
     activity_cancellation_grace_period_ms: int
+    worker_heartbeat_interval_ms: int
     tag_filter: TagFilter
 
     def __init__(self, **kwargs: Any) -> None:

@@ -59,6 +59,12 @@ class OrchestrationRegistry:
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
+    def versions(self) -> dict[str, tuple[str, ...]]:
+        """Each registered name with its versions, ascending (for the worker registry)."""
+        return {
+            name: tuple(v.text for v in sorted(self._by_name[name])) for name in self.names()
+        }
+
 
 class ActivityRegistry:
     def __init__(self) -> None:
@@ -74,6 +80,9 @@ class ActivityRegistry:
 
     def get(self, name: str) -> ActivityFn | None:
         return self._fns.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._fns)
 
     @staticmethod
     def is_async(fn: ActivityFn) -> bool:

@@ -15,13 +15,14 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from duraflow.providers.base import Provider
+from duraflow.providers.base import Provider, now_ms
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.metrics import Metrics, MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.orchestration_dispatcher import OrchestrationDispatcher
 from duraflow.runtime.registry import DEFAULT_VERSION, ActivityRegistry, OrchestrationRegistry
 from duraflow.runtime.tracing import configure_runtime_logging
+from duraflow.runtime.worker_registry import WorkerHeartbeat, describe_runtime
 
 log = logging.getLogger("duraflow.runtime")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,6 +54,7 @@ class AsyncRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._orchestration_dispatcher: OrchestrationDispatcher | None = None
         self._activity_dispatcher: ActivityDispatcher | None = None
+        self._heartbeat: WorkerHeartbeat | None = None
         self._state = "new"
 
     # ─── Registration ───────────────────────────────────────────────────────
@@ -132,6 +134,10 @@ class AsyncRuntime:
             self._tasks.append(asyncio.create_task(orchestrations.run(), name="duraflow-orch"))
         if self.options.worker_concurrency > 0:
             self._tasks.append(asyncio.create_task(activities.run(), name="duraflow-worker"))
+        info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
+                                self.orchestrations, self.activities, now_ms())
+        self._heartbeat = WorkerHeartbeat(self.provider, info, lambda: 0)
+        self._heartbeat.start()
         self._state = "running"
         log.info("duraflow runtime %s started on %s (orchestrations %d, activities %d)",
                  self.worker_node_id, self.provider.name,
@@ -156,6 +162,9 @@ class AsyncRuntime:
         if self._activity_dispatcher is not None:
             stops.append(self._activity_dispatcher.stop(timeout_s))
         await asyncio.gather(*stops, return_exceptions=True)
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
+            self._heartbeat = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -47,8 +47,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "orchestrator_functions", "0002_orchestrator.sql"),
     Migration(3, "worker_functions", "0003_worker.sql"),
     Migration(4, "kv_store", "0004_kv.sql"),
-    # 5 and 6 are reserved for the session work; they may land after 7 on a live schema,
-    # which is fine: the ledger applies every missing version, in order.
+    Migration(5, "worker_registry", "0005_workers.sql"),
+    # 6 is reserved for the session work; it may land after 7 on a live schema, which is
+    # fine: the ledger applies every missing version, in order.
     Migration(7, "fast_path", "0007_fast_path.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

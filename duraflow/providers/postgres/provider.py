@@ -38,9 +38,11 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkerInfo,
 )
 from duraflow.providers.base import (
     DEFAULT_TAG_FILTER,
+    WORKER_ROW_RETENTION_MS,
     InstanceChange,
     LockLostError,
     Notifier,
@@ -54,7 +56,7 @@ from duraflow.providers.base import (
 )
 from duraflow.providers.common import encode_item
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
-from duraflow.providers.postgres import admin, reads
+from duraflow.providers.postgres import admin, reads, workers
 from duraflow.providers.postgres.codec import (
     build_item,
     build_lease,
@@ -374,6 +376,22 @@ class PostgresProvider:
         )
         if due is None:
             self.notifier.notify_worker()
+
+    # ─── Worker registry ─────────────────────────────────────────────────────
+
+    async def heartbeat_worker(
+        self, worker: WorkerInfo, retention_ms: int = WORKER_ROW_RETENTION_MS
+    ) -> None:
+        await workers.heartbeat(self._db, worker, retention_ms)
+
+    async def remove_worker(self, worker_node_id: str, runtime_id: str) -> None:
+        await workers.remove(self._db, worker_node_id, runtime_id)
+
+    async def list_workers(self, include_gone: bool = False) -> list[WorkerInfo]:
+        return await workers.list_workers(self._db, include_gone)
+
+    async def get_activity_backlog(self) -> dict[str | None, int]:
+        return await workers.activity_backlog(self._db)
 
     # ─── Reads ───────────────────────────────────────────────────────────────
 

@@ -27,9 +27,11 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkerInfo,
 )
 from duraflow.providers.base import (
     DEFAULT_TAG_FILTER,
+    WORKER_ROW_RETENTION_MS,
     InstanceChange,
     Notifier,
     OrchestrationItem,
@@ -40,7 +42,7 @@ from duraflow.providers.base import (
     WorkLease,
 )
 from duraflow.providers.common import encode_item
-from duraflow.providers.sqlite import admin, orchestration, reads, turns, worker
+from duraflow.providers.sqlite import admin, orchestration, reads, turns, worker, workers
 from duraflow.providers.sqlite.db import MEMORY, Database
 
 
@@ -182,6 +184,22 @@ class SqliteProvider:
         )
         if visible_at is None:
             self.notifier.notify_worker()
+
+    # Worker registry ---------------------------------------------------------
+
+    async def heartbeat_worker(
+        self, worker: WorkerInfo, retention_ms: int = WORKER_ROW_RETENTION_MS
+    ) -> None:
+        await self._db.run("heartbeat_worker", workers.heartbeat, worker, retention_ms)
+
+    async def remove_worker(self, worker_node_id: str, runtime_id: str) -> None:
+        await self._db.run("remove_worker", workers.remove, worker_node_id, runtime_id)
+
+    async def list_workers(self, include_gone: bool = False) -> list[WorkerInfo]:
+        return await self._db.run("list_workers", workers.list_workers, include_gone)
+
+    async def get_activity_backlog(self) -> dict[str | None, int]:
+        return await self._db.run("get_activity_backlog", workers.activity_backlog)
 
     # Reads -------------------------------------------------------------------
 

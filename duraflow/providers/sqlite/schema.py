@@ -126,9 +126,34 @@ MIGRATION_2: tuple[str, ...] = (
     "PRAGMA user_version = 2",
 )
 
+#: The worker registry: one row per runtime, rewritten by each of its heartbeats.
+MIGRATION_3: tuple[str, ...] = (
+    """
+    CREATE TABLE workers (
+        worker_node_id            TEXT NOT NULL,
+        runtime_id                TEXT NOT NULL,
+        host                      TEXT NOT NULL,
+        pid                       INTEGER NOT NULL,
+        tag_filter                TEXT NOT NULL,
+        tags                      TEXT NOT NULL,
+        orchestrations            TEXT NOT NULL,
+        activities                TEXT NOT NULL,
+        orchestration_concurrency INTEGER NOT NULL,
+        worker_concurrency        INTEGER NOT NULL,
+        max_sessions              INTEGER NOT NULL,
+        sessions_held             INTEGER NOT NULL,
+        started_at                INTEGER NOT NULL,
+        last_seen_at              INTEGER NOT NULL,
+        heartbeat_interval_ms     INTEGER NOT NULL,
+        PRIMARY KEY (worker_node_id, runtime_id)
+    )
+    """,
+    "PRAGMA user_version = 3",
+)
+
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``; each ends by setting ``user_version`` to n
 #: (a literal: PRAGMA arguments cannot be bound as parameters).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (MIGRATION_1, MIGRATION_2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (MIGRATION_1, MIGRATION_2, MIGRATION_3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
