@@ -22,6 +22,8 @@ from duraflow.providers.base import (
     ProviderError,
     now_ms,
 )
+from duraflow.runtime.activity_dispatcher import ActivityDispatcher
+from duraflow.runtime.fast_path import FastPath
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import OrchestrationRegistry
@@ -40,6 +42,7 @@ class OrchestrationDispatcher:
         options: RuntimeOptions,
         metrics: Metrics,
         on_activities_cancelled: Callable[[list[ActivityRef]], None],
+        activities: ActivityDispatcher | None = None,
     ) -> None:
         self.provider = provider
         self.options = options
@@ -50,6 +53,8 @@ class OrchestrationDispatcher:
         self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self.fast = FastPath(provider, options, metrics, self.cache, self.builder, activities,
+                             self._emit_traces)
 
     # ─── Loop ───────────────────────────────────────────────────────────────
 
@@ -110,6 +115,7 @@ class OrchestrationDispatcher:
     async def stop(self, timeout_s: float) -> None:
         """Stop fetching; wait up to ``timeout_s`` for in-flight turns, then cancel them."""
         self._stopping.set()
+        self.fast.closing = True
         self.provider.notifier.notify_orchestrator()
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=timeout_s)
@@ -117,6 +123,7 @@ class OrchestrationDispatcher:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        await self.fast.stop(timeout_s)
 
     # ─── One turn ───────────────────────────────────────────────────────────
 
@@ -139,6 +146,7 @@ class OrchestrationDispatcher:
             renewal.cancel()
 
     async def _run_turn(self, item: OrchestrationItem) -> None:
+        self.fast.forget(item.instance_id)  # a fetch took the lock: any old hold is over
         cached = self.cache.checkout(item.instance_id) if item.history is None else None
         if item.history is not None:
             self.cache.discard(item.instance_id)
@@ -161,10 +169,7 @@ class OrchestrationDispatcher:
             return
         self._emit_traces(item, outcome)
         try:
-            await retry_call(
-                lambda: self.provider.ack_orchestration_item(item.lock_token, outcome.commit),
-                f"commit turn of {item.instance_id!r}", self.metrics,
-            )
+            await self.fast.commit(item, outcome)
         except LockLostError:
             log.warning("lock on instance %r expired before its turn committed; another "
                         "worker will redo the turn", item.instance_id)
