@@ -10,15 +10,18 @@
 --     it resumes are ONE transaction;
 --   * keeps the instance lock (same token, until now + p_hold_ms) when asked and no other
 --     message waits for the instance, so the next turn needs no fetch either;
---   * sends at most ONE notification, and only when p_notify says another process may be
---     listening. Every listening backend pays a transaction for each notification it reads,
---     and a notifying commit serialises on PostgreSQL's notify queue lock, so notifications
---     are the cost that grows with the number of pods. Nothing is announced for work this
---     process keeps (claimed activities, a held instance).
+--   * sends at most ONE notification: the payload the provider passes (p_notify, NULL for
+--     none), plus this instance's change (p_notify_instance) under its id. Every listening backend pays a
+--     transaction for each notification it reads, and a notifying commit serialises on
+--     PostgreSQL's notify queue lock, so notifications are the cost that grows with the
+--     number of pods: the provider sends them only when another process listens, never for
+--     work it keeps (claimed activities, a held instance), and coalesces them under load
+--     (providers/postgres/announce.py).
 --
 -- Notification payload (channel chan_orch): a JSON object with any of
 --   "o": due time of new orchestrator work (ms), "w": 1 (unclaimed activities),
---   "i": [instance ids whose status, custom status or existence changed].
+--   "i": {instance id: [new status or "", custom status changed 0/1, kv changed 0/1]}
+--        for instances created or changed, or "*" (every waiter re-checks).
 -- Plain-number payloads (the older functions) still mean "o".
 
 CREATE OR REPLACE FUNCTION {{schema}}.commit_turn(
@@ -39,7 +42,8 @@ CREATE OR REPLACE FUNCTION {{schema}}.commit_turn(
     p_claim_ms BIGINT,
     p_hold_ms BIGINT,
     p_completed TEXT[],
-    p_notify BOOLEAN
+    p_notify JSONB,
+    p_notify_instance JSONB
 )
 RETURNS TABLE (out_instance_id TEXT, out_due BIGINT, out_held BOOLEAN)
 LANGUAGE plpgsql AS $fn$
@@ -47,15 +51,13 @@ DECLARE
     v_inst TEXT;
     v_now BIGINT;
     v_exists BOOLEAN;
-    v_created BOOLEAN := FALSE;
     v_events BIGINT := 0;
     v_bytes BIGINT := 0;
-    v_unclaimed BIGINT := 0;
     v_deleted BIGINT;
     v_due BIGINT;
     v_left BIGINT;
     v_held BOOLEAN := FALSE;
-    v_payload JSONB := '{}'::JSONB;
+    v_payload JSONB := p_notify;
 BEGIN
     -- A continuation (p_completed) may find its hold expired: that is fine as long as the
     -- token is unchanged, because taking an instance over always replaces the token.
@@ -78,7 +80,6 @@ BEGIN
                                           created_at, updated_at)
         VALUES (v_inst, p_name, p_version, p_execution_id, p_parent, v_now, v_now);
         v_exists := TRUE;
-        v_created := TRUE;
     END IF;
 
     IF v_exists THEN
@@ -142,8 +143,6 @@ BEGIN
                w.value ->> 'session_id', w.value ->> 'tag', v_now
         FROM jsonb_array_elements(p_worker) WITH ORDINALITY AS w (value, ord)
         ORDER BY w.ord;
-        SELECT count(*) INTO v_unclaimed FROM jsonb_array_elements(p_worker) AS w (value)
-        WHERE w.value ->> 'claim_token' IS NULL;
     END IF;
 
     IF jsonb_array_length(p_orchestrator) > 0 THEN
@@ -181,15 +180,12 @@ BEGIN
         v_due := LEAST(COALESCE(v_due, v_left), v_left);
     END IF;
 
-    IF p_notify THEN
-        IF v_due IS NOT NULL THEN
-            v_payload := v_payload || jsonb_build_object('o', v_due);
-        END IF;
-        IF v_unclaimed > 0 THEN
-            v_payload := v_payload || '{"w": 1}'::JSONB;
-        END IF;
-        IF v_created OR p_status IS NOT NULL OR p_custom_status_set THEN
-            v_payload := v_payload || jsonb_build_object('i', jsonb_build_array(v_inst));
+    IF v_payload IS NOT NULL THEN
+        IF p_notify_instance IS NOT NULL
+           AND jsonb_typeof(v_payload -> 'i') IS DISTINCT FROM 'string' THEN
+            v_payload := v_payload || jsonb_build_object(
+                'i', COALESCE(v_payload -> 'i', '{}'::JSONB)
+                     || jsonb_build_object(v_inst, p_notify_instance));
         END IF;
         IF v_payload <> '{}'::JSONB THEN
             PERFORM pg_notify({{chan_orch}}, v_payload::TEXT);
@@ -202,10 +198,11 @@ BEGIN
 END
 $fn$;
 
--- enqueue_orchestrator with the notification made optional: a client whose own process
--- runs an idle orchestration dispatcher wakes it in-process and tells nobody else.
+-- enqueue_orchestrator with the notification chosen by the provider (p_notify: the payload,
+-- NULL for none): a client whose own process runs an idle orchestration dispatcher wakes
+-- it in-process and tells nobody else.
 CREATE OR REPLACE FUNCTION {{schema}}.enqueue_orchestrator(
-    p_instance TEXT, p_item TEXT, p_visible_at BIGINT, p_notify BOOLEAN
+    p_instance TEXT, p_item TEXT, p_visible_at BIGINT, p_notify TEXT
 ) RETURNS BIGINT
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -214,8 +211,8 @@ DECLARE
 BEGIN
     INSERT INTO {{schema}}.orchestrator_queue (instance_id, work_item, visible_at, created_at)
     VALUES (p_instance, p_item, v_visible, v_now);
-    IF p_notify THEN
-        PERFORM pg_notify({{chan_orch}}, v_visible::TEXT);
+    IF p_notify IS NOT NULL THEN
+        PERFORM pg_notify({{chan_orch}}, p_notify);
     END IF;
     RETURN v_visible;
 END

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from duraflow.providers.base import Notifier
+from duraflow.providers.postgres.announce import decode_change
 from duraflow.providers.postgres.errors import DB_ERRORS
 from duraflow.providers.postgres.migrations import Channels
 
@@ -140,7 +141,8 @@ class Listener:
         self._notifier.notify_orchestrator(due)
 
     def _on_combined(self, pid: int, text: str) -> None:
-        """One notification per transaction: ``{"o": due, "w": 1, "i": [ids], "hello": 1}``."""
+        """One notification per transaction (``announce.py``):
+        ``{"o": due, "w": 1, "i": {id: change}}``, or ``{"hello": 1}`` from a new peer."""
         try:
             message = json.loads(text)
         except ValueError:
@@ -160,11 +162,11 @@ class Listener:
             self._notifier.notify_orchestrator(due if isinstance(due, int) else None)
         if message.get("w"):
             self._notifier.notify_worker()
-        ids = message.get("i")
-        if isinstance(ids, list):
-            for instance_id in ids:
-                self._notifier.notify_instance(str(instance_id))
-        elif ids is not None:
+        changes = message.get("i")
+        if isinstance(changes, dict):
+            for instance_id, code in changes.items():
+                self._notifier.notify_instance(str(instance_id), decode_change(code))
+        elif changes is not None:
             self._notifier.notify_all_instances()
 
     def _on_worker(self, _c: object, _pid: int, _channel: str, _payload: object) -> None:

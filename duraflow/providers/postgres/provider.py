@@ -22,8 +22,11 @@ notification's round trip.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
+
+import asyncpg
 
 from duraflow.bridge import run_sync
 from duraflow.core.events import HistoryEvent
@@ -53,11 +56,14 @@ from duraflow.providers.base import (
     TurnCommit,
     TurnResult,
     WorkLease,
+    now_ms,
 )
 from duraflow.providers.common import encode_item
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.postgres import admin, reads, workers
+from duraflow.providers.postgres.announce import Announcement, Announcer, change_code
 from duraflow.providers.postgres.codec import (
+    EncodedCommit,
     build_item,
     build_lease,
     claimed_leases,
@@ -93,6 +99,7 @@ class PostgresProvider:
         self.loop = loop
         self.notifier = Notifier()
         self._listener: Listener | None = None
+        self._announcer = Announcer(self._send_notification)
         self._closed = False
 
     # ─── Construction ────────────────────────────────────────────────────────
@@ -169,6 +176,7 @@ class PostgresProvider:
         if self._closed:
             return
         self._closed = True
+        await self._announcer.close()
         if self._listener is not None:
             await self._listener.close()
         await self._db.close()
@@ -193,18 +201,53 @@ class PostgresProvider:
 
     async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
         op = "enqueue_orchestrator"
+        encoded = encode_item(op, message.item)
         # An idle dispatcher in this process takes the message; nobody else need wake.
-        notify = self.notify_peers and not self.notifier.orchestrator_waiting
-        visible = await self._db.fetchval(
-            op,
-            f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3, $4)",
-            message.instance_id,
-            encode_item(op, message.item),
-            message.visible_at_ms,
-            notify,
-            idempotent=False,
-        )
+        due = message.visible_at_ms if message.visible_at_ms is not None else now_ms()
+        wanted = not self.notifier.orchestrator_waiting
+        taken = self._take_announcement(wanted, due, False)
+        try:
+            visible = await self._db.fetchval(
+                op,
+                f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3, $4)",
+                message.instance_id,
+                encoded,
+                message.visible_at_ms,
+                None if taken is None else taken.payload(),
+                idempotent=False,
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        self._after_announcement(taken, wanted, due, False, None)
         self.notifier.notify_orchestrator(None if visible is None else int(visible))
+
+    def _take_announcement(self, wanted: bool, due: int | None, worker: bool,
+                           instance: bool = False) -> Announcement | None:
+        """The announcement a write should carry in its transaction, if it should carry
+        one now (see ``announce.py``); None when it says nothing or defers."""
+        if not wanted or not self.notify_peers or (due is None and not worker and not instance):
+            return None
+        taken = self._announcer.take()
+        if taken is not None:
+            taken.merge(due, worker, ())
+        return taken
+
+    def _after_announcement(
+        self, taken: Announcement | None, wanted: bool, due: int | None, worker: bool,
+        instance: tuple[str, list[object]] | None,
+    ) -> None:
+        if taken is not None:
+            self._announcer.sent_in_commit()
+        elif wanted and self.notify_peers and (due is not None or worker or instance):
+            self._announcer.defer(due, worker, () if instance is None else (instance,))
+
+    async def _send_notification(self, payload: str) -> None:
+        await self._db.fetchval(
+            "notify", "SELECT pg_notify($1, $2)", self.channels.orchestrator, payload,
+            idempotent=True,
+        )
 
     async def fetch_orchestration_item(
         self,
@@ -243,11 +286,49 @@ class PostgresProvider:
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         op = "ack_orchestration_item"
         encoded = encode_commit(commit)
-        row = await self._db.fetchrow(
+        # What other processes need to hear: new orchestrator work, unclaimed activities,
+        # and a change of this instance's existence, status or custom status.
+        dues = [m.visible_at_ms if m.visible_at_ms is not None else now_ms()
+                for m in commit.orchestrator_items]
+        due = min(dues) if dues else None
+        worker = any(not w.claim for w in commit.worker_items)
+        change = InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations))
+        changed = (commit.orchestration_name is not None or commit.status is not None
+                   or commit.custom_status_set or bool(commit.kv_mutations))
+        code = change_code(change)
+        taken = self._take_announcement(True, due, worker, changed)
+        try:
+            row = await self._commit_turn(
+                op, lock_token, commit, encoded, taken, code if changed else None
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        if row is None:  # pragma: no cover - the function always returns one row
+            raise ProviderError(op, "ack returned no row", retryable=False)
+        instance_id = str(row["out_instance_id"])
+        self._after_announcement(taken, True, due, worker,
+                                 (instance_id, code) if changed else None)
+        if row["out_due"] is not None:
+            self.notifier.notify_orchestrator(int(row["out_due"]))
+        if worker:
+            self.notifier.notify_worker()
+        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
+        # processes only status, custom status and creation are announced.
+        self.notifier.notify_instance(instance_id, change)
+        return TurnResult(claimed_leases(commit, encoded.claim_tokens), bool(row["out_held"]))
+
+    async def _commit_turn(
+        self, op: str, lock_token: str, commit: TurnCommit, encoded: EncodedCommit,
+        taken: Announcement | None, code: list[object] | None,
+    ) -> asyncpg.Record | None:
+        return await self._db.fetchrow(
             op,
             f"SELECT * FROM {self._s}.commit_turn("
             "$1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
-            " $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18)",
+            " $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18::jsonb,"
+            " $19::jsonb)",
             lock_token,
             commit.execution_id,
             encoded.delta,
@@ -265,22 +346,10 @@ class PostgresProvider:
             commit.claim_lock_ms,
             commit.hold_ms,
             list(commit.completed_work),
-            self.notify_peers,
+            None if taken is None else taken.payload(),
+            None if taken is None or code is None else json.dumps(code),
             idempotent=False,
         )
-        if row is None:  # pragma: no cover - the function always returns one row
-            raise ProviderError(op, "ack returned no row", retryable=False)
-        if row["out_due"] is not None:
-            self.notifier.notify_orchestrator(int(row["out_due"]))
-        if any(not w.claim for w in commit.worker_items):
-            self.notifier.notify_worker()
-        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
-        # processes the database only announces status, custom status and creation.
-        self.notifier.notify_instance(
-            str(row["out_instance_id"]),
-            InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
-        )
-        return TurnResult(claimed_leases(commit, encoded.claim_tokens), bool(row["out_held"]))
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
