@@ -221,7 +221,6 @@ class FastPath:
                 self.forget(instance_id)
                 hold.pending[:0] = batch
                 break
-            self.metrics.add("orch_dispatcher_items_fetched")
             if outcome.commit.cancelled_activities:
                 cancelled = {ref.activity_id for ref in outcome.commit.cancelled_activities}
                 hold.pending = [(lease, c) for lease, c in hold.pending
