@@ -433,6 +433,16 @@ class Provider(Protocol):
         Returns None when nothing is visible.
         """
 
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+    ) -> list[OrchestrationItem]:
+        """Up to ``max_items`` batches of different instances in ONE round trip, each
+        exactly as ``fetch_orchestration_item`` would lock and return it ([] when nothing
+        is visible). Dispatchers with several free slots use it under load."""
+
     async def ack_orchestration_item(
         self, lock_token: str, commit: TurnCommit
     ) -> TurnResult | None:

@@ -65,12 +65,18 @@ class OrchestrationDispatcher:
             if self._stopping.is_set():
                 self._slots.release()
                 break
+            # Every other free slot joins the same round trip: under load one fetch brings
+            # several instances; when quiet the extra candidates cost nothing but a lookup.
+            wanted = 1
+            while not self._slots.locked():
+                await self._slots.acquire()  # a slot is free: this does not suspend
+                wanted += 1
             try:
-                item = await self.provider.fetch_orchestration_item(
-                    self.options.orchestrator_lock_timeout_ms, self.cache
+                items = await self.provider.fetch_orchestration_items(
+                    self.options.orchestrator_lock_timeout_ms, self.cache, wanted
                 )
             except Exception as exc:
-                self._slots.release()
+                self._release(wanted)
                 self.metrics.add("provider_errors")
                 delay = backoff.next_delay_s()
                 runtime_log.warning("orchestration fetch failed: %s; retrying in %.2fs",
@@ -78,14 +84,19 @@ class OrchestrationDispatcher:
                 await self._sleep(delay)
                 continue
             backoff.reset()
-            if item is None:
-                self._slots.release()
+            self._release(wanted - len(items))
+            if not items:
                 await self._idle()
                 continue
-            self.metrics.add("orch_dispatcher_items_fetched")
-            task = asyncio.create_task(self._process(item))
-            self._inflight.add(task)
-            task.add_done_callback(self._done)
+            for item in items:
+                self.metrics.add("orch_dispatcher_items_fetched")
+                task = asyncio.create_task(self._process(item))
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)

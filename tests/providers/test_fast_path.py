@@ -178,3 +178,22 @@ async def test_continuation_with_a_cancelled_row_writes_nothing(
                        completed_work=[lease.lock_token]),
         )
     assert [e.event_id for e in await provider.read_history("a")] == [1, 2, 3, 4]
+
+
+async def test_batched_fetch_locks_several_instances_in_one_call(
+    provider: Provider, turns: Turns
+) -> None:
+    assert await provider.fetch_orchestration_items(LONG_LOCK_MS, {}, 4) == []
+    for name in ("a", "b", "c"):
+        await turns.create(name)
+    for name in ("a", "b", "c"):
+        await provider.enqueue_orchestrator(raised(name))
+    await provider.enqueue_orchestrator(raised("a", data="2"))
+    items = await provider.fetch_orchestration_items(LONG_LOCK_MS, {}, 2)
+    assert [item.instance_id for item in items] == ["a", "b"]  # oldest message first
+    assert [m["data"] for m in items[0].messages] == ["1", "2"]  # all of a's messages
+    assert len({item.lock_token for item in items}) == 2
+    rest = await provider.fetch_orchestration_items(LONG_LOCK_MS, {}, 4)
+    assert [item.instance_id for item in rest] == ["c"]  # a and b stay locked
+    # An empty cache matches nothing: each item carries its instance's history.
+    assert all(item.history is not None and len(item.history) == 1 for item in items + rest)

@@ -254,34 +254,54 @@ class PostgresProvider:
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
     ) -> OrchestrationItem | None:
+        items = await self.fetch_orchestration_items(lock_timeout_ms, cached, 1)
+        return items[0] if items else None
+
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+    ) -> list[OrchestrationItem]:
         op = "fetch_orchestration_item"
         # With a replay cache the history is NOT loaded by the fetch: the cache entry of the
         # instance the database picks is compared afterwards, and only a stale or missing
         # entry costs a second query. Shipping the cache with every fetch would cost
         # O(cache size) per turn.
-        cached_json = None
         load_history = cached is None
-        row = await self._db.fetchrow(
-            op,
-            f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3)",
-            max(int(lock_timeout_ms), 0),
-            cached_json,
-            load_history,
-            idempotent=True,
-        )
-        if row is None:
-            return None
-        instance_id = str(row["out_instance_id"])
-        execution_id = int(row["out_execution_id"])
-        history_len = int(row["out_history_len"])
-        texts: list[str] | None = row["out_history"]
-        if texts is None and not load_history:
-            assert cached is not None
-            if row["out_name"] is None:
-                texts = []  # the instance does not exist yet: there is no history to read
-            elif cached.get(instance_id) != (execution_id, history_len):
-                texts = await reads.history_texts(self._db, instance_id, execution_id)
-        return build_item(row, instance_id, execution_id, history_len, texts)
+        lock_ms = max(int(lock_timeout_ms), 0)
+        if max_items <= 1:
+            row = await self._db.fetchrow(
+                op,
+                f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3)",
+                lock_ms, None, load_history, idempotent=True,
+            )
+            rows = [] if row is None else [row]
+        else:
+            # One statement, one transaction: each call locks its instance, so the next
+            # call's candidate query skips it and picks another. The argument refers to the
+            # outer row on purpose: a function scan whose arguments do not change is
+            # evaluated once and its result replayed for every row.
+            rows = list(await self._db.fetch(
+                op,
+                f"SELECT r.* FROM generate_series(1, $4) AS g (n),"
+                f" LATERAL {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3) AS r",
+                lock_ms, None, load_history, int(max_items), idempotent=True,
+            ))
+        items = []
+        for row in rows:
+            instance_id = str(row["out_instance_id"])
+            execution_id = int(row["out_execution_id"])
+            history_len = int(row["out_history_len"])
+            texts: list[str] | None = row["out_history"]
+            if texts is None and not load_history:
+                assert cached is not None
+                if row["out_name"] is None:
+                    texts = []  # the instance does not exist yet: there is no history
+                elif cached.get(instance_id) != (execution_id, history_len):
+                    texts = await reads.history_texts(self._db, instance_id, execution_id)
+            items.append(build_item(row, instance_id, execution_id, history_len, texts))
+        return items
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         op = "ack_orchestration_item"

@@ -115,6 +115,17 @@ class SqliteProvider:
             "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, cached
         )
 
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+    ) -> list[OrchestrationItem]:
+        return await self._db.run(
+            "fetch_orchestration_item", orchestration.fetch_many, lock_timeout_ms, cached,
+            max_items,
+        )
+
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         prepared = turns.prepare_commit(commit)
         instance_id, held = await self._db.run(
