@@ -53,7 +53,7 @@ DECLARE
     v_exists BOOLEAN;
     v_events BIGINT := 0;
     v_bytes BIGINT := 0;
-    v_deleted BIGINT;
+    v_work TEXT;
     v_due BIGINT;
     v_left BIGINT;
     v_held BOOLEAN := FALSE;
@@ -64,13 +64,15 @@ BEGIN
     v_inst := {{schema}}.lock_by_token(p_token, cardinality(p_completed) = 0, 'commit_turn');
     v_now := {{schema}}.now_ms();
 
-    IF cardinality(p_completed) > 0 THEN
-        DELETE FROM {{schema}}.worker_queue WHERE lock_token = ANY (p_completed);
-        GET DIAGNOSTICS v_deleted = ROW_COUNT;
-        IF v_deleted <> cardinality(p_completed) THEN
+    -- Results applied by this turn: their rows go, one by one, each marked as acked by its
+    -- own worker (duraflow.acking), which is how a completion differs from a cancellation.
+    FOREACH v_work IN ARRAY p_completed LOOP
+        PERFORM set_config('duraflow.acking', v_work, TRUE);
+        DELETE FROM {{schema}}.worker_queue WHERE lock_token = v_work;
+        IF NOT FOUND THEN
             RAISE EXCEPTION 'work item not found (cancelled or re-locked)' USING ERRCODE = 'DFL01';
         END IF;
-    END IF;
+    END LOOP;
 
     SELECT TRUE INTO v_exists FROM {{schema}}.instances WHERE instance_id = v_inst;
     v_exists := COALESCE(v_exists, FALSE);

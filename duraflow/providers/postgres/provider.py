@@ -430,17 +430,39 @@ class PostgresProvider:
 
     async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
         op = "ack_work_item"
-        due = await self._db.fetchval(
-            op,
-            f"SELECT {self._s}.ack_work_item($1, $2, $3, $4)",
-            lock_token,
-            None if completion is None else completion.instance_id,
-            None if completion is None else encode_item(op, completion.item),
-            None if completion is None else completion.visible_at_ms,
-            idempotent=False,
-        )
-        if due is not None and completion is not None:
-            self.notifier.notify_orchestrator(int(due))
+        if completion is None:
+            await self._db.fetchval(
+                op, f"SELECT {self._s}.ack_work_item($1, NULL, NULL, NULL)", lock_token,
+                idempotent=False,
+            )
+            return
+        encoded = encode_item(op, completion.item)
+        due = (completion.visible_at_ms if completion.visible_at_ms is not None
+               else now_ms())
+        wanted = not self.notifier.orchestrator_waiting
+        taken = self._take_announcement(wanted, due, False)
+        try:
+            visible = await self._db.fetchval(
+                op,
+                # The ack without an item deletes the row (no notification); the completion
+                # is then enqueued with the notification this process chose, in the same
+                # statement and transaction (the subquery runs first).
+                f"SELECT {self._s}.enqueue_orchestrator($2, $3, $4, $5)"
+                f" FROM (SELECT {self._s}.ack_work_item($1, NULL, NULL, NULL) AS acked) a",
+                lock_token,
+                completion.instance_id,
+                encoded,
+                completion.visible_at_ms,
+                None if taken is None else taken.payload(),
+                idempotent=False,
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        self._after_announcement(taken, wanted, due, False, None)
+        if visible is not None:
+            self.notifier.notify_orchestrator(int(visible))
             self.notifier.notify_instance(completion.instance_id, InstanceChange())
 
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
