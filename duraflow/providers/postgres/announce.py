@@ -11,8 +11,10 @@ keeps it to one notification per ``interval_s`` per process, whatever the commit
   exists", the set of changed instances) and sent by the next commit once the interval has
   passed, or by a timer with a ``pg_notify`` of its own if no commit comes.
 
-So a quiet system notifies at once and a busy one at most every ``interval_s`` (10 ms by
-default), which also bounds the extra latency a busy peer sees. Receivers only re-check the
+So a quiet system notifies at once and a busy one at most once per interval, which also
+bounds the extra latency a busy peer sees. The interval is ``interval_s`` (10 ms) times the
+number of peers: every notification is read by every listener, so with more processes each
+one notifies less often and the database's total stays about the same. Receivers only re-check the
 database, so a merged notification loses nothing: an earliest due time wakes dispatchers,
 which then ask the database for the next one.
 """
@@ -93,15 +95,23 @@ class Announcer:
     """Decides whether an announcement rides in the current commit or waits (see module)."""
 
     def __init__(
-        self, send: Callable[[str], Awaitable[None]], interval_s: float = DEFAULT_INTERVAL_S
+        self,
+        send: Callable[[str], Awaitable[None]],
+        interval_s: float = DEFAULT_INTERVAL_S,
+        peers: Callable[[], int] = lambda: 1,
     ) -> None:
         self._send = send
-        self.interval_s = interval_s
+        self.base_interval_s = interval_s
+        self._peers = peers
         self._pending = Announcement()
         self._last = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0  # notifications sent (in commits or alone), for tests and tuning
+
+    @property
+    def interval_s(self) -> float:
+        return self.base_interval_s * max(self._peers(), 1)
 
     def take(self) -> Announcement | None:
         """If the interval has passed, everything pending, to be sent by the caller's

@@ -99,7 +99,7 @@ class PostgresProvider:
         self.loop = loop
         self.notifier = Notifier()
         self._listener: Listener | None = None
-        self._announcer = Announcer(self._send_notification)
+        self._announcer = Announcer(self._send_notification, peers=self._peer_count)
         self._closed = False
 
     # ─── Construction ────────────────────────────────────────────────────────
@@ -191,6 +191,10 @@ class PostgresProvider:
         return f"PostgresProvider(schema={self.schema!r})"
 
     # ─── Orchestrator queue ──────────────────────────────────────────────────
+
+    def _peer_count(self) -> int:
+        listener = self._listener
+        return 1 if listener is None or listener.peers is None else listener.peers
 
     @property
     def notify_peers(self) -> bool:
