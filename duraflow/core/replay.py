@@ -199,10 +199,11 @@ class Replay(Effects):
         self.now_ms = now_ms
         for index, message in enumerate(messages):
             if self.status == CONTINUED_AS_NEW:
-                # Messages behind a continue-as-new belong to the next execution: send them
-                # on after the ContinueAsNew message, in order, instead of losing them.
-                for later in messages[index:]:
-                    self._out.messages.append(Outgoing(self.instance_id, later))
+                # Messages behind a continue-as-new belong to the next execution. They ride
+                # inside the ContinueAsNew item, so the next execution sees them before
+                # anything that arrived while this turn ran (separate queue rows would sort
+                # after those and reorder an event queue).
+                self._forward(messages[index:])
                 break
             if self.finished:
                 self._out.warnings.append(
@@ -213,6 +214,14 @@ class Replay(Effects):
         if self._cancel_reason is not None and not self.finished:
             self._guard(self._finish_cancelled)
         return self._out
+
+    def _forward(self, later: list[wi.WorkItem]) -> None:
+        for out in self._out.messages:
+            if out.instance_id == self.instance_id and out.item.get("type") == wi.CONTINUE_AS_NEW:
+                out.item.setdefault("forwarded", []).extend(later)
+                return
+        for message in later:  # no ContinueAsNew item in this turn's output: keep the order
+            self._out.messages.append(Outgoing(self.instance_id, message))
 
     def fail_infrastructure(self, details: ErrorDetails, now_ms: int) -> TurnOutput:
         """Fail the execution from outside (poison, size limits); returns the writes."""

@@ -47,3 +47,12 @@ class SemVer:
 
     def __repr__(self) -> str:
         return f"SemVer({self.text!r})"
+
+
+def pack(version: SemVer | str) -> int:
+    """``major * 1e6 + minor * 1e3 + patch``: how stores compare engine versions in SQL
+    (the capability filter); pre-release and build parts are ignored."""
+    parsed = version if isinstance(version, SemVer) else SemVer(version)
+    if parsed.minor > 999 or parsed.patch > 999:
+        raise ValueError(f"version {parsed.text!r}: minor and patch must be below 1000")
+    return parsed.major * 1_000_000 + parsed.minor * 1_000 + parsed.patch

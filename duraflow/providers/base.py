@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import heapq
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -213,6 +213,27 @@ class WorkLease:
     activity_id: int
     session_id: str | None = None
     tag: str | None = None
+    session_owner: str | None = None  # which of the fetch's owner ids holds the session
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClaim:
+    """How a worker fetch treats session-bound activities (reference §2.17).
+
+    ``owners``: the owner ids the fetch acts for (a runtime's ``worker_node_id``, or the ids
+    of its free slots); a row of a session leased to any of them is eligible. With
+    ``allow_new`` a row of a session nobody holds (no lease, or a lapsed one) is eligible
+    too, and fetching it claims the session for ``owners[0]`` for ``lock_timeout_ms``.
+    Without a claim (``None``) a fetch never returns session rows.
+    """
+
+    owners: tuple[str, ...]
+    lock_timeout_ms: int
+    allow_new: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.owners or not all(isinstance(o, str) and o for o in self.owners):
+            raise ValueError("SessionClaim needs at least one non-empty owner id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,12 +333,26 @@ class Notifier:
         self._orchestrator_dues: list[int] = []  # heaps of announced future due times
         self._worker_dues: list[int] = []
         self._orchestrator_waiters = 0
+        self._cancel_listeners: list[Callable[[str], None]] = []
 
     @property
     def orchestrator_waiting(self) -> bool:
         """True while a dispatcher of this process is idle, waiting for orchestrator work:
         new work is then taken here, and other processes need not be woken for it."""
         return self._orchestrator_waiters > 0
+
+    def add_cancel_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(lock_token)`` when an in-flight activity's worker row was deleted
+        by someone other than its worker (heard from another process)."""
+        self._cancel_listeners.append(listener)
+
+    def remove_cancel_listener(self, listener: Callable[[str], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._cancel_listeners.remove(listener)
+
+    def notify_work_cancelled(self, lock_token: str) -> None:
+        for listener in list(self._cancel_listeners):
+            listener(lock_token)
 
     def notify_orchestrator(self, due_ms: int | None = None) -> None:
         """New orchestrator work exists now, or (``due_ms``) will become visible then."""
@@ -421,8 +456,14 @@ class Provider(Protocol):
         self,
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
+        replay_range: tuple[int, int] | None = None,
     ) -> OrchestrationItem | None:
         """Lock the next instance that has visible messages, oldest message first.
+
+        ``replay_range`` (packed versions, see ``duraflow.core.version.pack``, inclusive):
+        skip instances whose current execution is pinned to an engine version outside it
+        (unpinned instances are always eligible). The pin is the ``engine_version`` of the
+        execution's ``OrchestrationStarted`` event, recorded by the provider when it is stored.
 
         Skips instances whose lock is live. Locks ALL messages of that instance visible
         now (``attempt_count`` + 1 each; the item's count is their max); messages arriving
@@ -438,6 +479,7 @@ class Provider(Protocol):
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
         max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
     ) -> list[OrchestrationItem]:
         """Up to ``max_items`` batches of different instances in ONE round trip, each
         exactly as ``fetch_orchestration_item`` would lock and return it ([] when nothing
@@ -466,16 +508,43 @@ class Provider(Protocol):
     # Worker queue ------------------------------------------------------------
 
     async def fetch_work_item(
-        self, lock_timeout_ms: int, tag_filter: TagFilter = DEFAULT_TAG_FILTER
+        self,
+        lock_timeout_ms: int,
+        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        session: SessionClaim | None = None,
     ) -> WorkLease | None:
-        """Lock the oldest visible, unlocked (or lock-expired) row the filter accepts."""
+        """Lock the oldest visible, unlocked (or lock-expired) row the filter accepts, and
+        that ``session`` allows (see ``SessionClaim``), claiming its session in the same
+        atomic step. A lost race for a session moves on to another row."""
 
     async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
         """Delete the locked row and enqueue its completion, atomically. ``LockLostError``
-        when the row is gone (cancelled) or the lock expired."""
+        when the row is gone (cancelled) or the lock expired. Marks the row's session
+        active now."""
 
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
-        """``LockLostError`` when the row is gone or its lock expired (= cancellation)."""
+        """``LockLostError`` when the row is gone or its lock expired (= cancellation).
+        Marks the row's session active now."""
+
+    async def lost_work_items(self, lock_tokens: Sequence[str]) -> set[str]:
+        """Which of ``lock_tokens`` no longer name a live locked row (cancelled, or the lock
+        expired): one query for all of a runtime's running activities."""
+
+    # Sessions ----------------------------------------------------------------
+
+    async def renew_sessions(
+        self, owners: Sequence[str], extend_ms: int, idle_timeout_ms: int
+    ) -> list[str]:
+        """Extend to now + ``extend_ms`` the live leases of ``owners`` whose session was
+        active within ``idle_timeout_ms``; release (delete) the idle ones. Returns the
+        sessions ``owners`` still hold."""
+
+    async def release_sessions(self, owners: Sequence[str]) -> int:
+        """Drop every lease of ``owners`` (graceful shutdown), so another worker can take
+        their sessions at once. Returns how many were released."""
+
+    async def cleanup_sessions(self) -> int:
+        """Delete sessions whose lease lapsed and that have no worker rows left."""
 
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False

@@ -36,6 +36,7 @@ from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import ActivityRegistry
 from duraflow.runtime.resilience import Backoff, retry_call
+from duraflow.runtime.sessions import SessionManager
 from duraflow.runtime.turns import unregistered_backoff_ms
 
 log = logging.getLogger("duraflow.activity")
@@ -43,6 +44,8 @@ runtime_log = logging.getLogger("duraflow.runtime")
 ActivityKey = tuple[str, int, int]
 #: Where a handed-off activity reports its result (instead of ``ack_work_item``).
 Reporter = Callable[[WorkLease, wi.WorkItem], Awaitable[None]]
+#: How often a runtime without cross-process notifications checks its running activities.
+CANCEL_CHECK_S = 0.5
 
 
 class ActivityDispatcher:
@@ -71,10 +74,27 @@ class ActivityDispatcher:
         self._running: dict[ActivityKey, ActivityContext] = {}
         self._free_slots = list(range(max(options.worker_concurrency, 1)))
         self._stopping = asyncio.Event()
+        self.sessions = SessionManager(
+            provider, options, worker_id, max(options.worker_concurrency, 1)
+        )
+        self._by_token: dict[str, ActivityContext] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._loop_exited: asyncio.Event | None = None  # set once the fetch loop has exited
 
     async def run(self) -> None:
         if self.options.tag_filter.mode == "none" or self.options.worker_concurrency == 0:
             return
+        self.sessions.start()
+        self.provider.notifier.add_cancel_listener(self._cancelled_elsewhere)
+        if not self.provider.cross_process_notify:
+            self._watcher = asyncio.create_task(self._watch_cancellations())
+        self._loop_exited = asyncio.Event()
+        try:
+            await self._fetch_loop()
+        finally:
+            self._loop_exited.set()
+
+    async def _fetch_loop(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
             await self._slots.acquire()
@@ -83,7 +103,8 @@ class ActivityDispatcher:
                 break
             try:
                 lease = await self.provider.fetch_work_item(
-                    self.options.worker_lock_timeout_ms, self.options.tag_filter
+                    self.options.worker_lock_timeout_ms, self.options.tag_filter,
+                    self.sessions.claim(self._free_slots),
                 )
             except Exception as exc:
                 self._slots.release()
@@ -104,8 +125,15 @@ class ActivityDispatcher:
                     wait_ms = min(wait_ms, max(due - now_ms(), 0) + 1)
                 await self.provider.notifier.wait_worker(wait_ms / 1000)
                 continue
+            if self._stopping.is_set():  # fetched while stopping: give it back untouched
+                self._slots.release()
+                with contextlib.suppress(Exception):
+                    await self.provider.abandon_work_item(lease.lock_token, ignore_attempt=True)
+                break
             self.metrics.add("worker_dispatcher_items_fetched")
-            task = asyncio.create_task(self._execute(lease))
+            self.sessions.fetched(lease)
+            slot = self._take_slot(lease)
+            task = asyncio.create_task(self._execute(lease, slot))
             self._inflight.add(task)
             task.add_done_callback(self._done)
 
@@ -140,13 +168,45 @@ class ActivityDispatcher:
     def start_claimed(self, lease: WorkLease, report: Reporter | None) -> None:
         """Run a claimed row in the slot ``reserve`` took; ``report`` receives its result
         (None: acked to the worker queue as usual)."""
-        task = asyncio.create_task(self._execute(lease, report))
+        slot = self._take_slot(lease)
+        task = asyncio.create_task(self._execute(lease, slot, report))
         self._inflight.add(task)
         task.add_done_callback(self._done)
 
     async def ack_completion(self, lease: WorkLease, completion: wi.WorkItem) -> None:
         """Report a result through the worker queue (the path every fetched activity takes)."""
         await self._ack(lease, completion)
+
+    def _take_slot(self, lease: WorkLease) -> int:
+        """A free slot for ``lease``: the one owning its session under per-slot affinity."""
+        wanted = self.sessions.slot_for(lease, self._free_slots)
+        if wanted is not None:
+            self._free_slots.remove(wanted)
+            return wanted
+        return self._free_slots.pop(0) if self._free_slots else 0
+
+    def _cancelled_elsewhere(self, lock_token: str) -> None:
+        """Another process deleted the worker row of an activity running here."""
+        ctx = self._by_token.get(lock_token)
+        if ctx is not None:
+            ctx._cancel()
+
+    async def _watch_cancellations(self) -> None:
+        """Without cross-process notifications (SQLite), check every running activity's row
+        with one query every ``CANCEL_CHECK_S`` so cancellation is seen within a second."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), CANCEL_CHECK_S)
+            tokens = list(self._by_token)
+            if not tokens or self._stopping.is_set():
+                continue
+            try:
+                lost = await self.provider.lost_work_items(tokens)
+            except ProviderError as exc:
+                runtime_log.debug("cancellation check failed: %s", exc)
+                continue
+            for token in lost:
+                self._cancelled_elsewhere(token)
 
     def cancel_local(self, refs: list[ActivityRef]) -> None:
         """Signal cancellation to activities of this process that were just dropped."""
@@ -164,11 +224,27 @@ class ActivityDispatcher:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        self.provider.notifier.remove_cancel_listener(self._cancelled_elsewhere)
+        if self._watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
+        if self._loop_exited is not None:  # a fetch in progress could claim a session
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._loop_exited.wait(), 5.0)
+        await self.sessions.stop()  # after in-flight work: hand the sessions over
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     # ─── One activity ───────────────────────────────────────────────────────
 
-    async def _execute(self, lease: WorkLease, report: Reporter | None = None) -> None:
+    async def _execute(self, lease: WorkLease, slot: int, report: Reporter | None = None) -> None:
+        try:
+            await self._execute_in_slot(lease, slot, report)
+        finally:
+            self._free_slots.append(slot)
+
+    async def _execute_in_slot(
+        self, lease: WorkLease, slot: int, report: Reporter | None = None
+    ) -> None:
         item = lease.item
         name = str(item.get("name"))
         key = (lease.instance_id, lease.execution_id, lease.activity_id)
@@ -194,17 +270,17 @@ class ActivityDispatcher:
                 )
                 self.provider.notifier.notify_worker(now_ms() + delay)
                 return
-            slot = self._free_slots.pop(0) if self._free_slots else 0
             ctx = ActivityContext(item, f"work-{slot}-{self.worker_id}", self._client_factory,
                                   self._async_client_factory)
             self._running[key] = ctx
+            self._by_token[lease.lock_token] = ctx
             renewal = asyncio.create_task(self._renew(lease, ctx))
             try:
                 completion = await self._invoke(fn, ctx, lease)
             finally:
                 renewal.cancel()
                 self._running.pop(key, None)
-                self._free_slots.append(slot)
+                self._by_token.pop(lease.lock_token, None)
             if ctx.is_cancelled():
                 log.info("activity %s#%d finished after cancellation; result dropped",
                          name, lease.activity_id)

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
+from duraflow.core.version import ENGINE_VERSION, pack
 from duraflow.providers.base import TagFilter
 
 _DEFAULTS: dict[str, Any] = {
@@ -38,6 +39,7 @@ _DEFAULTS: dict[str, Any] = {
     "idle_poll_interval_ms": 5_000,
     "activity_cancellation_grace_period_ms": 10_000,
     "worker_heartbeat_interval_ms": 5_000,
+    "supported_replay_versions": None,
 }
 
 _POSITIVE = (
@@ -98,10 +100,35 @@ def parse_tag_filter(value: Any) -> TagFilter:
     return TagFilter(mode, tuple(tags))
 
 
+def parse_replay_versions(value: Any) -> tuple[tuple[str, str] | None, tuple[int, int]]:
+    """``supported_replay_versions``: ``(lowest, highest)`` engine versions (inclusive) whose
+    histories this runtime may replay; default ``("0.0.0", <this engine>)``."""
+    if value is None:
+        return None, (0, pack(ENGINE_VERSION))
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise TypeError(
+            "RuntimeOptions.supported_replay_versions must be a (lowest, highest) pair of "
+            f"version strings, e.g. ('0.1.0', '0.3.0'); got {value!r}"
+        )
+    try:
+        low, high = pack(value[0]), pack(value[1])
+    except ValueError as exc:
+        raise ValueError(f"RuntimeOptions.supported_replay_versions: {exc}") from None
+    if low > high:
+        raise ValueError(
+            f"RuntimeOptions.supported_replay_versions: {value[0]!r} is above {value[1]!r}"
+        )
+    return (value[0], value[1]), (low, high)
+
+
 class RuntimeOptions:
     """Options for ``Runtime``; read-only once built (assigning raises ``AttributeError``)."""
 
-    __slots__ = (*_DEFAULTS, "_frozen", "tag_filter")
+    __slots__ = (*_DEFAULTS, "_frozen", "tag_filter", "replay_range")
 
     orchestration_concurrency: int
     worker_concurrency: int
@@ -125,6 +152,8 @@ class RuntimeOptions:
     idle_poll_interval_ms: int
     activity_cancellation_grace_period_ms: int
     worker_heartbeat_interval_ms: int
+    supported_replay_versions: tuple[str, str] | None
+    replay_range: tuple[int, int]
     tag_filter: TagFilter
 
     def __init__(self, **kwargs: Any) -> None:
@@ -142,6 +171,9 @@ class RuntimeOptions:
             if value < floor:
                 raise ValueError(f"RuntimeOptions.{name} must be >= {floor}, got {value}")
         object.__setattr__(self, "tag_filter", parse_tag_filter(self.worker_tag_filter))
+        versions, packed = parse_replay_versions(self.supported_replay_versions)
+        object.__setattr__(self, "supported_replay_versions", versions)
+        object.__setattr__(self, "replay_range", packed)
         if self.log_level is not None and str(self.log_level).lower() not in _LOG_LEVELS:
             raise ValueError(f"RuntimeOptions.log_level must be one of {', '.join(_LOG_LEVELS)};"
                              f" got {self.log_level!r}")

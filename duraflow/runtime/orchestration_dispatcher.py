@@ -23,6 +23,7 @@ from duraflow.providers.base import (
     now_ms,
 )
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
+from duraflow.runtime.capability import incompatible, replayable
 from duraflow.runtime.fast_path import FastPath
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
@@ -73,7 +74,8 @@ class OrchestrationDispatcher:
                 wanted += 1
             try:
                 items = await self.provider.fetch_orchestration_items(
-                    self.options.orchestrator_lock_timeout_ms, self.cache, wanted
+                    self.options.orchestrator_lock_timeout_ms, self.cache, wanted,
+                    self.options.replay_range,
                 )
             except Exception as exc:
                 self._release(wanted)
@@ -166,6 +168,8 @@ class OrchestrationDispatcher:
             history = await self.provider.read_history(item.instance_id, item.execution_id)
         if item.history_error is not None:
             outcome: Turn | Abandon = self.builder.history_error(item, now_ms())
+        elif cached is None and not replayable(history, self.options.replay_range):
+            outcome = incompatible(item, history)
         else:
             outcome = self.builder.build(item, cached, history, now_ms())
         if isinstance(outcome, Abandon):

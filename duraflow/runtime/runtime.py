@@ -136,7 +136,9 @@ class AsyncRuntime:
             self._tasks.append(asyncio.create_task(activities.run(), name="duraflow-worker"))
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
-        self._heartbeat = WorkerHeartbeat(self.provider, info, lambda: 0)
+        self._heartbeat = WorkerHeartbeat(
+            self.provider, info, lambda: activities.sessions.sessions_held
+        )
         self._heartbeat.start()
         self._state = "running"
         log.info("duraflow runtime %s started on %s (orchestrations %d, activities %d)",

@@ -155,9 +155,12 @@ class TurnBuilder:
         if message.get("parent_instance"):
             parent = (str(message["parent_instance"]), int(message["parent_execution_id"]),
                       int(message["parent_id"]))
-        # Everything else in the batch goes to the new execution, in arrival order: a message
-        # sent while the old execution was finishing can sort before the ContinueAsNew item.
-        others = item.messages[:index] + item.messages[index + 1:]
+        # Everything else goes to the new execution in arrival order: first the messages the
+        # old execution's last turn forwarded inside the ContinueAsNew item (they are the
+        # oldest), then those sent while it was finishing (they sort before the item), then
+        # the rest.
+        forwarded = list(message.get("forwarded") or [])
+        others = forwarded + item.messages[:index] + item.messages[index + 1:]
         return self._begin_execution(
             item, item.execution_id + 1, message, others, parent,
             message.get("carry_forward_events"), message.get("initial_custom_status"), now_ms,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from duraflow.providers.base import ActivityRef, LockLostError, Provider
+from duraflow.providers.base import ActivityRef, LockLostError, Provider, SessionClaim
 
 from .support import Turns, activity, completion, eventually, now_ms
 
@@ -22,9 +22,10 @@ async def test_worker_queue_is_fifo(provider: Provider, turns: Turns) -> None:
 
 async def test_lease_carries_the_activity_identity(provider: Provider, turns: Turns) -> None:
     await turns.create("a", worker_items=[activity("a", 7, session_id="s-1")])
-    lease = await turns.lease()
+    lease = await provider.fetch_work_item(30_000, session=SessionClaim(("w1",), 30_000))
+    assert lease is not None
     assert (lease.instance_id, lease.execution_id, lease.activity_id) == ("a", 1, 7)
-    assert lease.session_id == "s-1"
+    assert (lease.session_id, lease.session_owner) == ("s-1", "w1")
     assert lease.item["type"] == "ActivityExecute"
     assert (lease.item["name"], lease.item["id"]) == ("Act", 7)
 

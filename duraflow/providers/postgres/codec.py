@@ -170,4 +170,5 @@ def build_lease(row: asyncpg.Record) -> WorkLease:
         activity_id=int(row["out_activity_id"]),
         session_id=row["out_session_id"],
         tag=row["out_tag"],
+        session_owner=row["out_session_owner"],
     )

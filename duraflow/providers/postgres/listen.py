@@ -106,6 +106,8 @@ class Listener:
             await conn.add_listener(self._channels.orchestrator, self._on_orchestrator)
             await conn.add_listener(self._channels.worker, self._on_worker)
             await conn.add_listener(self._channels.instance, self._on_instance)
+            if self._channels.cancel:
+                await conn.add_listener(self._channels.cancel, self._on_cancel)
         except BaseException:
             conn.terminate()
             raise
@@ -175,6 +177,10 @@ class Listener:
     def _on_instance(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
         if payload:
             self._notifier.notify_instance(str(payload))
+
+    def _on_cancel(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
+        if payload:
+            self._notifier.notify_work_cancelled(str(payload))
 
     def _on_terminated(self, conn: object) -> None:
         if conn is self._conn:

@@ -48,8 +48,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "worker_functions", "0003_worker.sql"),
     Migration(4, "kv_store", "0004_kv.sql"),
     Migration(5, "worker_registry", "0005_workers.sql"),
-    # 6 is reserved for the session work; it may land after 7 on a live schema, which is
-    # fine: the ledger applies every missing version, in order.
+    Migration(6, "sessions_cancellation_capability", "0006_sessions.sql"),
     Migration(7, "fast_path", "0007_fast_path.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -80,13 +79,14 @@ class Channels:
     orchestrator: str
     worker: str
     instance: str
+    cancel: str = ""  # lock tokens of in-flight activities deleted by someone else
 
     @staticmethod
     def for_schema(schema: str) -> Channels:
         base = f"duraflow_{schema}"
         if len(base) + 5 > 63:
             base = "duraflow_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
-        return Channels(f"{base}_orch", f"{base}_work", f"{base}_inst")
+        return Channels(f"{base}_orch", f"{base}_work", f"{base}_inst", f"{base}_cncl")
 
 
 def render(sql: str, schema: str) -> str:
@@ -97,6 +97,7 @@ def render(sql: str, schema: str) -> str:
         "{{chan_orch}}": quote_literal(channels.orchestrator),
         "{{chan_work}}": quote_literal(channels.worker),
         "{{chan_inst}}": quote_literal(channels.instance),
+        "{{chan_cancel}}": quote_literal(channels.cancel),
     }
     for token, value in replacements.items():
         sql = sql.replace(token, value)

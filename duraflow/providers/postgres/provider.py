@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -52,6 +52,7 @@ from duraflow.providers.base import (
     OrchestrationItem,
     OutboundMessage,
     ProviderError,
+    SessionClaim,
     TagFilter,
     TurnCommit,
     TurnResult,
@@ -257,8 +258,9 @@ class PostgresProvider:
         self,
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
+        replay_range: tuple[int, int] | None = None,
     ) -> OrchestrationItem | None:
-        items = await self.fetch_orchestration_items(lock_timeout_ms, cached, 1)
+        items = await self.fetch_orchestration_items(lock_timeout_ms, cached, 1, replay_range)
         return items[0] if items else None
 
     async def fetch_orchestration_items(
@@ -266,6 +268,7 @@ class PostgresProvider:
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
         max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
     ) -> list[OrchestrationItem]:
         op = "fetch_orchestration_item"
         # With a replay cache the history is NOT loaded by the fetch: the cache entry of the
@@ -274,11 +277,13 @@ class PostgresProvider:
         # O(cache size) per turn.
         load_history = cached is None
         lock_ms = max(int(lock_timeout_ms), 0)
+        low = None if replay_range is None else int(replay_range[0])
+        high = None if replay_range is None else int(replay_range[1])
         if max_items <= 1:
             row = await self._db.fetchrow(
                 op,
-                f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3)",
-                lock_ms, None, load_history, idempotent=True,
+                f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3, $4, $5)",
+                lock_ms, None, load_history, low, high, idempotent=True,
             )
             rows = [] if row is None else [row]
         else:
@@ -288,9 +293,9 @@ class PostgresProvider:
             # evaluated once and its result replayed for every row.
             rows = list(await self._db.fetch(
                 op,
-                f"SELECT r.* FROM generate_series(1, $4) AS g (n),"
-                f" LATERAL {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3) AS r",
-                lock_ms, None, load_history, int(max_items), idempotent=True,
+                f"SELECT r.* FROM generate_series(1, $6) AS g (n), LATERAL"
+                f" {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3, $4, $5) AS r",
+                lock_ms, None, load_history, low, high, int(max_items), idempotent=True,
             ))
         items = []
         for row in rows:
@@ -415,17 +420,23 @@ class PostgresProvider:
     # ─── Worker queue ────────────────────────────────────────────────────────
 
     async def fetch_work_item(
-        self, lock_timeout_ms: int, tag_filter: TagFilter = DEFAULT_TAG_FILTER
+        self,
+        lock_timeout_ms: int,
+        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        session: SessionClaim | None = None,
     ) -> WorkLease | None:
         if tag_filter.mode not in ("any", "default_only", "tags", "default_and"):
             return None  # "none": this worker takes no activities, so do not even ask
         op = "fetch_work_item"
         row = await self._db.fetchrow(
             op,
-            f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3)",
+            f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3, $4, $5, $6)",
             max(int(lock_timeout_ms), 0),
             tag_filter.mode,
             list(tag_filter.tags),
+            None if session is None else list(session.owners),
+            0 if session is None else max(int(session.lock_timeout_ms), 0),
+            session is not None and session.allow_new,
             idempotent=True,
         )
         if row is None:
@@ -477,6 +488,54 @@ class PostgresProvider:
             max(int(extend_ms), 0),
             idempotent=True,
         )
+
+    async def lost_work_items(self, lock_tokens: Sequence[str]) -> set[str]:
+        if not lock_tokens:
+            return set()
+        s = self._s
+        rows = await self._db.fetch(
+            "lost_work_items",
+            f"SELECT lock_token FROM {s}.worker_queue"
+            f" WHERE lock_token = ANY ($1::text[]) AND locked_until > {s}.now_ms()",
+            list(lock_tokens),
+        )
+        return set(lock_tokens) - {str(r[0]) for r in rows}
+
+    # ─── Sessions ────────────────────────────────────────────────────────────
+
+    async def renew_sessions(
+        self, owners: Sequence[str], extend_ms: int, idle_timeout_ms: int
+    ) -> list[str]:
+        rows = await self._db.fetch(
+            "renew_sessions",
+            f"SELECT * FROM {self._s}.renew_sessions($1, $2, $3) AS r (session_id)"
+            " ORDER BY 1",
+            list(owners),
+            max(int(extend_ms), 0),
+            max(int(idle_timeout_ms), 0),
+            idempotent=True,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def release_sessions(self, owners: Sequence[str]) -> int:
+        released = await self._db.fetchval(
+            "release_sessions",
+            f"WITH r AS (DELETE FROM {self._s}.sessions WHERE worker_id = ANY ($1::text[])"
+            " RETURNING 1),"
+            f" n AS (SELECT count(*) AS c FROM r)"
+            f" SELECT c FROM n, LATERAL (SELECT CASE WHEN c > 0"
+            f" THEN pg_notify($2, '') END) AS notify",
+            list(owners),
+            self.channels.worker,
+            idempotent=True,
+        )
+        return int(released or 0)
+
+    async def cleanup_sessions(self) -> int:
+        removed = await self._db.fetchval(
+            "cleanup_sessions", f"SELECT {self._s}.cleanup_sessions()", idempotent=True
+        )
+        return int(removed or 0)
 
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False

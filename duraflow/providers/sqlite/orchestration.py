@@ -35,6 +35,9 @@ _CANDIDATE = """
     SELECT q.instance_id FROM orchestrator_queue q
     LEFT JOIN instance_locks l ON l.instance_id = q.instance_id
     WHERE q.visible_at <= :now AND (l.instance_id IS NULL OR l.locked_until <= :now)
+      AND (:max_v IS NULL OR NOT EXISTS (
+          SELECT 1 FROM instances pv WHERE pv.instance_id = q.instance_id
+          AND pv.pinned_version NOT BETWEEN :min_v AND :max_v))
     ORDER BY q.visible_at, q.id
     LIMIT 1
 """
@@ -86,14 +89,16 @@ def fetch(
     conn: sqlite3.Connection,
     lock_timeout_ms: int,
     cached: Mapping[str, tuple[int, int]] | None,
+    replay_range: tuple[int, int] | None = None,
 ) -> OrchestrationItem | None:
     # A lock-free probe first: idle pollers in other processes must not queue up on the
     # write lock just to learn that there is nothing to do.
-    probe_now = now_ms()
-    if conn.execute(_CANDIDATE, {"now": probe_now}).fetchone() is None:
+    low, high = replay_range if replay_range is not None else (None, None)
+    probe = {"now": now_ms(), "min_v": low, "max_v": high}
+    if conn.execute(_CANDIDATE, probe).fetchone() is None:
         return None
     with transaction(conn, write=True) as now:
-        row = conn.execute(_CANDIDATE, {"now": now}).fetchone()
+        row = conn.execute(_CANDIDATE, {**probe, "now": now}).fetchone()
         if row is None:
             return None
         instance_id = str(row[0])
@@ -111,12 +116,13 @@ def fetch_many(
     lock_timeout_ms: int,
     cached: Mapping[str, tuple[int, int]] | None,
     max_items: int,
+    replay_range: tuple[int, int] | None = None,
 ) -> list[OrchestrationItem]:
     """Up to ``max_items`` fetches in one hop to the database thread (each its own short
     write transaction, so the write lock is never held across instances)."""
     items: list[OrchestrationItem] = []
     for _ in range(max(int(max_items), 1)):
-        item = fetch(conn, lock_timeout_ms, cached)
+        item = fetch(conn, lock_timeout_ms, cached, replay_range)
         if item is None:
             break
         items.append(item)

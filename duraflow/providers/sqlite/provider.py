@@ -12,7 +12,7 @@ other processes sharing the file discover work by polling.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from duraflow.bridge import run_sync
 from duraflow.core.events import HistoryEvent
@@ -36,13 +36,22 @@ from duraflow.providers.base import (
     Notifier,
     OrchestrationItem,
     OutboundMessage,
+    SessionClaim,
     TagFilter,
     TurnCommit,
     TurnResult,
     WorkLease,
 )
 from duraflow.providers.common import encode_item
-from duraflow.providers.sqlite import admin, orchestration, reads, turns, worker, workers
+from duraflow.providers.sqlite import (
+    admin,
+    orchestration,
+    reads,
+    sessions,
+    turns,
+    worker,
+    workers,
+)
 from duraflow.providers.sqlite.db import MEMORY, Database
 
 
@@ -108,11 +117,13 @@ class SqliteProvider:
         self,
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
+        replay_range: tuple[int, int] | None = None,
     ) -> OrchestrationItem | None:
         # ``cached`` is only looked up (``.get``) for the instance the fetch picks, on the
         # database thread: copying it per fetch would cost O(cache size) every turn.
         return await self._db.run(
-            "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, cached
+            "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, cached,
+            replay_range,
         )
 
     async def fetch_orchestration_items(
@@ -120,10 +131,11 @@ class SqliteProvider:
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
         max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
     ) -> list[OrchestrationItem]:
         return await self._db.run(
             "fetch_orchestration_item", orchestration.fetch_many, lock_timeout_ms, cached,
-            max_items,
+            max_items, replay_range,
         )
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
@@ -164,11 +176,16 @@ class SqliteProvider:
     # Worker queue ------------------------------------------------------------
 
     async def fetch_work_item(
-        self, lock_timeout_ms: int, tag_filter: TagFilter = DEFAULT_TAG_FILTER
+        self,
+        lock_timeout_ms: int,
+        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        session: SessionClaim | None = None,
     ) -> WorkLease | None:
         if tag_filter.mode == "none":
             return None
-        return await self._db.run("fetch_work_item", worker.fetch, lock_timeout_ms, tag_filter)
+        return await self._db.run(
+            "fetch_work_item", worker.fetch, lock_timeout_ms, tag_filter, session
+        )
 
     async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
         op = "ack_work_item"
@@ -187,6 +204,11 @@ class SqliteProvider:
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
         await self._db.run("renew_work_item_lock", worker.renew, lock_token, extend_ms)
 
+    async def lost_work_items(self, lock_tokens: Sequence[str]) -> set[str]:
+        if not lock_tokens:
+            return set()
+        return await self._db.run("lost_work_items", worker.lost, list(lock_tokens))
+
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
     ) -> None:
@@ -195,6 +217,24 @@ class SqliteProvider:
         )
         if visible_at is None:
             self.notifier.notify_worker()
+
+    # Sessions ----------------------------------------------------------------
+
+    async def renew_sessions(
+        self, owners: Sequence[str], extend_ms: int, idle_timeout_ms: int
+    ) -> list[str]:
+        return await self._db.run(
+            "renew_sessions", sessions.renew, list(owners), int(extend_ms), int(idle_timeout_ms)
+        )
+
+    async def release_sessions(self, owners: Sequence[str]) -> int:
+        released = await self._db.run("release_sessions", sessions.release, list(owners))
+        if released:
+            self.notifier.notify_worker()  # their waiting activities are anyone's now
+        return released
+
+    async def cleanup_sessions(self) -> int:
+        return await self._db.run("cleanup_sessions", sessions.cleanup)
 
     # Worker registry ---------------------------------------------------------
 

@@ -151,9 +151,39 @@ MIGRATION_3: tuple[str, ...] = (
     "PRAGMA user_version = 3",
 )
 
+#: Engine version of ``OrchestrationStarted`` text -> packed ``major*1e6 + minor*1e3 + patch``
+#: (NULL when absent or not MAJOR.MINOR.PATCH), in plain SQL so any process can run it.
+_PACKED_ENGINE_VERSION = """
+    (SELECT CASE WHEN v GLOB '[0-9]*.[0-9]*.[0-9]*' THEN
+         CAST(substr(v, 1, instr(v, '.') - 1) AS INTEGER) * 1000000
+         + CAST(substr(r, 1, instr(r, '.') - 1) AS INTEGER) * 1000
+         + CAST(substr(r, instr(r, '.') + 1) AS INTEGER)
+     END
+     FROM (SELECT v, substr(v, instr(v, '.') + 1) AS r
+           FROM (SELECT json_extract(NEW.event_data, '$.engine_version') AS v)))
+"""
+
+#: Sessions are found by owner; each instance carries the engine version its current
+#: execution is pinned to (capability filtering), set when event 1 of an execution is stored.
+MIGRATION_4: tuple[str, ...] = (
+    "CREATE INDEX idx_sessions_worker ON sessions(worker_id)",
+    "ALTER TABLE instances ADD COLUMN pinned_version INTEGER",
+    f"""
+    CREATE TRIGGER history_pins_version AFTER INSERT ON history
+    WHEN NEW.event_id = 1
+    BEGIN
+        UPDATE instances SET pinned_version = {_PACKED_ENGINE_VERSION}
+        WHERE instance_id = NEW.instance_id AND current_execution_id <= NEW.execution_id;
+    END
+    """,
+    "PRAGMA user_version = 4",
+)
+
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``; each ends by setting ``user_version`` to n
 #: (a literal: PRAGMA arguments cannot be bound as parameters).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (MIGRATION_1, MIGRATION_2, MIGRATION_3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -4,7 +4,8 @@ A row is the activity's only claim to exist. Cancelling an activity deletes its 
 worker learns of cancellation exactly when its renewal or ack finds the row gone; that is
 why both report a missing row as ``LockLostError``. Tag routing is a predicate in the fetch
 query (one fixed statement per filter mode, tags bound as a JSON array), never a filter
-applied after locking, so a worker can never lock a row it will not run.
+applied after locking, so a worker can never lock a row it will not run. Session affinity is
+part of the same predicate, and the session claim happens in the fetch's own transaction.
 """
 
 from __future__ import annotations
@@ -13,49 +14,81 @@ import json
 import sqlite3
 from typing import Any
 
-from duraflow.providers.base import LockLostError, TagFilter, WorkLease, now_ms
+from duraflow.providers.base import LockLostError, SessionClaim, TagFilter, WorkLease, now_ms
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import INSERT_ORCH, new_token
 
 _ELIGIBLE = (
-    "SELECT id FROM worker_queue"
-    " WHERE visible_at <= :now AND (lock_token IS NULL OR locked_until <= :now)"
+    "SELECT w.id, w.session_id, s.worker_id, s.locked_until"
+    " FROM worker_queue w LEFT JOIN sessions s ON s.session_id = w.session_id"
+    " WHERE w.visible_at <= :now AND (w.lock_token IS NULL OR w.locked_until <= :now)"
 )
-_ORDER = " ORDER BY id LIMIT 1"
+#: Session rows: only with a claim, and only of sessions leased to one of the owners or
+#: (allow_new) of sessions nobody holds.
+_SESSIONS = (
+    " AND (w.session_id IS NULL OR (:claim AND ("
+    "(s.locked_until > :now AND s.worker_id IN (SELECT value FROM json_each(:owners)))"
+    " OR (:allow_new AND (s.session_id IS NULL OR s.locked_until <= :now)))))"
+)
+_ORDER = " ORDER BY w.id LIMIT 1"
 #: One complete statement per filter mode; only the fixed fragments are concatenated.
 _FETCH_BY_MODE: dict[str, str] = {
-    "any": _ELIGIBLE + _ORDER,
-    "default_only": _ELIGIBLE + " AND tag IS NULL" + _ORDER,
-    "tags": _ELIGIBLE + " AND tag IN (SELECT value FROM json_each(:tags))" + _ORDER,
+    "any": _ELIGIBLE + _SESSIONS + _ORDER,
+    "default_only": _ELIGIBLE + " AND w.tag IS NULL" + _SESSIONS + _ORDER,
+    "tags": _ELIGIBLE + " AND w.tag IN (SELECT value FROM json_each(:tags))" + _SESSIONS + _ORDER,
     "default_and": _ELIGIBLE
-    + " AND (tag IS NULL OR tag IN (SELECT value FROM json_each(:tags)))"
+    + " AND (w.tag IS NULL OR w.tag IN (SELECT value FROM json_each(:tags)))"
+    + _SESSIONS
     + _ORDER,
 }
+_CLAIM = (
+    "INSERT INTO sessions (session_id, worker_id, locked_until, last_activity_at)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET"
+    " worker_id = excluded.worker_id, locked_until = excluded.locked_until,"
+    " last_activity_at = excluded.last_activity_at"
+)
 
 
 def fetch(
-    conn: sqlite3.Connection, lock_timeout_ms: int, tag_filter: TagFilter
+    conn: sqlite3.Connection,
+    lock_timeout_ms: int,
+    tag_filter: TagFilter,
+    session: SessionClaim | None,
 ) -> WorkLease | None:
     sql = _FETCH_BY_MODE.get(tag_filter.mode)
     if sql is None:  # "none", or a mode TagFilter.matches would reject everything for
         return None
-    tags = json.dumps(list(tag_filter.tags))
-    if conn.execute(sql, {"now": now_ms(), "tags": tags}).fetchone() is None:
+    params: dict[str, Any] = {
+        "tags": json.dumps(list(tag_filter.tags)),
+        "claim": session is not None,
+        "owners": json.dumps(list(session.owners) if session is not None else []),
+        "allow_new": session is not None and session.allow_new,
+    }
+    if conn.execute(sql, {**params, "now": now_ms()}).fetchone() is None:
         return None  # lock-free probe, as for the orchestrator queue
     with transaction(conn, write=True) as now:
-        row = conn.execute(sql, {"now": now, "tags": tags}).fetchone()
+        row = conn.execute(sql, {**params, "now": now}).fetchone()
         if row is None:
             return None
+        row_id, session_id, holder, held_until = row
+        owner = None
+        if session_id is not None and session is not None:
+            # We hold the write lock, so the lease read above cannot change under us.
+            mine = holder in session.owners and held_until is not None and held_until > now
+            owner = holder if mine else session.owners[0]
+            conn.execute(
+                _CLAIM, (session_id, owner, now + max(int(session.lock_timeout_ms), 0), now)
+            )
         token = new_token()
         conn.execute(
             "UPDATE worker_queue SET lock_token = ?, locked_until = ?,"
             " attempt_count = attempt_count + 1 WHERE id = ?",
-            (token, now + max(int(lock_timeout_ms), 0), row[0]),
+            (token, now + max(int(lock_timeout_ms), 0), row_id),
         )
         item = conn.execute(
             "SELECT work_item, attempt_count, instance_id, execution_id, activity_id,"
             " session_id, tag FROM worker_queue WHERE id = ?",
-            (row[0],),
+            (row_id,),
         ).fetchone()
     decoded: Any = json.loads(item[0])
     return WorkLease(
@@ -67,6 +100,16 @@ def fetch(
         activity_id=int(item[4]),
         session_id=item[5],
         tag=item[6],
+        session_owner=owner,
+    )
+
+
+def _touch_session(conn: sqlite3.Connection, token: str, now: int) -> None:
+    """A session stays active while its activities are fetched, renewed and acked."""
+    conn.execute(
+        "UPDATE sessions SET last_activity_at = ? WHERE session_id ="
+        " (SELECT session_id FROM worker_queue WHERE lock_token = ?)",
+        (now, token),
     )
 
 
@@ -84,6 +127,7 @@ def ack(
 ) -> int | None:
     """Delete the row and enqueue ``(instance, json, visible_at)``; returns its visible_at."""
     with transaction(conn, write=True) as now:
+        _touch_session(conn, token, now)
         cur = conn.execute(
             "DELETE FROM worker_queue WHERE lock_token = ? AND locked_until > ?", (token, now)
         )
@@ -105,6 +149,17 @@ def renew(conn: sqlite3.Connection, token: str, extend_ms: int) -> None:
         )
         if cur.rowcount == 0:
             raise _lost(conn, "renew_work_item_lock", token)
+        _touch_session(conn, token, now)
+
+
+def lost(conn: sqlite3.Connection, tokens: list[str]) -> set[str]:
+    """The tokens that no longer name a live locked row (one query for all of them)."""
+    live = conn.execute(
+        "SELECT lock_token FROM worker_queue"
+        " WHERE lock_token IN (SELECT value FROM json_each(?)) AND locked_until > ?",
+        (json.dumps(tokens), now_ms()),
+    ).fetchall()
+    return set(tokens) - {str(row[0]) for row in live}
 
 
 def abandon(

@@ -1,0 +1,187 @@
+"""What every admin subcommand shares: the database options, opening the store, exit codes
+and turning failures into one line on stderr.
+
+Admin commands talk to the store only through ``duraflow.AsyncClient`` over a provider
+opened by the factory, and never start a runtime: an operator inspecting production must not
+accidentally become a worker. Every failure a person can cause (a bad URL, a missing file, an
+unknown id, malformed data) ends as ``duraflow: error: ...`` and a documented exit code, so
+scripts can branch on the code and people never see a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from duraflow import AsyncClient
+
+#: Exit codes scripts can rely on (docs/cli.md lists them).
+EXIT_OK = 0
+EXIT_FAILED = 1  # the store refused the operation, or it failed
+EXIT_USAGE = 2  # bad arguments or input (argparse uses 2 too)
+EXIT_NOT_FOUND = 3  # no such instance
+EXIT_UNREACHABLE = 4  # the database cannot be opened or reached
+
+_SUPPORTED_SCHEMES = ("postgres://", "postgresql://", "sqlite:")
+_MEMORY = ("sqlite::memory:", ":memory:")
+
+
+class CliError(Exception):
+    """A failure with the exit code it maps to; ``main`` prints it on one line."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def fail(code: int, message: str) -> NoReturn:
+    raise CliError(code, message)
+
+
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser with the options every admin subcommand takes (after its name)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("database")
+    group.add_argument(
+        "--database-url",
+        default=None,
+        help="postgresql://... URL or SQLite file path (default: $DURAFLOW_DATABASE_URL)",
+    )
+    group.add_argument(
+        "--schema", default=None, help="PostgreSQL schema (default: $DURAFLOW_SCHEMA or public)"
+    )
+    parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parent
+
+
+def resolve_location(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The database URL and schema from the flags, else the environment.
+
+    Read at run time, not when the parser is built, so tests and wrappers can set the
+    environment after import. A SQLite path must already exist: opening a missing file
+    would create an empty database and every read would wrongly answer "nothing there".
+    """
+    url = args.database_url or os.environ.get("DURAFLOW_DATABASE_URL")
+    schema = args.schema or os.environ.get("DURAFLOW_SCHEMA") or None
+    if not url:
+        fail(EXIT_USAGE, "no database: pass --database-url or set DURAFLOW_DATABASE_URL")
+    if url.strip() in _MEMORY:
+        fail(EXIT_USAGE, "an in-memory SQLite database exists only inside its own process; "
+                         "pass a file path or a postgresql:// URL")
+    scheme, sep, _ = url.partition("://")
+    if sep and not url.startswith(_SUPPORTED_SCHEMES):
+        fail(EXIT_USAGE, f"unsupported database URL scheme {scheme + '://'!r}: use "
+                         "postgresql://... or a SQLite file path")
+    if not url.startswith(("postgres://", "postgresql://")):
+        path = _sqlite_path(url)
+        if os.path.isdir(path):
+            fail(EXIT_UNREACHABLE, f"{path!r} is a directory, not a SQLite database file")
+        if not os.path.isfile(path):
+            fail(EXIT_UNREACHABLE, f"no SQLite database at {path!r} (file does not exist)")
+    return url, schema
+
+
+def _sqlite_path(url: str) -> str:
+    """The file a SQLite location names (the factory accepts ``sqlite:`` prefixes)."""
+    text = url.strip()
+    for prefix in ("sqlite://", "sqlite:"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    return text.split("?", 1)[0]
+
+
+Action = Callable[["AsyncClient", argparse.Namespace], Awaitable[int]]
+
+
+def run_admin(action: Action, args: argparse.Namespace) -> int:
+    """Open the store, run ``action`` with a client, close the store; map every failure to
+    a one-line error and an exit code."""
+    try:
+        return asyncio.run(_with_client(action, args))
+    except CliError as exc:
+        return _report(exc.code, exc.message)
+    except KeyboardInterrupt:
+        return _report(130, "interrupted")
+
+
+async def _with_client(action: Action, args: argparse.Namespace) -> int:
+    from duraflow import AsyncClient
+    from duraflow.providers.factory import open_provider
+
+    url, schema = resolve_location(args)
+    try:
+        provider = await open_provider(url, schema)
+    except CliError:
+        raise
+    except ValueError as exc:  # an invalid schema name
+        fail(EXIT_USAGE, _one_line(exc))
+    except Exception as exc:
+        fail(EXIT_UNREACHABLE, f"cannot open the database: {_one_line(exc)}")
+    try:
+        return await action(AsyncClient(provider), args)
+    except CliError:
+        raise
+    except (ConnectionError, OSError, TimeoutError) as exc:
+        fail(EXIT_UNREACHABLE, f"database unreachable: {_one_line(exc)}")
+    except (ValueError, TypeError) as exc:  # the client's own validation of names and data
+        fail(EXIT_USAGE, _one_line(exc))
+    except Exception as exc:
+        # ProviderError and anything unexpected: the store said no, or something broke.
+        fail(EXIT_FAILED, _one_line(exc))
+    finally:
+        with contextlib.suppress(Exception):  # a broken connection must not hide the error
+            await provider.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _report(code: int, message: str) -> int:
+    print(f"duraflow: error: {message}", file=sys.stderr)
+    return code
+
+
+def parse_json_data(text: str, what: str) -> Any:
+    """``DATA`` arguments are JSON; ``-`` reads stdin and ``@path`` reads a file.
+
+    A bare word such as ``approved`` is not JSON (strings need quotes: ``'"approved"'``);
+    the error says where parsing stopped, so a script author can fix the quoting.
+    """
+    source = "argument"
+    if text == "-":
+        text, source = sys.stdin.read(), "stdin"
+    elif text.startswith("@"):
+        path = text[1:]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            fail(EXIT_USAGE, f"cannot read {what} from {path!r}: {exc.strerror or exc}")
+        source = f"file {path!r}"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = ""
+        if exc.pos == 0 and text.strip() and text.strip()[0].isalpha():
+            hint = f" (a string needs JSON quotes, e.g. '\"{text.strip()}\"')"
+        fail(EXIT_USAGE, f"{what} ({source}) is not valid JSON: {exc.msg} at line {exc.lineno}"
+                         f" column {exc.colno} (char {exc.pos}){hint}")
+
+
+async def require_instance(client: AsyncClient, instance_id: str) -> str:
+    """The instance's status; exit 3 when it does not exist."""
+    result = await client.get_status(instance_id)
+    if result.status == "NotFound":
+        fail(EXIT_NOT_FOUND, f"instance {instance_id!r} not found")
+    return result.status
