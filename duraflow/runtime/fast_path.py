@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from duraflow.core import workitems as wi
 from duraflow.core.models import RUNNING
+from duraflow.core.version import ENGINE_VERSION, pack
 from duraflow.providers.base import (
     OrchestrationItem,
     Provider,
@@ -86,6 +87,11 @@ class FastPath:
         self._emit_traces = emit_traces
         self._holds: dict[str, Hold] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Capability filtering: the turns this runtime commits pin their new executions to
+        # this engine's version; a runtime told not to replay that version must not continue
+        # them in memory either, so it claims activities but never holds.
+        low, high = options.replay_range
+        self._may_hold = low <= pack(ENGINE_VERSION) <= high
         #: Set when the runtime shuts down: results then take the plain path, which the
         #: activity dispatcher's own shutdown waits for.
         self.closing = False
@@ -103,7 +109,7 @@ class FastPath:
         running = {token: activity_id for token, activity_id in (carry.leases if carry else {})
                    .items() if activity_id not in cancelled}
         reserved = await self._reserve(commit)
-        if (reserved or running) and commit.status in (None, RUNNING):
+        if self._may_hold and (reserved or running) and commit.status in (None, RUNNING):
             commit.hold_ms = HOLD_MS
         try:
             result = await retry_call(
