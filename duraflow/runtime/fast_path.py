@@ -155,11 +155,14 @@ class FastPath:
             for _ in range(count):
                 self.activities.unreserve()
 
-    def forget(self, instance_id: str) -> None:
+    def forget(self, instance_id: str, only: Hold | None = None) -> None:
         """The hold ended (commit, take-over): results of its activities go the plain way
-        unless a new hold takes them."""
-        hold = self._holds.pop(instance_id, None)
-        if hold is not None and hold.expiry is not None:
+        unless a new hold takes them. With ``only``, end that hold and no newer one."""
+        hold = self._holds.get(instance_id)
+        if hold is None or (only is not None and hold is not only):
+            return
+        del self._holds[instance_id]
+        if hold.expiry is not None:
             hold.expiry.cancel()
             hold.expiry = None
 
@@ -187,8 +190,7 @@ class FastPath:
             await self._continue(instance_id, hold)
         except Exception:  # the queue path still has every row: nothing is lost
             log.exception("continuation of %r failed unexpectedly", instance_id)
-            self.cache.discard(instance_id)
-            self.forget(instance_id)
+            self.forget(instance_id, hold)
         finally:
             hold.running = False
 
@@ -199,7 +201,7 @@ class FastPath:
             if replay is None or replay.execution_id != hold.execution_id:
                 if replay is not None:
                     self.cache.put(replay)
-                self.forget(instance_id)
+                self.forget(instance_id, hold)
                 hold.pending[:0] = batch
                 break
             item = OrchestrationItem(
@@ -211,7 +213,7 @@ class FastPath:
             )
             outcome = self.builder.build(item, replay, None, now_ms())
             if not isinstance(outcome, Turn):  # pragma: no cover - a live replay runs
-                self.forget(instance_id)
+                self.forget(instance_id, hold)
                 hold.pending[:0] = batch
                 break
             outcome.commit.completed_work = [lease.lock_token for lease, _ in batch]
@@ -223,8 +225,7 @@ class FastPath:
                 # rows gone): the worker queue decides, exactly once.
                 log.debug("continuation of %r did not commit (%s); reporting through the "
                           "queue", instance_id, exc)
-                self.cache.discard(instance_id)
-                self.forget(instance_id)
+                self.forget(instance_id, hold)
                 hold.pending[:0] = batch
                 break
             if outcome.commit.cancelled_activities:
