@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck layers unit bench e2e-kind clean
+.PHONY: install demo test lint typecheck layers unit bench e2e-kind sync-crds checkov-venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -19,15 +19,16 @@ demo: install
 	$(BIN)/duraflow demo
 
 lint: install
-	$(BIN)/ruff check duraflow tests
+	$(BIN)/ruff check duraflow tests worker_image
 
 typecheck: install
 	$(BIN)/mypy --strict duraflow
+	$(BIN)/mypy --strict worker_image/app/duraflow_example.py
 
 layers: install
 	$(BIN)/lint-imports
 
-unit: install
+unit: install checkov-venv
 	$(BIN)/pytest -q
 
 test: lint typecheck layers unit
@@ -35,8 +36,18 @@ test: lint typecheck layers unit
 bench: install
 	$(BIN)/python bench/quick.py
 
+# checkov lives in its own venv so its pinned dependencies never meet ours (tests/chart/test_checkov.py).
+checkov-venv:
+	@scripts/checkov-venv.sh
+
+# The chart carries byte-identical copies of crds/ (tests/chart/test_crds_sync.py checks them).
+sync-crds:
+	rm -f charts/duraflow/crds/*.yaml
+	cp crds/*.yaml charts/duraflow/crds/
+
+# Needs Docker, kind, kubectl and helm: a throwaway cluster, the image, the chart, one sample run.
 e2e-kind:
-	@echo "Kubernetes end-to-end tests arrive with the operator issue; they need Docker and kind."
+	scripts/e2e-kind.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache *.egg-info

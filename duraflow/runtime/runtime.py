@@ -137,7 +137,7 @@ class AsyncRuntime:
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
         self._heartbeat = WorkerHeartbeat(
-            self.provider, info, lambda: activities.sessions.sessions_held
+            self.provider, info, lambda: self.sessions_held
         )
         self._heartbeat.start()
         self._state = "running"
@@ -174,6 +174,12 @@ class AsyncRuntime:
                 await task
         self._tasks.clear()
         log.info("duraflow runtime %s stopped", self.worker_node_id)
+
+    @property
+    def sessions_held(self) -> int:
+        """Sessions this runtime holds now (for the ``duraflow_active_sessions`` gauge)."""
+        dispatcher = self._activity_dispatcher
+        return 0 if dispatcher is None else dispatcher.sessions.sessions_held
 
     def metrics_snapshot(self) -> MetricsSnapshot | None:
         return self.metrics.snapshot() if self._state == "running" else None

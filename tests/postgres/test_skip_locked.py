@@ -152,3 +152,40 @@ async def test_expiring_locks_under_contention_never_deadlock_or_duplicate(
                 assert len(history) == 1 + acked[f"i{n}"]
     finally:
         await a.close()
+
+
+async def test_many_workers_claiming_many_sessions_never_deadlock_or_share_one(
+    postgres_provider_factory: Any,
+) -> None:
+    """Twelve owners on two connection pools race through 120 activities of 10 sessions,
+    acking as they go: every activity is taken once, no error (no deadlock), and every session
+    has exactly one owner (leases are long)."""
+    from duraflow.core import workitems as wi
+    from duraflow.providers.base import OutboundMessage, SessionClaim, WorkerItem
+
+    a = await postgres_provider_factory(pool_max=12)
+    try:
+        items = []
+        for n in range(2, 122):
+            session = f"s{n % 10}"
+            item = wi.activity_execute("i", 1, n, "Act", "null", "Orch", "1.0.0", session, None)
+            items.append(WorkerItem("i", 1, n, item, session))
+        await create(a, "i", worker_items=items)
+        async with peer(a) as b:
+            taken: list[tuple[int, str | None, str | None]] = []
+
+            async def worker(provider: Any, owner: str) -> None:
+                claim = SessionClaim((owner,), 60_000)
+                while (lease := await provider.fetch_work_item(60_000, session=claim)) is not None:
+                    taken.append((lease.activity_id, lease.session_id, lease.session_owner))
+                    done = wi.activity_completed("i", 1, lease.activity_id, "1")
+                    await provider.ack_work_item(lease.lock_token, OutboundMessage("i", done))
+
+            await asyncio.gather(*(worker(p, f"w{n}") for n, p in enumerate([a, b] * 6)))
+        assert sorted(n for n, _, _ in taken) == list(range(2, 122))
+        owners: dict[str | None, set[str | None]] = {}
+        for _, session, owner in taken:
+            owners.setdefault(session, set()).add(owner)
+        assert len(owners) == 10 and all(len(o) == 1 for o in owners.values()), owners
+    finally:
+        await a.close()

@@ -5,13 +5,15 @@
 -- lease row in sessions. The worker fetch takes, in the SAME statement, a row that is either
 -- session-less, of a session leased to one of the caller's owner ids, or (when the caller may
 -- take new sessions) of a session whose lease is free or lapsed, and claims that session
--- with an UPSERT that only succeeds if the lease is still free or already the caller's. Two
--- fetchers racing for one free session: the second UPSERT waits for the first to commit,
--- then finds the lease taken and moves on to another row (no lost wake-up, no double owner).
+-- with an INSERT (new lease) or a conditional UPDATE (lapsed or already the caller's). Two
+-- fetchers racing for one free session: the second INSERT waits for the first to commit,
+-- then finds the lease taken and moves on to another row (no double owner, no empty fetch
+-- while other work waits).
 --
--- Lock order (no cycles): fetch locks a worker row (SKIP LOCKED, never waits) then a session
--- row; ack and renew lock their own worker row then the session row; the session functions
--- lock only session rows.
+-- Lock order (no cycles): fetch locks worker rows (SKIP LOCKED, never waits) and then waits
+-- for at most one session row at a time, held by a transaction that has claimed it and finishes without
+-- waiting again; a failed claim leaves no lock behind. Ack and renew lock their own worker row
+-- then its session row; the session functions lock only session rows.
 
 CREATE INDEX idx_sessions_worker ON {{schema}}.sessions (worker_id);
 
@@ -73,19 +75,27 @@ BEGIN
             WHERE s.session_id = v_session AND s.locked_until > v_now
               AND s.worker_id = ANY (p_owners);
             v_owner := COALESCE(v_owner, p_owners[1]);
-            INSERT INTO {{schema}}.sessions AS s
-                (session_id, worker_id, locked_until, last_activity_at)
+            -- Claim: a new lease, or take over a lapsed one / extend our own. A failed attempt
+            -- must leave no row lock behind (ON CONFLICT DO UPDATE would lock the row even
+            -- when its WHERE fails, and a later wait could then close a deadlock cycle), so
+            -- it is an INSERT that does nothing on conflict, then a conditional UPDATE.
+            INSERT INTO {{schema}}.sessions (session_id, worker_id, locked_until,
+                                             last_activity_at)
             VALUES (v_session, v_owner, v_now + p_session_lock_ms, v_now)
-            ON CONFLICT (session_id) DO UPDATE
-                SET worker_id = EXCLUDED.worker_id,
-                    locked_until = GREATEST(EXCLUDED.locked_until,
-                                            CASE WHEN s.worker_id = EXCLUDED.worker_id
+            ON CONFLICT (session_id) DO NOTHING;
+            IF NOT FOUND THEN
+                UPDATE {{schema}}.sessions s
+                SET worker_id = v_owner,
+                    locked_until = GREATEST(v_now + p_session_lock_ms,
+                                            CASE WHEN s.worker_id = v_owner
                                                  THEN s.locked_until ELSE 0 END),
-                    last_activity_at = EXCLUDED.last_activity_at
-                WHERE s.locked_until <= {{schema}}.now_ms() OR s.worker_id = EXCLUDED.worker_id;
-            IF NOT FOUND THEN  -- another worker claimed it since our read: try another row
-                v_lost := v_lost || v_session;
-                CONTINUE;
+                    last_activity_at = v_now
+                WHERE s.session_id = v_session
+                  AND (s.locked_until <= {{schema}}.now_ms() OR s.worker_id = v_owner);
+                IF NOT FOUND THEN  -- another worker holds it now: try another row
+                    v_lost := v_lost || v_session;
+                    CONTINUE;
+                END IF;
             END IF;
         END IF;
         v_token := gen_random_uuid()::TEXT;

@@ -61,7 +61,7 @@ from duraflow.providers.base import (
 )
 from duraflow.providers.common import encode_item
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
-from duraflow.providers.postgres import admin, reads, workers
+from duraflow.providers.postgres import admin, reads, sessions, workers
 from duraflow.providers.postgres.announce import Announcement, Announcer, change_code
 from duraflow.providers.postgres.codec import (
     EncodedCommit,
@@ -490,52 +490,20 @@ class PostgresProvider:
         )
 
     async def lost_work_items(self, lock_tokens: Sequence[str]) -> set[str]:
-        if not lock_tokens:
-            return set()
-        s = self._s
-        rows = await self._db.fetch(
-            "lost_work_items",
-            f"SELECT lock_token FROM {s}.worker_queue"
-            f" WHERE lock_token = ANY ($1::text[]) AND locked_until > {s}.now_ms()",
-            list(lock_tokens),
-        )
-        return set(lock_tokens) - {str(r[0]) for r in rows}
+        return await sessions.lost_work_items(self._db, lock_tokens)
 
     # ─── Sessions ────────────────────────────────────────────────────────────
 
     async def renew_sessions(
         self, owners: Sequence[str], extend_ms: int, idle_timeout_ms: int
     ) -> list[str]:
-        rows = await self._db.fetch(
-            "renew_sessions",
-            f"SELECT * FROM {self._s}.renew_sessions($1, $2, $3) AS r (session_id)"
-            " ORDER BY 1",
-            list(owners),
-            max(int(extend_ms), 0),
-            max(int(idle_timeout_ms), 0),
-            idempotent=True,
-        )
-        return [str(r[0]) for r in rows]
+        return await sessions.renew(self._db, owners, extend_ms, idle_timeout_ms)
 
     async def release_sessions(self, owners: Sequence[str]) -> int:
-        released = await self._db.fetchval(
-            "release_sessions",
-            f"WITH r AS (DELETE FROM {self._s}.sessions WHERE worker_id = ANY ($1::text[])"
-            " RETURNING 1),"
-            f" n AS (SELECT count(*) AS c FROM r)"
-            f" SELECT c FROM n, LATERAL (SELECT CASE WHEN c > 0"
-            f" THEN pg_notify($2, '') END) AS notify",
-            list(owners),
-            self.channels.worker,
-            idempotent=True,
-        )
-        return int(released or 0)
+        return await sessions.release(self._db, owners, self.channels.worker)
 
     async def cleanup_sessions(self) -> int:
-        removed = await self._db.fetchval(
-            "cleanup_sessions", f"SELECT {self._s}.cleanup_sessions()", idempotent=True
-        )
-        return int(removed or 0)
+        return await sessions.cleanup(self._db)
 
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False

@@ -1,0 +1,135 @@
+{{/* Names, labels and the shared restricted security settings of the Duraflow chart. */}}
+
+{{- define "duraflow.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "duraflow.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "duraflow.operatorName" -}}
+{{- printf "%s-operator" (include "duraflow.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "duraflow.postgresqlName" -}}
+{{- printf "%s-postgresql" (include "duraflow.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "duraflow.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "duraflow.operatorName" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "duraflow.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "duraflow.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "duraflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: duraflow
+{{- end -}}
+
+{{- define "duraflow.operatorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "duraflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "duraflow.postgresqlSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "duraflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: postgresql
+{{- end -}}
+
+{{/* The Secret (name, key) that holds the database URL every Duraflow pod reads. */}}
+{{- define "duraflow.databaseSecretName" -}}
+{{- if .Values.postgresql.enabled -}}
+{{- include "duraflow.postgresqlName" . -}}
+{{- else -}}
+{{- .Values.database.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "duraflow.databaseSecretKey" -}}
+{{- if .Values.postgresql.enabled -}}
+url
+{{- else -}}
+{{- .Values.database.existingSecretKey -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod-level security context of Pod Security "restricted"; argument: the numeric uid. */}}
+{{- define "duraflow.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ . }}
+runAsGroup: {{ . }}
+fsGroup: {{ . }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Container-level security context of Pod Security "restricted"; argument: the numeric uid. */}}
+{{- define "duraflow.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ . }}
+runAsGroup: {{ . }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Namespaced permissions of the operator: exactly the rules of the operator's contract. */}}
+{{- define "duraflow.namespacedRules" -}}
+- apiGroups: ["duraflow.io"]
+  resources: ["orchestrations", "workerpools"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["duraflow.io"]
+  resources: ["orchestrations/status", "workerpools/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "update"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* Cluster-scoped reads: kopf discovers namespaces and the CRDs it serves. */}}
+{{- define "duraflow.clusterRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- end -}}
+
+{{/* Leader election: one Lease in the operator's namespace. */}}
+{{- define "duraflow.leaseRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end -}}

@@ -1,0 +1,82 @@
+"""The operator gets exactly the permissions it uses (interfaces.md), no wildcards, nothing on
+Secrets, and with watchNamespaces the namespaced permissions shrink to those namespaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.chart.support import (
+    CLUSTER_SCOPED_RESOURCES,
+    NAMESPACE,
+    OPERATOR_RULES,
+    VALUES_MATRIX,
+    render,
+)
+
+
+def _grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb)
+            for rule in role["rules"]
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]}
+
+
+def _roles(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_cluster_role_grants_exactly_the_operator_rules() -> None:
+    (cluster_role,) = _roles(render({}), "ClusterRole")
+    assert _grants(cluster_role) == OPERATOR_RULES
+    assert not _roles(render({}), "Role")
+
+
+@pytest.mark.parametrize("case", sorted(VALUES_MATRIX))
+def test_no_wildcards_no_secrets_no_escalation(case: str) -> None:
+    for role in _roles(render(VALUES_MATRIX[case]), "ClusterRole") + _roles(
+            render(VALUES_MATRIX[case]), "Role"):
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], (role["metadata"]["name"], rule)
+            assert "secrets" not in rule["resources"]
+            assert not {"bind", "escalate", "impersonate"} & set(rule["verbs"])
+            assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+
+
+def test_watch_namespaces_turns_namespaced_rules_into_roles() -> None:
+    docs = render({"operator": {"watchNamespaces": ["team-a", "team-b"]}})
+    (cluster_role,) = _roles(docs, "ClusterRole")
+    assert {r for _, r, _ in _grants(cluster_role)} == CLUSTER_SCOPED_RESOURCES
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in _roles(docs, "Role")}
+    assert {ns for ns, _ in roles} == {"team-a", "team-b", NAMESPACE}
+    for ns in ("team-a", "team-b"):
+        (role,) = [r for (n, _), r in roles.items() if n == ns]
+        assert {res for _, res, _ in _grants(role)} & CLUSTER_SCOPED_RESOURCES == set()
+        assert "leases" not in {res for _, res, _ in _grants(role)}
+    (lease_role,) = [r for (n, _), r in roles.items() if n == NAMESPACE]
+    assert _grants(lease_role) == {g for g in OPERATOR_RULES if g[1] == "leases"}
+    union = set(_grants(cluster_role)).union(*(_grants(r) for r in roles.values()))
+    assert union == OPERATOR_RULES
+
+
+def test_every_role_is_bound_to_the_operator_service_account_only() -> None:
+    docs = render({"operator": {"watchNamespaces": ["team-a"]}})
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+             for d in _roles(docs, "ClusterRole") + _roles(docs, "Role")}
+    bound = set()
+    for binding in [d for d in docs if d["kind"] in {"ClusterRoleBinding", "RoleBinding"}]:
+        assert binding["subjects"] == [{"kind": "ServiceAccount",
+                                        "name": account["metadata"]["name"],
+                                        "namespace": NAMESPACE}]
+        ref = binding["roleRef"]
+        namespace = None if ref["kind"] == "ClusterRole" else binding["metadata"]["namespace"]
+        bound.add((ref["kind"], namespace, ref["name"]))
+    assert bound == roles
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert account["automountServiceAccountToken"] is False
