@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck layers unit bench e2e-kind sync-crds checkov-venv clean
+.PHONY: install demo test lint typecheck layers unit bench bench-operator e2e-kind sync-crds checkov-venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -19,10 +19,10 @@ demo: install
 	$(BIN)/duraflow demo
 
 lint: install
-	$(BIN)/ruff check duraflow tests worker_image
+	$(BIN)/ruff check duraflow operator tests bench worker_image
 
 typecheck: install
-	$(BIN)/mypy --strict duraflow
+	$(BIN)/mypy --strict
 	$(BIN)/mypy --strict worker_image/app/duraflow_example.py
 
 layers: install
@@ -35,6 +35,10 @@ test: lint typecheck layers unit
 
 bench: install
 	$(BIN)/python bench/quick.py
+
+# O1: N Orchestration CRs at once (API emulator, real PostgreSQL, one worker); CRS=10000 too.
+bench-operator: install
+	$(BIN)/python bench/operator.py --crs $(or $(CRS),1000)
 
 # checkov lives in its own venv so its pinned dependencies never meet ours (tests/chart/test_checkov.py).
 checkov-venv:

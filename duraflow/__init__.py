@@ -28,7 +28,12 @@ from duraflow.core.models import (
     WorkerInfo,
 )
 from duraflow.core.version import ENGINE_VERSION as __version__
-from duraflow.providers.base import Provider, ProviderError
+from duraflow.providers.base import (
+    InstanceChangeFeed,
+    InstanceChanges,
+    Provider,
+    ProviderError,
+)
 from duraflow.providers.entra import PostgresEntraOptions
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.sqlite import SqliteProvider
@@ -105,6 +110,8 @@ __all__ = [
     "AsyncClient",
     "AsyncRuntime",
     "ErrorDetails",
+    "InstanceChangeFeed",
+    "InstanceChanges",
     "NondeterminismError",
     "OperationTimedOut",
     "Provider",

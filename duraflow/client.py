@@ -35,7 +35,13 @@ from duraflow.core.models import (
     WorkerInfo,
 )
 from duraflow.core.version import SemVer
-from duraflow.providers.base import InstanceChange, OutboundMessage, Provider, ProviderError
+from duraflow.providers.base import (
+    InstanceChange,
+    InstanceChangeFeed,
+    OutboundMessage,
+    Provider,
+    ProviderError,
+)
 
 TERMINAL = ("Completed", "Failed")
 
@@ -113,10 +119,25 @@ class AsyncClient:
         item = wi.start_orchestration(instance_id, name, payload, version)
         await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
 
-    async def raise_event(self, instance_id: str, event_name: str, data: Any = None) -> None:
+    async def raise_event(
+        self,
+        instance_id: str,
+        event_name: str,
+        data: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Raise an external event. With ``idempotency_key``, raising again with the same key
+        is a no-op for the instance's current execution: the engine records the event once.
+        That lets a client that crashed between raising and recording that it raised simply
+        raise again (the Kubernetes operator does this for ``spec.events``)."""
         check_instance_id(instance_id)
         check_name("event name", event_name)
-        item = wi.external_raised(instance_id, event_name, encode_payload("event data", data))
+        if idempotency_key is not None:
+            check_name("idempotency key", idempotency_key)
+        item = wi.external_raised(
+            instance_id, event_name, encode_payload("event data", data), idempotency_key
+        )
         await self.provider.enqueue_orchestrator(OutboundMessage(instance_id, item))
 
     async def enqueue_event(self, instance_id: str, queue_name: str, data: Any = None) -> None:
@@ -200,6 +221,19 @@ class AsyncClient:
                 if not changes or any(worth_reading(c) for c in changes):
                     result = await self.get_status(instance_id)
             return result
+
+    def watch_instance_changes(self) -> InstanceChangeFeed:
+        """A feed of the ids of every instance whose status or custom status changes (or that
+        is created), in this process and, on PostgreSQL, in every process on the database.
+
+        For a reader that follows many instances with one loop (the Kubernetes operator):
+        ``changes = await feed.next(timeout_s)`` returns the ids changed since the last call,
+        de-duplicated, and ``changes.everything`` when notifications may have been missed
+        (re-check everything). Create the feed BEFORE reading the state it keeps current;
+        close it (or use ``with``) when done. Notifications are best-effort wake-ups: a
+        reader must read the instance's status rather than trust the notification alone.
+        """
+        return self.provider.notifier.watch_all_instances()
 
     # ─── KV store ───────────────────────────────────────────────────────────
 
@@ -309,4 +343,10 @@ class AsyncClient:
         )
 
 
-__all__ = ["AsyncClient", "OperationTimedOut", "OrchestrationResult", "ProviderError"]
+__all__ = [
+    "AsyncClient",
+    "InstanceChangeFeed",
+    "OperationTimedOut",
+    "OrchestrationResult",
+    "ProviderError",
+]

@@ -11,6 +11,8 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from prometheus_client import CollectorRegistry
+
 from duraflow.bridge import background_loop, run_sync
 from duraflow.client import AsyncClient, OperationTimedOut, OrchestrationResult
 from duraflow.core.models import (
@@ -230,6 +232,11 @@ class Runtime:
 
     def metrics_snapshot(self) -> MetricsSnapshot | None:
         return self._async.metrics_snapshot()
+
+    @property
+    def prometheus_registry(self) -> CollectorRegistry:
+        """This runtime's own Prometheus registry (serve it with prometheus-client)."""
+        return self._async.prometheus_registry
 
 
 class TagFilter:

@@ -58,6 +58,8 @@ DURAFLOW_ADDITIONS = [
     "AsyncClient",
     "AsyncRuntime",
     "ErrorDetails",
+    "InstanceChangeFeed",
+    "InstanceChanges",
     "NondeterminismError",
     "OperationTimedOut",
     "Provider",

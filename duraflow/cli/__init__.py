@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from duraflow.cli import control, demo, instances, prune, system, worker
+from duraflow.cli import control, demo, instances, operator, prune, system, worker
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duraflow", description="Durable workflows for Python")
     parser.add_argument("--log-level", default=os.environ.get("DURAFLOW_LOG_LEVEL", "warning"))
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, worker, instances, control, prune, system):
+    for module in (demo, worker, operator, instances, control, prune, system):
         module.add_parser(sub)
     return parser
 

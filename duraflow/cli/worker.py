@@ -1,71 +1,144 @@
-"""``duraflow worker``: runs a runtime in the foreground until SIGTERM/SIGINT, with
-orchestrations and activities registered by the user's ``module:function`` (called with the
-runtime). It is what a worker pod runs; a graceful stop lets in-flight work finish within
-the grace period.
+"""``duraflow worker``: what a worker pod runs.
+
+It loads the user's app (``--app module:callable``, called with the runtime to register
+orchestrations and activities), connects, serves ``/metrics``, ``/healthz`` and ``/readyz``
+on one port, and runs until SIGTERM or SIGINT. Configuration and its checks live in
+``worker_config``; see docs/worker.md for the table, the probes and the shutdown semantics.
+
+Shutdown, in order: ``/readyz`` turns 503 and both dispatchers stop fetching; work in
+flight gets ``--grace-ms`` to finish; what is still running then is released to the other
+workers at once (abandoned without counting an attempt, so nobody waits for a lock
+timeout); the database connections close; the process exits 0 — without waiting for a sync
+activity still running in a thread (see ``_exit``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
+import contextlib
+import logging
 import os
 import signal
-from collections.abc import Callable
+import sys
+import threading
 from typing import Any
 
+from duraflow.cli.worker_config import ConfigError, WorkerConfig, add_arguments, load_config
 
-def _load_registrar(spec: str) -> Callable[[Any], None]:
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    registrar = getattr(module, attr or "register", None)
-    if not callable(registrar):
-        raise SystemExit(f"duraflow worker: {spec!r} does not name a callable register(runtime)")
-    return registrar  # type: ignore[no-any-return]
-
-
-async def _run_worker(args: argparse.Namespace) -> int:
-    from duraflow.providers.factory import open_provider
-    from duraflow.runtime.options import RuntimeOptions
-    from duraflow.runtime.runtime import AsyncRuntime
-
-    registrar = _load_registrar(args.app)
-    provider = await open_provider(args.database_url, args.schema)
-    options = RuntimeOptions(
-        orchestration_concurrency=args.orchestration_concurrency,
-        worker_concurrency=args.worker_concurrency,
-        worker_node_id=args.worker_node_id or os.environ.get("POD_NAME"),
-        orchestrator_lock_timeout_ms=args.orchestrator_lock_timeout_ms,
-        worker_lock_timeout_ms=args.worker_lock_timeout_ms,
-    )
-    runtime = AsyncRuntime(provider, options)
-    registrar(runtime)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await runtime.start()
-    print(f"duraflow worker {runtime.worker_node_id} ready", flush=True)
-    await stop.wait()
-    await runtime.shutdown(args.grace_ms)
-    await provider.close()
-    return 0
+log = logging.getLogger("duraflow.worker")
+#: Time allowed after the grace period to release leftover work and close connections.
+SHUTDOWN_MARGIN_S = 3.0
+CONFIG_ERROR = 2
 
 
 def add_parser(sub: Any) -> None:
-    worker = sub.add_parser("worker", help="run a worker until SIGTERM")
-    worker.add_argument("--database-url", default=os.environ.get("DURAFLOW_DATABASE_URL"),
-                        required="DURAFLOW_DATABASE_URL" not in os.environ)
-    worker.add_argument("--schema", default=os.environ.get("DURAFLOW_SCHEMA"))
-    worker.add_argument("--app", required=True, help="module:function that registers handlers")
-    worker.add_argument("--orchestration-concurrency", type=int, default=None)
-    worker.add_argument("--worker-concurrency", type=int, default=None)
-    worker.add_argument("--worker-node-id", default=None)
-    worker.add_argument("--orchestrator-lock-timeout-ms", type=int, default=None)
-    worker.add_argument("--worker-lock-timeout-ms", type=int, default=None)
-    worker.add_argument("--grace-ms", type=int, default=10_000)
+    worker = sub.add_parser(
+        "worker", help="run a worker (what a pod runs) until SIGTERM",
+        description="Run a Duraflow worker. Every flag can also be set by the environment "
+                    "variable shown; a flag wins.")
+    add_arguments(worker)
     worker.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run_worker(args))
+    try:
+        config = load_config(args)
+        options = _options(config)
+    except ConfigError as exc:
+        print(f"duraflow worker: error: {exc}", file=sys.stderr, flush=True)
+        return CONFIG_ERROR
+    configure_logging(config.log_level, config.log_format)
+    code = asyncio.run(_serve(config, options))
+    return _exit(code)
+
+
+def _options(config: WorkerConfig) -> Any:
+    from duraflow.runtime.options import RuntimeOptions
+
+    try:
+        return RuntimeOptions(
+            orchestration_concurrency=config.orchestration_concurrency,
+            worker_concurrency=config.worker_concurrency,
+            worker_node_id=config.worker_node_id,
+            worker_tag_filter=config.tag_filter,
+            max_sessions_per_runtime=config.max_sessions,
+            session_idle_timeout_ms=config.session_idle_timeout_ms,
+            orchestrator_lock_timeout_ms=config.orchestrator_lock_timeout_ms,
+            worker_lock_timeout_ms=config.worker_lock_timeout_ms,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Everything to stderr, one record per line: plain text, or one JSON object per line
+    (``--log-format json``) for log collectors that parse fields."""
+    from duraflow.runtime.tracing import FieldsFormatter, JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         FieldsFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if level != "debug":
+        # asyncpg's pool warns (with a traceback) on every failed reconnect while the
+        # database is down; the runtime's database health reports the outage once instead.
+        logging.getLogger("asyncpg").setLevel(logging.ERROR)
+
+
+async def _serve(config: WorkerConfig, options: Any) -> int:
+    from duraflow.cli.worker_service import WorkerService
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    service = WorkerService(config, options)
+    try:
+        await service.start()
+    except ConfigError as exc:
+        log.error("%s", exc)
+        await service.close(0)
+        return CONFIG_ERROR
+    await stop.wait()
+    log.info("%s received: stopping; running work has %.1f s to finish",
+             received[0], config.grace_ms / 1000)
+    try:
+        await asyncio.wait_for(service.close(config.grace_ms),
+                               config.grace_ms / 1000 + SHUTDOWN_MARGIN_S)
+    except TimeoutError:
+        log.warning("shutdown did not finish within the grace period plus %.0f s; exiting "
+                    "anyway (what was not released resumes after its lock timeout)",
+                    SHUTDOWN_MARGIN_S)
+    log.info("duraflow worker %s stopped", service.worker_node_id)
+    return 0
+
+
+def _exit(code: int) -> int:
+    """Return ``code``, or end the process at once if activity threads are still running.
+
+    A sync activity runs in a worker thread, which Python cannot interrupt; at exit the
+    interpreter joins such threads (``concurrent.futures`` registers that join), so a 2 s
+    grace period used to end after the activity did (4.1 s measured), and Kubernetes kills a
+    pod that overruns its termination grace period. By the time we get here the activity's
+    work item has been released to the other workers and the database connections are
+    closed, so nothing durable depends on the thread: its result would be dropped anyway.
+    So after flushing the logs we leave with ``os._exit``, which does not wait for it.
+    """
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if not stuck:
+        return code
+    log.info("exiting with %d activity thread(s) still running; their work was released "
+             "to other workers", len(stuck))
+    logging.shutdown()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)

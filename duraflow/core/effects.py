@@ -100,7 +100,7 @@ class Effects:
             self.name, self.version, leaf.session_id, leaf.tag,
         )
         self._out.activities.append(
-            ScheduledActivity(leaf.event_id, item, leaf.session_id, leaf.tag)
+            ScheduledActivity(leaf.event_id, item, leaf.session_id, leaf.tag, leaf.retry)
         )
 
     def new_guid(self) -> str:

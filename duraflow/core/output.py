@@ -14,6 +14,7 @@ class ScheduledActivity:
     item: wi.WorkItem
     session_id: str | None
     tag: str | None
+    retry: bool = False  # a retry policy's second or later attempt (for the retries metric)
 
 
 @dataclass(slots=True)

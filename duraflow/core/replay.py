@@ -96,6 +96,7 @@ class Replay(Effects):
         self.now_ms = 0
         self.open_tasks: dict[int, Leaf] = {}
         self.external_waiters: dict[str, list[Any]] = {}
+        self.raised_keys: set[str] = set()  # idempotency keys of this execution's events
         self.queue_waiters: dict[str, list[DequeueLeaf]] = {}
         self.queue_buffer: dict[str, deque[str]] = {}
         self.status = RUNNING
@@ -290,6 +291,9 @@ class Replay(Effects):
         elif kind == ev.ORCHESTRATION_STARTED:
             self._begin(event)
         elif kind == ev.EXTERNAL_EVENT:
+            key = event.data.get("key")
+            if key is not None:
+                self.raised_keys.add(str(key))
             waiters = self.external_waiters.get(str(event.data.get("name")))
             if waiters:
                 waiters.pop(0).succeed(self, decode_payload(event.data.get("data")))
@@ -341,6 +345,14 @@ class Replay(Effects):
             self._deliver_completion(kind, int(message["parent_id"]), message)
         elif kind == wi.EXTERNAL_RAISED:
             data = {"name": message["name"], "data": message["data"]}
+            key = message.get("key")
+            if key is not None:
+                # A client that cannot know whether its earlier raise arrived (it crashed in
+                # between) raises again with the same key: record the event only once.
+                if str(key) in self.raised_keys:
+                    self._warn(f"dropped duplicate event {message['name']!r} (key {key!r})")
+                    return
+                data["key"] = key
             self._apply(self._append(ev.EXTERNAL_EVENT, data), recorded=False)
         elif kind == wi.QUEUE_MESSAGE:
             data = {"name": message["name"], "data": message["data"]}

@@ -73,11 +73,14 @@ class Leaf(Node):
 
 
 class ActivityLeaf(Leaf):
-    __slots__ = ("input", "name", "session_id", "tag")
+    __slots__ = ("input", "name", "retry", "session_id", "tag")
 
-    def __init__(self, name: str, input: str, session_id: str | None, tag: str | None) -> None:
+    def __init__(
+        self, name: str, input: str, session_id: str | None, tag: str | None, retry: bool = False
+    ) -> None:
         super().__init__()
         self.name, self.input, self.session_id, self.tag = name, input, session_id, tag
+        self.retry = retry  # scheduled by a retry policy after a failed attempt
 
     def start(self, rp: Replay) -> None:
         data = {"name": self.name, "input": self.input}
@@ -322,7 +325,8 @@ class RetryNode(Node):
 
     def _next_attempt(self, rp: Replay) -> None:
         self.attempt += 1
-        attempt: Node = ActivityLeaf(self.name, self.input, self.session_id, self.tag)
+        attempt: Node = ActivityLeaf(self.name, self.input, self.session_id, self.tag,
+                                     retry=self.attempt > 1)
         if self.policy.timeout_ms is not None:
             attempt = SelectNode([attempt, TimerLeaf(self.policy.timeout_ms)])
         self._run(rp, attempt)

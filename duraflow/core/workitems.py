@@ -59,8 +59,13 @@ def start_orchestration(
     }
 
 
-def external_raised(instance: str, name: str, data: str) -> WorkItem:
-    return {"type": EXTERNAL_RAISED, "instance": instance, "name": name, "data": data}
+def external_raised(instance: str, name: str, data: str, key: str | None = None) -> WorkItem:
+    """``key``: an idempotency key; a second event with the same key in the same execution
+    is dropped instead of recorded (``AsyncClient.raise_event(idempotency_key=...)``)."""
+    item: WorkItem = {"type": EXTERNAL_RAISED, "instance": instance, "name": name, "data": data}
+    if key is not None:
+        item["key"] = key
+    return item
 
 
 def queue_message(instance: str, name: str, data: str) -> WorkItem:

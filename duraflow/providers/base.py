@@ -317,6 +317,66 @@ class InstanceWatch:
         self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceChanges:
+    """What an ``InstanceChangeFeed`` collected since it was last read.
+
+    ``instance_ids``: instances whose status, custom status or existence changed.
+    ``everything``: changes may have been missed (e.g. the PostgreSQL LISTEN connection was
+    re-established), so a reader must re-check every instance it cares about.
+    """
+
+    instance_ids: frozenset[str] = frozenset()
+    everything: bool = False
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.instance_ids)
+
+
+class InstanceChangeFeed:
+    """Collects the ids of ALL instances that change, from the moment it is created.
+
+    One feed replaces a watch per instance for a reader that follows many instances (the
+    Kubernetes operator follows every Orchestration CR this way with one loop). Ids are
+    de-duplicated between reads, so a burst of turns of one instance costs the reader one
+    re-read, and the memory held is bounded by the number of distinct instances changed.
+    """
+
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self._ids: set[str] = set()
+        self._everything = False
+        self._event = asyncio.Event()
+
+    def push(self, instance_id: str) -> None:
+        self._ids.add(instance_id)
+        self._event.set()
+
+    def push_everything(self) -> None:
+        self._everything = True
+        self._event.set()
+
+    async def next(self, timeout_s: float) -> InstanceChanges:
+        """Changes since the last call (empty on timeout)."""
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
+        changes = InstanceChanges(frozenset(self._ids), self._everything)
+        self._ids = set()
+        self._everything = False
+        self._event.clear()
+        return changes
+
+    def close(self) -> None:
+        self._notifier._feeds.discard(self)
+
+    def __enter__(self) -> InstanceChangeFeed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Notifier:
     """In-process wake-ups for dispatchers and waiting clients.
 
@@ -330,6 +390,7 @@ class Notifier:
         self._orchestrator = asyncio.Event()
         self._worker = asyncio.Event()
         self._watches: dict[str, set[InstanceWatch]] = {}
+        self._feeds: set[InstanceChangeFeed] = set()
         self._orchestrator_dues: list[int] = []  # heaps of announced future due times
         self._worker_dues: list[int] = []
         self._orchestrator_waiters = 0
@@ -390,11 +451,21 @@ class Notifier:
     def notify_instance(self, instance_id: str, change: InstanceChange | None = None) -> None:
         for watch in list(self._watches.get(instance_id, ())):
             watch.push(change)
+        for feed in self._feeds:
+            feed.push(instance_id)
 
     def notify_all_instances(self) -> None:
         for watches in list(self._watches.values()):
             for watch in list(watches):
                 watch.push(None)
+        for feed in self._feeds:
+            feed.push_everything()
+
+    def watch_all_instances(self) -> InstanceChangeFeed:
+        """Start collecting the ids of every instance that changes (see ``InstanceChangeFeed``)."""
+        feed = InstanceChangeFeed(self)
+        self._feeds.add(feed)
+        return feed
 
     def watch_instance(self, instance_id: str) -> InstanceWatch:
         """Start collecting changes of ``instance_id``. Create the watch BEFORE reading the
@@ -446,6 +517,10 @@ class Provider(Protocol):
     cross_process_notify: bool
 
     async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """One trivial round trip (``SELECT 1``); raises ``ProviderError`` when the database
+        does not answer. Health probes use it."""
 
     # Orchestrator queue ------------------------------------------------------
 

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -77,6 +78,7 @@ class ActivityDispatcher:
         self.sessions = SessionManager(
             provider, options, worker_id, max(options.worker_concurrency, 1)
         )
+        self.sessions.on_error = lambda exc: metrics.provider_error(exc, "renew_sessions")
         self._by_token: dict[str, ActivityContext] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._loop_exited: asyncio.Event | None = None  # set once the fetch loop has exited
@@ -101,6 +103,7 @@ class ActivityDispatcher:
             if self._stopping.is_set():
                 self._slots.release()
                 break
+            started = self.metrics.database.now()
             try:
                 lease = await self.provider.fetch_work_item(
                     self.options.worker_lock_timeout_ms, self.options.tag_filter,
@@ -108,12 +111,13 @@ class ActivityDispatcher:
                 )
             except Exception as exc:
                 self._slots.release()
-                self.metrics.add("provider_errors")
+                self.metrics.provider_error(exc, "fetch_work_item", started)
                 delay = backoff.next_delay_s()
-                runtime_log.warning("activity fetch failed: %s; retrying in %.2fs", exc, delay)
+                runtime_log.debug("activity fetch failed: %s; retrying in %.2fs", exc, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 continue
+            self.metrics.provider_ok(started)
             backoff.reset()
             if lease is None:
                 self._slots.release()
@@ -127,8 +131,7 @@ class ActivityDispatcher:
                 continue
             if self._stopping.is_set():  # fetched while stopping: give it back untouched
                 self._slots.release()
-                with contextlib.suppress(Exception):
-                    await self.provider.abandon_work_item(lease.lock_token, ignore_attempt=True)
+                await self._release(lease)
                 break
             self.metrics.add("worker_dispatcher_items_fetched")
             self.sessions.fetched(lease)
@@ -215,7 +218,16 @@ class ActivityDispatcher:
             if ctx is not None:
                 ctx._cancel()
 
+    async def _release(self, lease: WorkLease) -> None:
+        """Give a work item back at once on shutdown, without counting an attempt: another
+        worker takes it now instead of after the lock timeout."""
+        with contextlib.suppress(Exception):
+            await self.provider.abandon_work_item(lease.lock_token, None, True)
+
     async def stop(self, timeout_s: float) -> None:
+        """Stop fetching; wait up to ``timeout_s`` for running activities, then release
+        the rest (``_release``). Their threads are not waited for: a sync activity cannot
+        be interrupted, and its result would be dropped anyway (its item is released)."""
         self._stopping.set()
         self.provider.notifier.notify_worker()
         if self._inflight:
@@ -251,6 +263,7 @@ class ActivityDispatcher:
         try:
             if lease.attempt_count > self.options.max_attempts:
                 self.metrics.add("activity_poison")
+                self.metrics.activity_finished(name, "poison")
                 details = er.poison(
                     f"activity {name}#{lease.activity_id} exceeded {lease.attempt_count} "
                     f"attempts (max {self.options.max_attempts})"
@@ -275,12 +288,17 @@ class ActivityDispatcher:
             self._running[key] = ctx
             self._by_token[lease.lock_token] = ctx
             renewal = asyncio.create_task(self._renew(lease, ctx))
+            began = time.perf_counter()
             try:
                 completion = await self._invoke(fn, ctx, lease)
             finally:
                 renewal.cancel()
                 self._running.pop(key, None)
                 self._by_token.pop(lease.lock_token, None)
+            outcome = ("cancelled" if ctx.is_cancelled()
+                       else "success" if completion.get("type") == wi.ACTIVITY_COMPLETED
+                       else "failure")
+            self.metrics.activity_finished(name, outcome, time.perf_counter() - began)
             if ctx.is_cancelled():
                 log.info("activity %s#%d finished after cancellation; result dropped",
                          name, lease.activity_id)
@@ -289,8 +307,7 @@ class ActivityDispatcher:
                 return
             await (report or self._ack)(lease, completion)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.provider.abandon_work_item(lease.lock_token))
+            await asyncio.shield(self._release(lease))
             raise
 
     def _builtin(self, name: str) -> Any:
@@ -343,7 +360,8 @@ class ActivityDispatcher:
                      "expired", lease.item.get("name"), lease.activity_id)
         except ProviderError as exc:
             self.metrics.add("activity_infra_errors")
-            log.error("could not report activity result: %s; it will run again", exc)
+            log.log(self.metrics.database.level(logging.ERROR),
+                    "could not report activity result: %s; it will run again", exc)
             with contextlib.suppress(Exception):
                 await self.provider.abandon_work_item(lease.lock_token, 100)
 
@@ -359,4 +377,6 @@ class ActivityDispatcher:
                 ctx._cancel()
                 return
             except ProviderError as exc:
-                log.warning("could not renew activity lock: %s", exc)
+                self.metrics.provider_error(exc, "renew_work_item_lock")
+                log.log(self.metrics.database.level(logging.WARNING),
+                        "could not renew activity lock: %s", exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from duraflow.core.events import HistoryEvent
@@ -72,21 +73,28 @@ class OrchestrationDispatcher:
             while not self._slots.locked():
                 await self._slots.acquire()  # a slot is free: this does not suspend
                 wanted += 1
+            started = self.metrics.database.now()
             try:
                 items = await self.provider.fetch_orchestration_items(
                     self.options.orchestrator_lock_timeout_ms, self.cache, wanted,
                     self.options.replay_range,
                 )
             except Exception as exc:
-                self._release(wanted)
-                self.metrics.add("provider_errors")
+                self._free(wanted)
+                self.metrics.provider_error(exc, "fetch_orchestration_item", started)
                 delay = backoff.next_delay_s()
-                runtime_log.warning("orchestration fetch failed: %s; retrying in %.2fs",
-                                    exc, delay)
+                runtime_log.debug("orchestration fetch failed: %s; retrying in %.2fs",
+                                  exc, delay)
                 await self._sleep(delay)
                 continue
+            self.metrics.provider_ok(started)
             backoff.reset()
-            self._release(wanted - len(items))
+            self._free(wanted - len(items))
+            if items and self._stopping.is_set():  # fetched as the stop began
+                self._free(len(items))
+                for item in items:
+                    await self._release(item.lock_token)
+                break
             if not items:
                 await self._idle()
                 continue
@@ -96,7 +104,7 @@ class OrchestrationDispatcher:
                 self._inflight.add(task)
                 task.add_done_callback(self._done)
 
-    def _release(self, count: int) -> None:
+    def _free(self, count: int) -> None:
         for _ in range(count):
             self._slots.release()
 
@@ -125,8 +133,15 @@ class OrchestrationDispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    async def _release(self, lock_token: str) -> None:
+        """Give an instance back at once on shutdown, without counting an attempt: another
+        worker takes it now instead of after the lock timeout."""
+        with contextlib.suppress(Exception):
+            await self.provider.abandon_orchestration_item(lock_token, None, True)
+
     async def stop(self, timeout_s: float) -> None:
-        """Stop fetching; wait up to ``timeout_s`` for in-flight turns, then cancel them."""
+        """Stop fetching; wait up to ``timeout_s`` for in-flight turns, then cancel them
+        (a cancelled turn releases its instance: see ``_release``)."""
         self._stopping.set()
         self.fast.closing = True
         self.provider.notifier.notify_orchestrator()
@@ -146,8 +161,7 @@ class OrchestrationDispatcher:
             await self._run_turn(item)
         except asyncio.CancelledError:
             self.cache.discard(item.instance_id)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.provider.abandon_orchestration_item(item.lock_token))
+            await asyncio.shield(self._release(item.lock_token))
             raise
         except Exception:
             self.cache.discard(item.instance_id)
@@ -160,6 +174,7 @@ class OrchestrationDispatcher:
 
     async def _run_turn(self, item: OrchestrationItem) -> None:
         self.fast.forget(item.instance_id)  # a fetch took the lock: any old hold is over
+        began = time.perf_counter()
         cached = self.cache.checkout(item.instance_id) if item.history is None else None
         if item.history is not None:
             self.cache.discard(item.instance_id)
@@ -190,15 +205,24 @@ class OrchestrationDispatcher:
                         "worker will redo the turn", item.instance_id)
             return
         except ProviderError as exc:
-            log.error("could not commit turn of %r: %s; it will be retried",
-                      item.instance_id, exc)
+            log.log(self.metrics.database.level(logging.ERROR),
+                    "could not commit turn of %r: %s; it will be retried", item.instance_id, exc)
             with contextlib.suppress(Exception):
                 await self.provider.abandon_orchestration_item(item.lock_token, 100)
             return
+        self._count(item, outcome, cached is not None, time.perf_counter() - began)
         if outcome.commit.cancelled_activities:
             self._on_cancelled(outcome.commit.cancelled_activities)
         if outcome.replay is not None:
             self.cache.put(outcome.replay)
+
+    def _count(self, item: OrchestrationItem, turn: Turn, hit: bool, seconds: float) -> None:
+        commit, replay = turn.commit, turn.replay
+        name = commit.orchestration_name or (replay.name if replay else item.orchestration_name)
+        # Cache hits and misses only mean something for a turn that continues an execution.
+        continues = commit.orchestration_name is None and replay is not None
+        self.metrics.turn_committed(name, commit, turn.output, seconds,
+                                    hit if continues else None)
 
     async def _renew(self, lock_token: str) -> None:
         interval = self.options.orchestrator_renewal_ms / 1000
@@ -209,7 +233,9 @@ class OrchestrationDispatcher:
                     lock_token, self.options.orchestrator_lock_timeout_ms
                 )
             except ProviderError as exc:
-                log.warning("could not renew orchestration lock: %s", exc)
+                self.metrics.provider_error(exc, "renew_orchestration_item_lock")
+                log.log(self.metrics.database.level(logging.WARNING),
+                        "could not renew orchestration lock: %s", exc)
                 return
 
     def _emit_traces(self, item: OrchestrationItem, turn: Turn) -> None:

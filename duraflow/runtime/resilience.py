@@ -2,8 +2,9 @@
 
 Retryable ``ProviderError``s (connection loss, deadlock, busy database) are retried with
 exponential backoff; permanent ones (lost lock, constraint violation) are raised at once.
-A dispatcher stays alive across an outage: it logs, backs off, and resumes when the
-database answers again, and nothing is lost because nothing was acknowledged.
+A dispatcher stays alive across an outage: it reports the failure (``Metrics.provider_error``,
+which logs the outage once), backs off, and resumes when the database answers again, and
+nothing is lost because nothing was acknowledged.
 """
 
 from __future__ import annotations
@@ -31,14 +32,14 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.retryable
 
 
-def _logger(what: str, metrics: Metrics | None) -> Callable[[RetryCallState], None]:
+def _report(what: str, metrics: Metrics | None) -> Callable[[RetryCallState], None]:
     def before_sleep(state: RetryCallState) -> None:
-        if metrics is not None:
-            metrics.add("provider_errors")
         exc = state.outcome.exception() if state.outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning("%s failed (attempt %d): %s; retrying in %.2fs", what,
-                    state.attempt_number, exc, delay)
+        if metrics is not None and exc is not None:
+            metrics.provider_error(exc, what)
+        log.debug("%s failed (attempt %d): %s; retrying in %.2fs", what,
+                  state.attempt_number, exc, delay)
 
     return before_sleep
 
@@ -51,25 +52,33 @@ async def retry_call(
     first_wait_s: float = 0.01,
     max_wait_s: float = 1.0,
 ) -> T:
-    """Run ``op``, retrying retryable provider errors a bounded number of times."""
+    """Run ``op``, retrying retryable provider errors a bounded number of times.
+
+    Each failure is reported to ``metrics`` (counted, and fed to the runtime's database
+    health, which logs an outage once); the per-attempt lines are DEBUG.
+    """
     try:  # the common case pays nothing for the retry machinery
         return await op()
     except ProviderError as exc:
         if not exc.retryable or attempts <= 1:
             raise
         if metrics is not None:
-            metrics.add("provider_errors")
-        log.warning("%s failed (attempt 1): %s; retrying", what, exc)
+            metrics.provider_error(exc, what)
+        log.debug("%s failed (attempt 1): %s; retrying", what, exc)
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         wait=wait_exponential(multiplier=first_wait_s, min=first_wait_s, max=max_wait_s),
         stop=stop_after_attempt(attempts - 1),
-        before_sleep=_logger(what, metrics),
+        before_sleep=_report(what, metrics),
         reraise=True,
     )
     async for attempt in retrying:
         with attempt:
-            return await op()
+            started = metrics.database.now() if metrics is not None else 0.0
+            result = await op()
+            if metrics is not None:
+                metrics.provider_ok(started)
+            return result
     raise AssertionError("unreachable")  # pragma: no cover
 
 

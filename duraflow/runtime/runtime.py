@@ -15,6 +15,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from prometheus_client import CollectorRegistry
+
 from duraflow.providers.base import Provider, now_ms
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.metrics import Metrics, MetricsSnapshot
@@ -27,6 +29,7 @@ from duraflow.runtime.worker_registry import WorkerHeartbeat, describe_runtime
 log = logging.getLogger("duraflow.runtime")
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 1_000
+FETCH_LOOP_EXIT_S = 2.0
 
 
 class AsyncRuntime:
@@ -49,6 +52,7 @@ class AsyncRuntime:
         self.orchestrations = OrchestrationRegistry()
         self.activities = ActivityRegistry()
         self.metrics = Metrics()
+        self.metrics.track_sessions(lambda: self.sessions_held)
         self._client_factory = client_factory
         self._async_client_factory = async_client_factory
         self._tasks: list[asyncio.Task[None]] = []
@@ -137,8 +141,8 @@ class AsyncRuntime:
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
         self._heartbeat = WorkerHeartbeat(
-            self.provider, info, lambda: self.sessions_held
-        )
+            self.provider, info, lambda: self.sessions_held,
+            lambda exc: self.metrics.provider_error(exc, "heartbeat_worker"))
         self._heartbeat.start()
         self._state = "running"
         log.info("duraflow runtime %s started on %s (orchestrations %d, activities %d)",
@@ -164,6 +168,10 @@ class AsyncRuntime:
         if self._activity_dispatcher is not None:
             stops.append(self._activity_dispatcher.stop(timeout_s))
         await asyncio.gather(*stops, return_exceptions=True)
+        # The fetch loops end by themselves once stopped; cancelling one mid-fetch could
+        # drop a lock the database already granted, which would then wait for its timeout.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=FETCH_LOOP_EXIT_S)
         if self._heartbeat is not None:
             await self._heartbeat.stop()
             self._heartbeat = None
@@ -180,6 +188,16 @@ class AsyncRuntime:
         """Sessions this runtime holds now (for the ``duraflow_active_sessions`` gauge)."""
         dispatcher = self._activity_dispatcher
         return 0 if dispatcher is None else dispatcher.sessions.sessions_held
+
+    @property
+    def prometheus_registry(self) -> CollectorRegistry:
+        """This runtime's own Prometheus registry (``duraflow worker`` serves it on /metrics;
+        an embedding app can serve it with prometheus-client, e.g. ``make_asgi_app``)."""
+        return self.metrics.registry
+
+    def dispatchers_alive(self) -> bool:
+        """True while the runtime runs and none of its dispatcher loops has died."""
+        return self._state == "running" and not any(task.done() for task in self._tasks)
 
     def metrics_snapshot(self) -> MetricsSnapshot | None:
         return self.metrics.snapshot() if self._state == "running" else None

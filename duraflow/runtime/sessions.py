@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from duraflow.providers.base import Provider, SessionClaim, WorkLease
 from duraflow.runtime.options import RuntimeOptions, renewal_interval_ms
@@ -55,6 +55,8 @@ class SessionManager:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_cleanup = time.monotonic()
+        #: Where renewal failures go instead of a warning each (the runtime's database health).
+        self.on_error: Callable[[Exception], None] | None = None
 
     @property
     def sessions_held(self) -> int:
@@ -107,7 +109,10 @@ class SessionManager:
                     if removed:
                         log.debug("forgot %d lapsed session(s) without work", removed)
             except Exception as exc:  # the next tick retries; leases outlive one miss
-                log.warning("session lease renewal failed: %s", exc)
+                if self.on_error is not None:
+                    self.on_error(exc)
+                else:
+                    log.warning("session lease renewal failed: %s", exc)
 
     async def renew(self) -> None:
         """Renew active leases, release idle ones, and learn which sessions are held."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import UTC, datetime
 
 _FIELDS = ("instance_id", "execution_id", "orchestration_name", "orchestration_version",
            "activity_name", "activity_id", "worker_id")
@@ -18,14 +19,21 @@ _installed: logging.Handler | None = None
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line: UTC timestamp with milliseconds, level, logger (``target``),
+    message, the instance/activity fields when the record has them, and any exception as
+    one string (so a traceback never spans lines a log collector would split)."""
+
     def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, tz=UTC)
         body = {
-            "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "target": record.name,
             "message": record.getMessage(),
         }
         body.update({f: getattr(record, f) for f in _FIELDS if hasattr(record, f)})
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
         return json.dumps(body)
 
 

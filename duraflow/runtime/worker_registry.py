@@ -65,7 +65,9 @@ class WorkerHeartbeat:
         provider: Provider,
         info: WorkerInfo,
         sessions_held: Callable[[], int],
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
+        self._on_error = on_error  # the runtime's database health: one line per outage
         self._provider = provider
         self._info = info
         self._sessions_held = sessions_held
@@ -87,7 +89,10 @@ class WorkerHeartbeat:
             try:
                 await self.beat()
             except Exception as exc:  # a missed beat is harmless; the next one retries
-                log.warning("worker registry heartbeat failed: %s", exc)
+                if self._on_error is not None:
+                    self._on_error(exc)
+                else:
+                    log.warning("worker registry heartbeat failed: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval_s)
 

@@ -35,14 +35,18 @@ def spawn_worker(url: str, schema: str, node_id: str) -> subprocess.Popen[str]:
         "--database-url", url, "--schema", schema, "--app", "tests.cluster.app:register",
         "--worker-node-id", node_id,
         "--orchestrator-lock-timeout-ms", "2000", "--worker-lock-timeout-ms", "3000",
+        "--metrics-port", "0",
     ]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=env)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # blocks until the worker reports it is ready
-    assert "ready" in line, f"worker {node_id} did not start: {line!r} {proc.stderr.read()}"
-    return proc
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # blocks until the worker logs that it is ready (or exits)
+        seen.append(line)
+        if " ready (" in line:
+            return proc
+    raise AssertionError(f"worker {node_id} did not start: {''.join(seen)}")
 
 
 @pytest.fixture

@@ -100,3 +100,20 @@ async def test_status_change_in_a_wakes_instance_waiter_in_b(
             assert status is not None and status.status == "Completed"
     finally:
         await a.close()
+
+
+async def test_instance_change_feed_hears_other_processes(postgres_provider_factory: Any) -> None:
+    """The operator's feed on one connection hears turns committed by another process."""
+    from duraflow import AsyncClient
+
+    a = await postgres_provider_factory()
+    try:
+        async with peer(a) as b:
+            with AsyncClient(b).watch_instance_changes() as feed:
+                await create(a, "remote")
+                seen: set[str] = set()
+                async with asyncio.timeout(WAKE_S):
+                    while "remote" not in seen:
+                        seen |= (await feed.next(WAKE_S)).instance_ids
+    finally:
+        await a.close()

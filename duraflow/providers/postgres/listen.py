@@ -18,6 +18,9 @@ alone need not send any (its own waiters are woken in-process). The listener cou
 other listeners of its schema when it connects and at every ping, and announces itself with
 a ``hello`` notification so that the processes already running start notifying at once.
 Until the first count, and without a listener at all, a provider assumes peers exist.
+
+The listener logs its reconnect attempts at DEBUG only: an outage is a database event, and
+the runtime reports it once (``duraflow.runtime.health``) instead of once per component.
 """
 
 from __future__ import annotations
@@ -223,14 +226,14 @@ class Listener:
             try:
                 await self._open()
             except Exception as exc:  # whatever it is, the listener must not die of it
-                log.warning(
+                log.debug(
                     "PostgreSQL listener reconnect failed (retrying in %.2fs): %s", delay, exc
                 )
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self._max_backoff_s)
                 continue
             self.reconnects += 1
-            log.info("PostgreSQL listener reconnected")
+            log.debug("PostgreSQL listener reconnected")
             # Whatever was notified while we were away is lost: make everyone look again.
             self._notifier.notify_orchestrator()
             self._notifier.notify_worker()

@@ -172,6 +172,9 @@ class PostgresProvider:
     def listener(self) -> Listener | None:
         return self._listener
 
+    async def ping(self) -> None:
+        await self._db.fetchval("ping", "SELECT 1", idempotent=True)
+
     async def close(self) -> None:
         """Close the listener and the pool. Idempotent."""
         if self._closed:

@@ -12,6 +12,7 @@ other processes sharing the file discover work by polling.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Mapping, Sequence
 
 from duraflow.bridge import run_sync
@@ -101,6 +102,9 @@ class SqliteProvider:
     async def close(self) -> None:
         """Close the connection and stop the database thread; safe to call twice."""
         await self._db.close()
+
+    async def ping(self) -> None:
+        await self._db.run("ping", _select_one)
 
     def __repr__(self) -> str:
         return f"SqliteProvider({self._db.path!r})"
@@ -328,3 +332,7 @@ class SqliteProvider:
         # Waiters on a deleted instance should look again (and find it gone) now.
         for instance_id in ids:
             self.notifier.notify_instance(instance_id)
+
+
+def _select_one(conn: sqlite3.Connection) -> None:
+    conn.execute("SELECT 1").fetchone()

@@ -1,0 +1,208 @@
+"""O1 of ../shared/bench/README.md: the operator under 1,000 (then 10,000) Orchestration CRs.
+
+    python bench/operator.py [--crs 1000] [--database-url URL] [--concurrency 50]
+
+Runs the kmock API emulator (the tests' ``RVEmulator``) in this process, a real PostgreSQL
+schema, one ``duraflow worker`` process and the operator as ``duraflow operator`` in its own
+process (so its CPU time and peak RSS are its own). Applies N ``Hello`` CRs at once and
+measures: time until every CR shows ``Completed`` (from the first create), the operator's
+CPU seconds (utime+stime from /proc) and peak RSS (VmHWM), and the API requests and writes
+the operator made per CR (every request the emulator saw, minus this driver's creates).
+Writes ``bench/results/operator-<N>-<timestamp>.json`` and prints a table row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import asyncpg
+import kmock
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.operator.emulator import RVEmulator, register_crd  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+class CountingEmulator(RVEmulator):  # type: ignore[misc]
+    """kmock matches every request against its whole request history (O(n) per request),
+    which makes the emulator, not the operator, the bottleneck past a few hundred CRs. This
+    keeps only in-flight requests in the history and counts requests by kind instead."""
+
+    counts: collections.Counter[str]
+    watches: int
+
+    def _KubernetesEmulator__get_obj(self, request: Any, strict: bool) -> Any:
+        """kmock scans every object to find one by name; look it up instead."""
+        if request.name is not None and request.namespace is not None:
+            key = (request.resource, request.namespace, request.name)
+            return self._objects[key] if key in self._objects else None  # noqa: SIM401
+        return super()._KubernetesEmulator__get_obj(request, strict)  # type: ignore[misc]
+
+    async def _handle(self, request: Any) -> Any:
+        method = getattr(request.method, "value", request.method)
+        if request.action == kmock.action.WATCH:
+            self.watches = getattr(self, "watches", 0) + 1
+        plural = request.resource.plural if request.resource is not None else "-"
+        sub = f"/{request.subresource}" if request.subresource else ""
+        if not hasattr(self, "counts"):
+            self.counts = collections.Counter()
+        self.counts[f"{method} {plural}{sub}"] += 1
+        try:
+            return await super()._handle(request)
+        finally:  # forget it once served: only in-flight requests stay in the history
+            for index in range(len(self._requests) - 1, -1, -1):
+                if self._requests[index] is request:
+                    del self._requests[index]
+                    break
+NS = "bench"
+RW = {"get", "list", "watch", "create", "update", "patch", "delete"}
+
+
+def _proc_figures(pid: int) -> tuple[float, int]:
+    """(CPU seconds, peak RSS bytes) of a live process."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    peak = 0
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) * 1024
+    return cpu, peak
+
+
+def _resources(emulator: Any) -> None:
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        register_crd(emulator, yaml.safe_load(path.read_text()))
+    extra = {
+        "apps/v1/statefulsets": ("StatefulSet", True, RW),
+        "v1/services": ("Service", True, RW),
+        "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True, RW),
+        "v1/events": ("Event", True, {"create", "list", "get", "patch"}),
+        "v1/namespaces": ("Namespace", False, {"list", "watch"}),
+        "coordination.k8s.io/v1/leases": ("Lease", True, RW),
+    }
+    for name, (kind, namespaced, verbs) in extra.items():
+        emulator.resources[name] = kmock.ResourceInfo(kind=kind, namespaced=namespaced,
+                                                      verbs=verbs)
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "duraflow.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+async def run(count: int, url: str, concurrency: int) -> dict[str, Any]:
+    schema = f"bench_op_{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    async with CountingEmulator() as emulator, kmock.Server(emulator):
+        _resources(emulator)
+        server = str(emulator.url).rstrip("/")
+        worker = _spawn(["worker", "--database-url", url, "--schema", schema,
+                         "--app", "tests.operator.app:register", "--worker-node-id", "bench-0",
+                         "--orchestration-concurrency", "64", "--worker-concurrency", "64"], env)
+        assert worker.stdout is not None
+        await asyncio.to_thread(worker.stdout.readline)
+        operator = _spawn(["operator", "--database-url", url, "--schema", schema,
+                           "--kube-url", server, "--namespaces", NS, "--metrics-port", "0",
+                           "--no-leader-election"], env)
+        try:
+            # Wait for the operator's watches before creating (the emulator replays history).
+            while getattr(emulator, "watches", 0) < 2:
+                if operator.poll() is not None:
+                    raise SystemExit("the operator exited during start-up")
+                await asyncio.sleep(0.1)
+            before = collections.Counter(emulator.counts)
+            cpu_before, _ = _proc_figures(operator.pid)
+            semaphore = asyncio.Semaphore(concurrency)
+            started = time.perf_counter()
+
+            async def create(session: aiohttp.ClientSession, index: int) -> None:
+                body = {"apiVersion": "duraflow.io/v1alpha1", "kind": "Orchestration",
+                        "metadata": {"name": f"o{index}", "namespace": NS},
+                        "spec": {"orchestration": "Hello", "input": str(index)}}
+                async with semaphore, session.post(
+                        f"{server}/apis/duraflow.io/v1alpha1/namespaces/{NS}/orchestrations",
+                        json=body) as response:
+                    assert response.status < 300, await response.text()
+
+            async with aiohttp.ClientSession() as session:
+                await asyncio.gather(*(create(session, i) for i in range(count)))
+            created_s = time.perf_counter() - started
+            keys = [("duraflow.io/v1alpha1/orchestrations", NS, f"o{i}") for i in range(count)]
+            deadline = started + max(600.0, count * 0.2)
+            peak = 0
+            while True:
+                done = sum(1 for k in keys
+                           if (emulator.objects[k].get("status") or {}).get("phase")
+                           == "Completed")
+                _, peak = _proc_figures(operator.pid)
+                if os.environ.get("BENCH_TRACE"):
+                    phases = collections.Counter(
+                        (emulator.objects[k].get("status") or {}).get("phase") for k in keys)
+                    print(round(time.perf_counter() - started, 1), dict(phases), flush=True)
+                if done == count or time.perf_counter() > deadline:
+                    break
+                await asyncio.sleep(0.25)
+            elapsed = time.perf_counter() - started
+            cpu_after, peak = _proc_figures(operator.pid)
+            by_kind = emulator.counts - before
+            del by_kind["POST orchestrations"]  # this driver's creates
+            operator_requests = sum(by_kind.values())
+            writes = sum(v for k, v in by_kind.items() if not k.startswith("GET"))
+            cr_writes = sum(v for k, v in by_kind.items()
+                            if not k.startswith("GET") and "orchestrations" in k)
+            result = {
+                "crs": count, "completed": done, "seconds_to_all_completed": round(elapsed, 2),
+                "seconds_to_create_all": round(created_s, 2),
+                "operator_cpu_seconds": round(cpu_after - cpu_before, 2),
+                "operator_peak_rss_mib": round(peak / 2**20, 1),
+                "api_requests_per_cr": round(operator_requests / count, 2),
+                "api_writes_per_cr": round(writes / count, 2),
+                "cr_writes_per_cr": round(cr_writes / count, 2),
+                "event_writes_per_cr": round(by_kind.get("POST events", 0) / count, 2),
+                "requests_by_kind": dict(by_kind.most_common()),
+            }
+        finally:
+            operator.terminate()
+            worker.terminate()
+            for proc in (operator, worker):
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            conn = await asyncpg.connect(url)
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--crs", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=50, help="parallel creates")
+    parser.add_argument("--database-url", default=os.environ.get(
+        "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+    result = asyncio.run(run(args.crs, args.database_url, args.concurrency))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"operator-{args.crs}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""The Duraflow Kubernetes operator: ``Orchestration`` and ``WorkerPool`` custom resources.
+
+Public names only. ``duraflow operator`` runs ``run_operator``; the modules behind it are
+one per concern: ``spec`` (CR models and validation), ``orchestrations`` (the reconcile),
+``status`` / ``status_sync`` (instance -> CR status, one loop), ``registry_watch`` (live
+workers), ``workerpools`` / ``manifests`` (WorkerPool -> StatefulSet, Service, PDB),
+``conditions``, ``metrics``, ``leader``, ``kube`` (API client), ``handlers`` (kopf glue),
+``settings``. It uses only ``duraflow``'s public API.
+"""
+
+from duraflow_operator.main import Running, run_operator
+from duraflow_operator.settings import FINALIZER, GROUP, VERSION, OperatorSettings
+
+__all__ = ["FINALIZER", "GROUP", "VERSION", "OperatorSettings", "Running", "run_operator"]

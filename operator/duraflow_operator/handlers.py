@@ -1,0 +1,185 @@
+"""The kopf handlers, registered on a registry of their own (one per operator run, so tests
+can start and stop operators in one process), bound to one ``OperatorState``.
+
+Thin: each handler times itself, serialises with the status sync on the CR's lock, calls
+the reconcile of its concern, and hands kopf the status to write, so kopf writes that status
+and its own bookkeeping (stored in ``status.operator``) in ONE request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from duraflow_operator import conditions as cond
+from duraflow_operator import orchestrations, workerpools
+from duraflow_operator.kube import ApiError
+from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION, OperatorSettings
+from duraflow_operator.spec import SpecError, parse_worker_pool
+from duraflow_operator.state import OperatorState
+from duraflow_operator.status import differs
+from duraflow_operator.status_sync import overwritten
+
+log = logging.getLogger("duraflow.operator.handlers")
+RETRY_DELAY_S = 5.0
+
+
+def _key(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata", {})
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
+def _status_patch(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
+    status = patch.setdefault("status", {})
+    status.update({k: v for k, v in fields.items() if not k.startswith("_")})
+
+
+def credentials(
+    settings: OperatorSettings, kopf_settings: kopf.OperatorSettings
+) -> kopf.ConnectionInfo | None:
+    """``--kube-url`` if given, else the in-cluster service account, else ``KUBECONFIG``."""
+    if settings.kube_url:
+        return kopf.ConnectionInfo(server=settings.kube_url, insecure=True)
+    return (kopf.login_with_service_account(settings=kopf_settings, logger=log)
+            or kopf.login_with_kubeconfig(settings=kopf_settings, logger=log))
+
+
+def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+        info = credentials(state.settings, settings)
+        if info is not None:
+            state.kube.configure(info)
+        return info
+
+    # ─── Orchestration ──────────────────────────────────────────────────────
+
+    @kopf.on.resume(GROUP, VERSION, "orchestrations", registry=registry)
+    @kopf.on.create(GROUP, VERSION, "orchestrations", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "orchestrations", field="spec", registry=registry)
+    async def orchestration(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        raw = dict(body)
+        with state.metrics.reconcile("Orchestration") as result:
+            async with state.lock(_key(raw)):
+                try:
+                    outcome = await orchestrations.reconcile(state, raw)
+                except orchestrations.DatabaseUnavailable as error:
+                    outcome = orchestrations.database_down(
+                        raw.get("status") or {}, error, raw["metadata"].get("generation"))
+                    _status_patch(patch, outcome.status)
+                    await _post(state, raw, outcome.events)
+                    result["result"] = outcome.result
+                    raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+                _status_patch(patch, outcome.status)
+                view = state.observe(raw)
+                view.body.setdefault("status", {}).update(outcome.status)
+                state.observe(view.body)  # index the instance id right away
+            result["result"] = outcome.result
+        await _post(state, raw, outcome.events)
+
+    @kopf.on.delete(GROUP, VERSION, "orchestrations", registry=registry)
+    async def orchestration_deleted(body: kopf.Body, retry: int, **_: Any) -> None:
+        raw = dict(body)
+        with state.metrics.reconcile("Orchestration"):
+            try:
+                events = await orchestrations.delete(state, raw, retry=retry)
+            except orchestrations.DatabaseUnavailable as error:
+                await state.kube.post_event(raw, "Warning", "DatabaseUnavailable",
+                                            f"deletion waits for the database: {error}")
+                raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+            except orchestrations.NotYet as waiting:
+                raise kopf.TemporaryError(str(waiting), delay=0.5) from waiting
+        state.forget(_key(raw))
+        await _post(state, raw, events)
+
+    @kopf.on.event(GROUP, VERSION, "orchestrations", registry=registry)
+    async def orchestration_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        if event.get("type") == "DELETED":
+            state.forget(_key(body))
+            return
+        view = state.observe(dict(body))
+        instance = view.started_instance
+        if instance is not None and overwritten(view):
+            state.mark_dirty(instance)
+
+    # ─── WorkerPool ─────────────────────────────────────────────────────────
+
+    @kopf.on.resume(GROUP, VERSION, "workerpools", registry=registry)
+    @kopf.on.create(GROUP, VERSION, "workerpools", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "workerpools", field="spec", registry=registry)
+    async def workerpool(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        raw = dict(body)
+        with state.metrics.reconcile("WorkerPool"):
+            try:
+                fields, events = await workerpools.reconcile(state.kube, raw)
+            except ApiError as error:
+                raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+            if state.workers is not None:
+                fields.update(workerpools.registry_status(
+                    raw["metadata"]["name"], raw.get("spec") or {}, state.workers, state.backlog))
+            _status_patch(patch, fields)
+            state.pools[_key(raw)] = {**raw, "status": {**(raw.get("status") or {}), **fields}}
+        await _post(state, raw, events)
+
+    @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
+    async def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        key = _key(body)
+        if event.get("type") == "DELETED":
+            state.pools.pop(key, None)
+            state.sts_status.pop(key, None)
+            return
+        state.pools[key] = dict(body)
+        await follow_statefulset(key)  # a late status write may have undone the last follow
+
+    @kopf.on.event("apps", "v1", "statefulsets",
+                   labels={"app.kubernetes.io/managed-by": MANAGED_BY}, registry=registry)
+    async def statefulset_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+        """The pool's readyReplicas follows its StatefulSet's status."""
+        sts = dict(body)
+        pool_name = (sts["metadata"].get("labels") or {}).get("duraflow.io/workerpool")
+        key = (str(sts["metadata"].get("namespace")), str(pool_name))
+        if event.get("type") == "DELETED":
+            state.sts_status.pop(key, None)
+            return
+        state.sts_status[key] = dict(sts.get("status") or {})
+        await follow_statefulset(key)
+
+    async def follow_statefulset(key: tuple[str, str]) -> None:
+        """Level-based: write the pool's readiness whenever it differs from the
+        StatefulSet's last known status (whichever of the two changed last)."""
+        pool = state.pools.get(key)
+        sts_status = state.sts_status.get(key)
+        if pool is None or sts_status is None:
+            return
+        spec = pool.get("spec") or {}
+        try:
+            parsed = parse_worker_pool(spec)
+        except SpecError:
+            return
+        status = pool.get("status") or {}
+        generation = pool["metadata"].get("generation")
+        full = workerpools.readiness(parsed, {"status": sts_status}, generation, parsed.tags)
+        ready_condition = full.pop("_ready")
+        if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas")}):
+            return
+        full["conditions"] = cond.merge_conditions(status.get("conditions"), [ready_condition])
+        meta = pool["metadata"]
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/workerpools/{meta['name']}"
+        try:
+            await state.kube.patch_status(path, full)
+            pool.setdefault("status", {}).update(full)
+        except ApiError as error:
+            log.warning("could not update WorkerPool %s status: %s", meta["name"], error)
+
+    return registry
+
+
+async def _post(state: OperatorState, body: Mapping[str, Any],
+                events: list[tuple[str, str, str]]) -> None:
+    for type_, reason, message in events:
+        await state.kube.post_event(body, type_, reason, message)

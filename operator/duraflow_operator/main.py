@@ -1,0 +1,145 @@
+"""Entry point: open the database, start the operator's loops and kopf, stop them together.
+
+``run_operator`` is what ``duraflow operator`` runs and what the tests run in-process. The
+order matters: the worker registry is read once before kopf starts, so the first reconciles
+already know which orchestrations live workers register; with leader election on, nothing
+acts before this replica holds the Lease, and losing the Lease ends the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from duraflow import AsyncClient, PostgresProvider, Provider, SqliteProvider
+from duraflow_operator.handlers import build_registry, credentials
+from duraflow_operator.kube import KubeApi
+from duraflow_operator.leader import LeaderElector
+from duraflow_operator.metrics import HealthServer, OperatorMetrics
+from duraflow_operator.registry_watch import RegistryWatch
+from duraflow_operator.settings import FINALIZER, OperatorSettings
+from duraflow_operator.state import OperatorState
+from duraflow_operator.status_sync import StatusSync
+
+log = logging.getLogger("duraflow.operator")
+
+
+async def open_database(settings: OperatorSettings) -> Provider:
+    """Connect, retrying with backoff: an operator started before its database waits."""
+    delay = 0.5
+    while True:
+        try:
+            url = settings.database_url
+            if url.startswith(("postgres://", "postgresql://")):
+                return await PostgresProvider.connect_async(url, settings.schema or "public")
+            return await SqliteProvider.open_async(url)
+        except (OSError, RuntimeError) as error:
+            log.warning("database not reachable yet (retrying in %.1fs): %s", delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    """kopf's bookkeeping lives in the status (``status.operator``), so it is written in the
+    same request as the operator's own status: no annotation writes of its own."""
+    kopf_cfg = kopf.OperatorSettings()
+    kopf_cfg.persistence.finalizer = FINALIZER
+    kopf_cfg.persistence.progress_storage = kopf.StatusProgressStorage(
+        field="status.operator.progress", touch_field="status.operator.touch")
+    kopf_cfg.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+        field="status.operator.lastHandledSpec")
+    kopf_cfg.scanning.disabled = True  # the CRDs are known; no CRD watch needed
+    kopf_cfg.posting.enabled = False  # Events are posted explicitly (kube.post_event)
+    kopf_cfg.watching.reconnect_backoff = 0.5
+    kopf_cfg.queueing.error_delays = (1, 2, 5, 10, 30)
+    return kopf_cfg
+
+
+@dataclass(slots=True)
+class Running:
+    """Handles on a running operator (tests read its counters)."""
+
+    state: OperatorState
+    sync: StatusSync
+    registry: RegistryWatch
+    health: HealthServer | None
+
+
+async def run_operator(
+    settings: OperatorSettings,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    on_running: Any = None,
+) -> None:
+    """Run until ``stop_flag`` is set (or the Lease is lost)."""
+    provider = await open_database(settings)
+    kube = KubeApi()
+    metrics = OperatorMetrics()
+    state = OperatorState(settings=settings, client=AsyncClient(provider), kube=kube,
+                          metrics=metrics)
+    sync, registry_watch = StatusSync(state), RegistryWatch(state)
+    health: HealthServer | None = None
+    tasks: list[asyncio.Task[Any]] = []
+    stop = stop_flag or asyncio.Event()
+    kopf_ready = asyncio.Event()
+
+    def healthy() -> tuple[bool, dict[str, object]]:
+        loops_ok = all(not t.done() for t in tasks)
+        return loops_ok and kopf_ready.is_set(), {
+            "database": "unreachable" if state.database_error else "ok",
+            "kopf": "ready" if kopf_ready.is_set() else "starting",
+            "orchestrations": len(state.crs),
+        }
+
+    try:
+        if settings.metrics_port:
+            health = HealthServer(metrics, healthy, state.phase_counts)
+            await health.start(settings.metrics_host, settings.metrics_port)
+        if on_running is not None:
+            on_running(Running(state, sync, registry_watch, health))
+        registry = build_registry(state)
+        tasks.append(asyncio.create_task(registry_watch.run(), name="duraflow-registry"))
+        await registry_watch.first_read.wait()
+        kopf_cfg = kopf_settings(settings)
+        if settings.leader_election:
+            info = credentials(settings, kopf_cfg)
+            if info is None:
+                raise SystemExit("duraflow operator: no Kubernetes credentials "
+                                 "(not in a cluster, no KUBECONFIG, no --kube-url)")
+            kube.configure(info)
+            elector = LeaderElector(kube, settings)
+            await elector.acquire()
+            tasks.append(asyncio.create_task(_step_down(elector, stop), name="duraflow-lease"))
+        tasks.append(asyncio.create_task(sync.run(), name="duraflow-status-sync"))
+        operator = asyncio.create_task(kopf.operator(
+            registry=registry, settings=kopf_cfg, standalone=True,
+            clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
+            stop_flag=stop, ready_flag=kopf_ready,
+        ), name="duraflow-kopf")
+        tasks.append(operator)
+        await kopf_ready.wait()
+        if ready_flag is not None:
+            ready_flag.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await operator
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if health is not None:
+            await health.stop()
+        await kube.close()
+        await provider.close()
+
+
+async def _step_down(elector: LeaderElector, stop: asyncio.Event) -> None:
+    await elector.keep()
+    stop.set()

@@ -1,0 +1,169 @@
+"""WorkerPool -> StatefulSet, headless Service and PodDisruptionBudget (pure, no I/O).
+
+The pod name is the worker's ``worker_node_id`` (``DURAFLOW_WORKER_NODE_ID`` from the
+downward API), which a StatefulSet keeps stable across restarts: sessions pinned to a
+worker survive its pod being rescheduled. Pods run under the restricted Pod Security
+Standard. The env names are those ``duraflow worker`` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION
+from duraflow_operator.spec import WorkerPoolSpec
+
+METRICS_PORT = 9464
+RUN_AS_USER = 10001
+
+
+def labels(pool: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "duraflow-worker",
+        "app.kubernetes.io/instance": pool,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "duraflow.io/workerpool": pool,
+    }
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkerPool", "name": meta["name"],
+            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def _metadata(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    pool = body["metadata"]["name"]
+    return {"name": name, "namespace": body["metadata"]["namespace"], "labels": labels(pool),
+            "ownerReferences": [owner_reference(body)]}
+
+
+def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "DURAFLOW_WORKER_NODE_ID",
+         "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "DURAFLOW_DATABASE_URL",
+         "valueFrom": {"secretKeyRef": {"name": spec.secret_name, "key": spec.secret_key}}},
+        {"name": "DURAFLOW_APP", "value": spec.app},
+        {"name": "DURAFLOW_METRICS_PORT", "value": str(METRICS_PORT)},
+    ]
+    optional = {
+        "DURAFLOW_SCHEMA": spec.schema,
+        "DURAFLOW_TAGS": ",".join(spec.tags) if spec.tags else None,
+        "DURAFLOW_INCLUDE_UNTAGGED": "true" if spec.tags and spec.include_untagged else None,
+        "DURAFLOW_ORCHESTRATION_CONCURRENCY": spec.orchestration_concurrency,
+        "DURAFLOW_WORKER_CONCURRENCY": spec.worker_concurrency,
+        "DURAFLOW_MAX_SESSIONS": spec.max_sessions,
+        "DURAFLOW_SESSION_IDLE_TIMEOUT_MS": None if spec.session_idle_timeout_s is None
+        else spec.session_idle_timeout_s * 1000,
+    }
+    env += [{"name": k, "value": str(v)} for k, v in optional.items() if v is not None]
+    reserved = {e["name"] for e in env}
+    env += [dict(e) for e in spec.env if e.get("name") not in reserved]
+    return env
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "metrics"}, "periodSeconds": period,
+            "failureThreshold": failures, "timeoutSeconds": 3}
+
+
+def stateful_set(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any]:
+    pool = body["metadata"]["name"]
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": spec.image,
+        "args": ["worker"],
+        "env": _env(spec),
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "readinessProbe": _probe("/readyz", 5, 2),
+        "startupProbe": _probe("/healthz", 2, 30),
+        "securityContext": {
+            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True, "runAsUser": RUN_AS_USER, "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if spec.image_pull_policy:
+        container["imagePullPolicy"] = spec.image_pull_policy
+    if spec.resources:
+        container["resources"] = dict(spec.resources)
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": RUN_AS_USER, "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "automountServiceAccountToken": False,
+    }
+    if spec.service_account:
+        pod_spec["serviceAccountName"] = spec.service_account
+    pod_spec.update({k: v for k, v in spec.scheduling.items()})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(body, pool),
+        "spec": {
+            "replicas": spec.replicas,
+            "serviceName": pool,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"duraflow.io/workerpool": pool}},
+            "template": {
+                "metadata": {"labels": labels(pool),
+                             "annotations": {"prometheus.io/scrape": "true",
+                                             "prometheus.io/port": str(METRICS_PORT)}},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def service(body: Mapping[str, Any]) -> dict[str, Any]:
+    pool = body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(body, pool),
+        "spec": {"clusterIP": "None", "selector": {"duraflow.io/workerpool": pool},
+                 "ports": [{"name": "metrics", "port": METRICS_PORT,
+                            "targetPort": "metrics"}],
+                 "publishNotReadyAddresses": True},
+    }
+
+
+def disruption_budget(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any]:
+    pool = body["metadata"]["name"]
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(body, pool),
+        "spec": {"maxUnavailable": spec.max_unavailable,
+                 "selector": {"matchLabels": {"duraflow.io/workerpool": pool}}},
+    }
+
+
+def drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether ``actual`` lacks or differs in anything ``desired`` sets (extra fields that
+    the API server defaults are not drift)."""
+    for key, value in desired.items():
+        have = actual.get(key)
+        if isinstance(value, Mapping):
+            if not isinstance(have, Mapping) or drifted(have, value):
+                return True
+        elif isinstance(value, list):
+            if not isinstance(have, list) or len(have) != len(value):
+                return True
+            for a, d in zip(have, value, strict=True):
+                if isinstance(d, Mapping):
+                    if not isinstance(a, Mapping) or drifted(a, d):
+                        return True
+                elif a != d:
+                    return True
+        elif have != value:
+            return True
+    return False

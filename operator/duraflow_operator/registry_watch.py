@@ -1,0 +1,103 @@
+"""ONE loop that reads the worker registry and acts on what it says.
+
+Every ``registry_interval_s`` it reads the live workers (``AsyncClient.list_workers``) and
+the activity backlog per tag (``get_activity_backlog``): two queries for the whole
+operator, whatever the number of CRs. When the set of registered orchestrations changes,
+the CRs held ``Pending`` with ``UnknownOrchestration`` are reconciled again, so they start as
+soon as a worker that registers them comes up. WorkerPool statuses get the registry's
+figures for their pods. A database error marks the registry unknown (the reconcile then
+retries rather than rejecting) and is retried on the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from duraflow import ProviderError
+from duraflow_operator import orchestrations, workerpools
+from duraflow_operator.kube import ApiError
+from duraflow_operator.state import OperatorState
+from duraflow_operator.status import differs
+
+log = logging.getLogger("duraflow.operator.registry")
+
+
+class RegistryWatch:
+    def __init__(self, state: OperatorState) -> None:
+        self.state = state
+        self._known: frozenset[tuple[str, str]] | None = None
+        self.first_read = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            await self.tick()
+            await asyncio.sleep(self.state.settings.registry_interval_s)
+
+    async def tick(self) -> None:
+        state = self.state
+        try:
+            workers = await state.client.list_workers()
+            backlog = await state.client.get_activity_backlog()
+        except (ProviderError, OSError) as error:
+            if state.database_error is None:
+                log.warning("worker registry unreadable (database unreachable?): %s", error)
+            state.database_error = str(error)
+            state.workers = None
+            self.first_read.set()
+            return
+        state.database_error = None
+        state.workers, state.backlog = workers, backlog
+        self.first_read.set()
+        known = frozenset((name, version) for w in workers if w.alive
+                          for name, versions in w.orchestrations.items()
+                          for version in (*versions, ""))
+        if known != self._known:
+            self._known = known
+            await self._retry_waiting()
+        await self._pool_statuses()
+
+    async def _retry_waiting(self) -> None:
+        state = self.state
+        for key, view in list(state.crs.items()):
+            if not view.waiting_for_worker:
+                continue
+            try:
+                with state.metrics.reconcile("Orchestration") as result:
+                    async with state.lock(key):
+                        outcome = await orchestrations.reconcile(state, view.body)
+                        result["result"] = outcome.result
+                        path = (f"/apis/duraflow.io/v1alpha1/namespaces/{key[0]}"
+                                f"/orchestrations/{key[1]}")
+                        await state.kube.patch_status(path, outcome.status)
+                        _merge(view.body.setdefault("status", {}), outcome.status)
+                for type_, reason, message in outcome.events:
+                    await state.kube.post_event(view.body, type_, reason, message)
+            except (orchestrations.DatabaseUnavailable, ApiError) as error:
+                log.warning("retrying %s/%s later: %s", key[0], key[1], error)
+                self._known = None  # try again on the next tick
+
+    async def _pool_statuses(self) -> None:
+        state = self.state
+        if state.workers is None:
+            return
+        for (namespace, name), body in list(state.pools.items()):
+            fields = workerpools.registry_status(name, body.get("spec") or {}, state.workers,
+                                                 state.backlog)
+            if not differs(body.get("status") or {}, fields):
+                continue
+            path = f"/apis/duraflow.io/v1alpha1/namespaces/{namespace}/workerpools/{name}"
+            try:
+                await state.kube.patch_status(path, fields)
+                body.setdefault("status", {}).update(fields)
+            except ApiError as error:
+                log.warning("could not update WorkerPool %s/%s status: %s", namespace, name, error)
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        else:
+            target[k] = v

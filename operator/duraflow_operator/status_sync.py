@@ -1,0 +1,181 @@
+"""ONE loop that keeps every Orchestration CR's status current, driven by the database.
+
+It never polls per CR. It follows ``AsyncClient.watch_instance_changes()``: the engine
+announces each instance whose status or custom status changed (in-process, and across
+processes through PostgreSQL LISTEN/NOTIFY), the loop reads only those instances, and
+writes a CR's status only when it differs from what the CR shows. Writes are coalesced: at
+most one per CR per ``status_min_interval_s`` (default 2 s); a change inside that window is
+written when it ends, with whatever is current then, and a terminal phase is written at
+once. So the load follows the rate of change, not the number of CRs.
+
+When notifications may have been lost (the LISTEN connection was re-established after the
+database went away) the feed says "everything" and every followed instance is re-read.
+Database errors leave the instances dirty and the loop retries them with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from duraflow import InstanceChanges, ProviderError
+from duraflow_operator import conditions as cond
+from duraflow_operator.kube import ApiError
+from duraflow_operator.state import CrView, OperatorState
+from duraflow_operator.status import TERMINAL_PHASES, differs, instance_status, metrics
+
+log = logging.getLogger("duraflow.operator.status_sync")
+
+MIRRORED = ("phase", "output", "outputTruncated", "error", "customStatus",
+            "customStatusVersion", "executionId", "completedAt")
+BATCH_WINDOW_S = 0.05  # let a burst of notifications gather before reading
+TICK_S = 0.5
+
+
+class StatusSync:
+    def __init__(self, state: OperatorState) -> None:
+        self.state = state
+        self._deferred: dict[str, float] = {}  # instance id -> monotonic due time
+        self._semaphore = asyncio.Semaphore(max(state.settings.sync_concurrency, 1))
+        self.writes = 0
+        self.reads = 0
+
+    async def run(self) -> None:
+        state = self.state
+        with state.client.watch_instance_changes() as feed:
+            while True:
+                changes = await feed.next(0.0 if state.dirty else self._timeout())
+                if changes:
+                    await asyncio.sleep(BATCH_WINDOW_S)  # gather the rest of a burst
+                    more = await feed.next(0.0)
+                    changes = InstanceChanges(changes.instance_ids | more.instance_ids,
+                                              changes.everything or more.everything)
+                ids = set(state.dirty)
+                state.dirty.clear()
+                if changes.everything:
+                    ids |= set(state.by_instance)
+                ids |= {i for i in changes.instance_ids if i in state.by_instance}
+                now = time.monotonic()
+                ids |= {i for i, due in self._deferred.items() if due <= now}
+                for instance_id in ids:
+                    self._deferred.pop(instance_id, None)
+                if ids:
+                    await asyncio.gather(*(self._sync_one(i) for i in ids))
+
+    def _timeout(self) -> float:
+        """Until the next deferred write is due, at most ``TICK_S``: marks from the
+        reconcile (``state.dirty``) are picked up within one tick."""
+        if not self._deferred:
+            return TICK_S
+        return min(max(min(self._deferred.values()) - time.monotonic(), 0.0), TICK_S)
+
+    async def _sync_one(self, instance_id: str) -> None:
+        state = self.state
+        key = state.by_instance.get(instance_id)
+        view = state.crs.get(key) if key is not None else None
+        if key is None or view is None or view.started_instance != instance_id:
+            return
+        async with self._semaphore:
+            try:
+                await self._refresh(key, view, instance_id)
+            except (ProviderError, OSError) as error:
+                log.warning("status sync: database error for %s (retrying): %s",
+                            instance_id, error)
+                state.database_error = str(error)
+                self._defer(instance_id, 2.0)
+            except ApiError as error:
+                if error.status == 404:
+                    return  # the CR is gone; its DELETED event removes it from the index
+                log.warning("status sync: API error for %s (retrying): %s", instance_id, error)
+                self._defer(instance_id, 2.0)
+            except Exception:  # one bad CR must not stop the loop for all others
+                log.exception("status sync failed for %s", instance_id)
+                self._defer(instance_id, 5.0)
+
+    def _defer(self, instance_id: str, delay_s: float) -> None:
+        due = time.monotonic() + delay_s
+        self._deferred[instance_id] = min(self._deferred.get(instance_id, due), due)
+
+    async def _refresh(self, key: tuple[str, str], view: CrView, instance_id: str) -> None:
+        state = self.state
+        if not view.status.get("startedAt"):
+            self._defer(instance_id, 0.2)  # the reconcile's own write has not landed yet
+            return
+        self.reads += 1
+        result = await state.client.get_status(instance_id)
+        patch = instance_status(result, started=True, bounds=state.bounds)
+        current = view.status
+        if not differs(current, patch):
+            view.mirror = {k: patch.get(k) for k in MIRRORED}
+            return
+        phase = patch["phase"]
+        previous_phase = current.get("phase")
+        terminal = phase in TERMINAL_PHASES
+        wait = view.last_write + state.settings.status_min_interval_s - time.monotonic()
+        if wait > 0 and not terminal:
+            self._defer(instance_id, wait)
+            return
+        async with state.lock(key):
+            await self._enrich(patch, instance_id, terminal)
+            generation = view.body.get("metadata", {}).get("generation")
+            ready = cond.condition(cond.READY, terminal, phase, _ready_message(phase, patch),
+                                   generation)
+            db_ok = cond.condition(cond.DATABASE, True, "Connected", "the database answers",
+                                   generation)
+            patch["conditions"] = cond.merge_conditions(current.get("conditions"), [ready, db_ok])
+            if terminal and not current.get("completedAt"):
+                patch["completedAt"] = cond.now_iso()
+            name, namespace = key[1], key[0]
+            path = (f"/apis/duraflow.io/v1alpha1/namespaces/{namespace}/orchestrations/{name}")
+            await state.kube.patch_status(path, patch)
+            self.writes += 1
+            state.metrics.status_writes.inc()
+            view.last_write = time.monotonic()
+            view.mirror = {k: patch.get(k) for k in MIRRORED}
+            _merge_into(view.body.setdefault("status", {}), patch)
+        if phase != previous_phase and terminal:
+            kind = "Warning" if phase == "Failed" else "Normal"
+            await state.kube.post_event(view.body, kind, phase, _ready_message(phase, patch))
+
+    async def _enrich(self, patch: dict[str, Any], instance_id: str, terminal: bool) -> None:
+        """Add the instance's metrics (read only when a write happens anyway)."""
+        client = self.state.client
+        try:
+            info = await client.get_instance_info(instance_id)
+        except ProviderError as error:
+            if error.retryable:
+                raise
+            return  # not created yet: no figures
+        patch["executionId"] = info.current_execution_id
+        if info.orchestration_version:
+            patch["orchestrationVersion"] = info.orchestration_version
+        history = await client.read_execution_history(instance_id, info.current_execution_id)
+        now_ms = int(time.time() * 1000)
+        patch["metrics"] = metrics(info, history, now_ms)
+
+
+def _ready_message(phase: str, patch: dict[str, Any]) -> str:
+    if phase == "Failed":
+        return f"the instance failed: {str(patch.get('error'))[:200]}"
+    return f"the instance is {phase}"
+
+
+def _merge_into(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _merge_into(target[k], v)
+        else:
+            target[k] = v
+
+
+def overwritten(view: CrView, fields: Iterable[str] = MIRRORED) -> bool:
+    """Whether the CR no longer shows what the sync last wrote (another writer raced it)."""
+    if not view.mirror:
+        return False
+    status = view.status
+    return any(status.get(k) != view.mirror.get(k) for k in fields)

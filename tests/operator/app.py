@@ -1,0 +1,53 @@
+"""The worker app of the operator tests (``duraflow worker --app tests.operator.app:register``).
+
+Mirrors the example image's orchestrations (Hello, Approval, Countdown) plus one whose
+activity fails, so the CR's Failed path is real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(runtime: Any) -> None:
+    def say_hello(_ctx: Any, name: str) -> str:
+        return f"Hello, {name}!"
+
+    def explode(_ctx: Any, what: str) -> None:
+        raise RuntimeError(f"boom: {what}")
+
+    def hello(ctx: Any, name: str) -> Any:
+        return (yield ctx.schedule_activity("SayHello", name))
+
+    def approval(ctx: Any, _input: Any) -> Any:
+        ctx.set_custom_status("waiting for approval")
+        decision = yield ctx.wait_for_event("approve")
+        ctx.set_custom_status("approved")
+        return decision
+
+    def countdown(ctx: Any, n: int) -> Any:
+        for remaining in range(int(n), 0, -1):
+            ctx.set_custom_status(str(remaining))
+            yield ctx.schedule_timer(1000)
+        return "liftoff"
+
+    def fails(ctx: Any, what: str) -> Any:
+        yield ctx.schedule_activity("Explode", what)
+        return "unreachable"
+
+    runtime.register_activity("SayHello", say_hello)
+    runtime.register_activity("Explode", explode)
+    runtime.register_orchestration("Hello", hello)
+    runtime.register_orchestration("Approval", approval)
+    runtime.register_orchestration("Countdown", countdown)
+    runtime.register_orchestration("Fails", fails)
+
+
+def register_late(runtime: Any) -> None:
+    """A second app: the orchestration 'Late' exists only once this worker runs."""
+
+    def late(_ctx: Any, value: Any) -> Any:
+        return {"late": value}
+        yield  # a generator
+
+    runtime.register_orchestration("Late", late)

@@ -1,0 +1,124 @@
+"""A kmock 0.8 emulator that kopf can drive (test support; pin kmock==0.8).
+
+Stock kmock assigns no resourceVersion, so kopf's finalizer JSON-patch (which tests the
+resourceVersion) fails forever. This subclass, from the team's k8s-testing research,
+stamps resourceVersion/uid/generation/creationTimestamp, honours optimistic concurrency
+(409 on a stale version), answers 201 on create, serves lists with kind/apiVersion, and
+maps PUT (replace, used for Leases) onto a full-object update with a version check. It
+overrides kmock private hooks, hence the exact version pin.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import uuid
+from typing import Any
+
+import attrs
+import kmock
+
+
+def register_crd(emulator: Any, crd: dict[str, Any]) -> None:
+    """Discovery for a CRD (kmock does not derive it)."""
+    spec, names = crd["spec"], crd["spec"]["names"]
+    for version in spec["versions"]:
+        if version.get("served", True):
+            emulator.resources[f"{spec['group']}/{version['name']}/{names['plural']}"] = (
+                kmock.ResourceInfo(
+                    kind=names["kind"], singular=names.get("singular") or names["kind"].lower(),
+                    shortnames=names.get("shortNames", []),
+                    namespaced=spec["scope"] == "Namespaced",
+                    subresources=set(version.get("subresources") or {}),
+                    verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+                ))
+
+
+@attrs.define(kw_only=True)
+class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+    _rv: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
+
+    def _swap(self, old: Any, new: Any) -> Any:
+        self._requests[next(i for i, r in enumerate(self._requests) if r is old)] = new
+        return new
+
+    async def _handle(self, request: Any) -> Any:
+        key = (request.resource, request.namespace, request.name)
+        if request.method == kmock.method.PUT and request.name and request.resource is not None:
+            return await self._replace(request, key)
+        data = request.data
+        if (request.action == kmock.action.CREATE and isinstance(data, dict)
+                and request.resource is not None):
+            meta = data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("generation", 1)
+            meta.setdefault("creationTimestamp", _now())
+            meta["resourceVersion"] = str(next(self._rv))
+            if request.namespace:
+                meta.setdefault("namespace", request.namespace)
+        elif (request.action == kmock.action.UPDATE and request.name
+              and request.resource is not None):
+            cur = self.objects[key] if key in self.objects else None  # noqa: SIM401
+            cur_rv = (cur.get("metadata", {}).get("resourceVersion")
+                      if cur is not None and not cur.deleted else None)
+            new_rv = str(next(self._rv))
+            if isinstance(data, list):
+                if any(op.get("op") == "test" and op.get("path") == "/metadata/resourceVersion"
+                       and op.get("value") != cur_rv for op in data):
+                    raise kmock.KubernetesError(status=409, reason="Conflict",
+                                                message="resourceVersion mismatch")
+                data.append({"op": "add", "path": "/metadata/resourceVersion", "value": new_rv})
+            elif isinstance(data, dict):
+                want = (data.get("metadata") or {}).get("resourceVersion")
+                if want is not None and want != cur_rv:
+                    raise kmock.KubernetesError(status=409, reason="Conflict",
+                                                message="resourceVersion mismatch")
+                if request.subresource is None and "spec" in data and cur is not None:
+                    data.setdefault("metadata", {})["generation"] = (
+                        cur.get("metadata", {}).get("generation", 1) + 1)
+                data.setdefault("metadata", {})["resourceVersion"] = new_rv
+        response = await super()._handle(request)
+        if (request.action == kmock.action.CREATE and response.status == 200
+                and not response.prepared):
+            response.set_status(201)
+        return response
+
+    async def _replace(self, request: Any, key: Any) -> Any:
+        """PUT: replace an existing object if the body names its current resourceVersion."""
+        from aiohttp import web
+
+        if key not in self.objects or self.objects[key].deleted:
+            return web.json_response({"kind": "Status", "code": 404, "reason": "NotFound"},
+                                     status=404)
+        cur = self.objects[key]
+        body = request.data if isinstance(request.data, dict) else {}
+        want = (body.get("metadata") or {}).get("resourceVersion")
+        if want != cur.get("metadata", {}).get("resourceVersion"):
+            return web.json_response({"kind": "Status", "code": 409, "reason": "Conflict"},
+                                     status=409)
+        body.setdefault("metadata", {})["resourceVersion"] = str(next(self._rv))
+        cur.patch(body)
+        return web.json_response(cur.raw)
+
+    async def _serve_list(self, request: Any) -> Any:
+        payload, res = await super()._serve_list(request), request.resource
+        info = self.resources[res] if res in self.resources else None  # noqa: SIM401
+        kind = info.kind if info is not None and info.kind else res.plural.capitalize()
+        api_version = f"{res.group}/{res.version}" if res.group else res.version
+        return {"apiVersion": api_version, "kind": f"{kind}List", **payload}
+
+    async def _render_error(self, exc: Any) -> Any:
+        response = await super()._render_error(exc)
+        if response.status in (404, 409):
+            body = json.loads(response.body)
+            body["reason"] = {404: "NotFound", 409: "Conflict"}[response.status]
+            body.pop("details", None)
+            response.body = json.dumps(body).encode()
+        return response
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,79 @@
+"""Talking to the emulator like kubectl does (plain HTTP), for the operator tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+GROUP_PATH = "/apis/duraflow.io/v1alpha1/namespaces/{ns}/{plural}"
+
+
+class Kubectl:
+    def __init__(self, cluster: Any, namespace: str = "ns1") -> None:
+        self.cluster = cluster
+        self.url = str(cluster.url).rstrip("/")
+        self.ns = namespace
+
+    async def _call(self, method: str, path: str, body: Any = None,
+                    content_type: str = "application/json") -> Any:
+        async with aiohttp.ClientSession() as session, session.request(
+            method, self.url + path, json=body,
+            headers={"Content-Type": content_type},
+        ) as response:
+            text = await response.text()
+            assert response.status < 400, f"{method} {path}: {response.status} {text}"
+            return await response.json(content_type=None) if text else None
+
+    def path(self, plural: str, name: str | None = None) -> str:
+        base = GROUP_PATH.format(ns=self.ns, plural=plural)
+        return base if name is None else f"{base}/{name}"
+
+    async def apply_orchestration(self, name: str, spec: dict[str, Any]) -> Any:
+        body = {"apiVersion": "duraflow.io/v1alpha1", "kind": "Orchestration",
+                "metadata": {"name": name, "namespace": self.ns}, "spec": spec}
+        return await self._call("POST", self.path("orchestrations"), body)
+
+    async def apply_pool(self, name: str, spec: dict[str, Any]) -> Any:
+        body = {"apiVersion": "duraflow.io/v1alpha1", "kind": "WorkerPool",
+                "metadata": {"name": name, "namespace": self.ns}, "spec": spec}
+        return await self._call("POST", self.path("workerpools"), body)
+
+    async def merge_patch(self, path: str, body: Any) -> Any:
+        return await self._call("PATCH", path, body, "application/merge-patch+json")
+
+    async def json_patch(self, path: str, ops: list[dict[str, Any]]) -> Any:
+        return await self._call("PATCH", path, ops, "application/json-patch+json")
+
+    async def delete(self, path: str) -> Any:
+        return await self._call("DELETE", path)
+
+    def orch(self, name: str) -> Any:
+        return self.cluster.objects["duraflow.io/v1alpha1/orchestrations", self.ns, name]
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.orch(name).get("status") or {})
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        for item in self.status(name).get("conditions") or []:
+            if item.get("type") == type_:
+                return dict(item)
+        return {}
+
+    def gone(self, name: str) -> bool:
+        key = ("duraflow.io/v1alpha1/orchestrations", self.ns, name)
+        return key not in self.cluster.objects or self.cluster.objects[key].deleted
+
+    def events_for(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for request in self.cluster:
+            data = request.data
+            if (request.method == "POST" and isinstance(data, dict)
+                    and data.get("kind") == "Event"
+                    and (data.get("involvedObject") or {}).get("name") == name):
+                found.append(data)
+        return found
+
+    def reasons(self, name: str, type_: str | None = None) -> list[str]:
+        return [e["reason"] for e in self.events_for(name)
+                if type_ is None or e.get("type") == type_]

@@ -1,0 +1,90 @@
+"""Bad Orchestration CRs get a specific condition and a Warning Event, and harm nobody else.
+
+The emulator enforces no schema, so these reach the operator exactly as they would from an
+API server without the CRD's validation (or with rules the schema cannot express).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import Operators, eventually, spawn_worker, stop_worker
+from .k8s import Kubectl
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+BAD = {
+    "no-orch": ({"input": 1}, "MissingOrchestration", "spec.orchestration is required"),
+    "bad-policy": ({"orchestration": "Hello", "deletionPolicy": "Destroy"},
+                   "InvalidDeletionPolicy", "'Destroy'"),
+    "unknown": ({"orchestration": "NoSuchThing"}, "UnknownOrchestration", "NoSuchThing"),
+    "too-big": ({"orchestration": "Hello", "input": "x" * 300_000}, "InputTooLarge",
+                "over the limit"),
+}
+
+
+async def test_each_bad_spec_gets_its_reason_and_a_warning_while_good_crs_run(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    for name, (spec, _, _) in BAD.items():
+        await kubectl.apply_orchestration(name, spec)
+    await kubectl.apply_orchestration("good", {"orchestration": "Hello", "input": "ok"})
+    for name, (_, reason, text) in BAD.items():
+        await eventually(lambda n=name, r=reason: kubectl.condition(n, "Accepted").get("reason")
+                         == r, message=f"{name}: Accepted=False {reason}")
+        accepted = kubectl.condition(name, "Accepted")
+        assert accepted["status"] == "False"
+        assert text in accepted["message"]
+        assert kubectl.status(name)["phase"] == "Pending"
+        assert "instanceId" not in kubectl.status(name)
+        await eventually(lambda n=name, r=reason: r in kubectl.reasons(n, "Warning"))
+    await eventually(lambda: kubectl.status("good").get("phase") == "Completed")
+    assert kubectl.status("good")["output"] == "Hello, ok!"
+    assert not operators.task.done()  # type: ignore[union-attr]
+
+
+async def test_changed_instance_id_is_refused_and_the_instance_keeps_its_id(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("moved", {"orchestration": "Approval",
+                                                "instanceId": "first-id"})
+    await eventually(lambda: kubectl.status("moved").get("customStatus"))
+    await kubectl.merge_patch(kubectl.path("orchestrations", "moved"),
+                              {"spec": {"instanceId": "second-id"}})
+    await eventually(lambda: kubectl.condition("moved", "Accepted").get("reason")
+                     == "InstanceIdChanged")
+    assert "first-id" in kubectl.condition("moved", "Accepted")["message"]
+    assert kubectl.status("moved")["instanceId"] == "first-id"
+    assert kubectl.status("moved")["phase"] == "Running"
+    await eventually(lambda: "InstanceIdChanged" in kubectl.reasons("moved", "Warning"))
+    # Putting it back is accepted again, and the instance is still driven by the CR.
+    await kubectl.merge_patch(kubectl.path("orchestrations", "moved"),
+                              {"spec": {"instanceId": "first-id", "cancel": True}})
+    await eventually(lambda: kubectl.status("moved").get("phase") == "Canceled")
+    assert kubectl.condition("moved", "Accepted")["status"] == "True"
+
+
+async def test_unknown_orchestration_starts_once_a_worker_registers_it(
+    cluster: Any, operators: Operators, postgres_url: str, schema: str
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("late", {"orchestration": "Late", "input": 7})
+    await eventually(lambda: kubectl.condition("late", "Accepted").get("reason")
+                     == "UnknownOrchestration")
+    assert kubectl.status("late")["phase"] == "Pending"
+    late_worker = spawn_worker(postgres_url, schema, "tests.operator.app:register_late",
+                               "late-0")
+    try:
+        await eventually(lambda: kubectl.status("late").get("phase") == "Completed",
+                         timeout=30)
+        assert kubectl.status("late")["output"] == {"late": 7}
+        assert kubectl.condition("late", "Accepted")["status"] == "True"
+    finally:
+        stop_worker(late_worker)

@@ -1,0 +1,128 @@
+"""The operator's /metrics and /healthz, and its Lease: one replica acts, the other waits."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import aiohttp
+import kopf
+import pytest
+from duraflow_operator.kube import KubeApi
+from duraflow_operator.leader import LeaderElector
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import Operators, eventually
+from .k8s import Kubectl
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_metrics_and_health_are_served_without_per_cr_labels(
+    cluster: Any, operators: Operators
+) -> None:
+    port = _free_port()
+    await operators.start(metrics_port=port, metrics_host="127.0.0.1")
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("m1", {"orchestration": "Hello", "input": "m"})
+    await eventually(lambda: kubectl.status("m1").get("phase") == "Completed")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+            assert response.status == 200
+            health = await response.json()
+            assert health["ok"] is True and health["database"] == "ok"
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    reconciles = families["duraflow_operator_reconciles"]
+    totals = [s for s in reconciles.samples if s.name.endswith("_total")
+              and s.labels.get("kind") == "Orchestration"]
+    assert sum(s.value for s in totals) >= 1
+    assert {s.labels["result"] for s in totals} <= {"ok", "rejected", "database_unavailable"}
+    assert "duraflow_operator_reconcile_duration_seconds" in families
+    assert "duraflow_operator_reconcile_errors" in families
+    phases = {s.labels["phase"]: s.value for s in families["duraflow_operator_orchestrations"]
+              .samples}
+    assert phases["Completed"] == 1
+    for family in families.values():
+        for sample in family.samples:
+            assert not {"name", "namespace", "instance_id"} & set(sample.labels)
+
+
+async def test_only_one_of_two_replicas_leads_and_the_other_takes_over_when_it_stops(
+    cluster: Any, operators: Operators
+) -> None:
+    settings_a = operators.settings(identity="a", lease_duration_s=1.0, lease_renew_s=0.2,
+                                    leader_election=True, lease_namespace="ns1")
+    settings_b = operators.settings(identity="b", lease_duration_s=1.0, lease_renew_s=0.2,
+                                    leader_election=True, lease_namespace="ns1")
+    kube = KubeApi()
+    kube.configure(kopf.ConnectionInfo(server=settings_a.kube_url or "", insecure=True))
+    try:
+        a, b = LeaderElector(kube, settings_a), LeaderElector(kube, settings_b)
+        assert await a.try_acquire() is True
+        assert await b.try_acquire() is False  # a holds a live lease
+        assert await a.try_acquire() is True  # renewing
+        await asyncio.sleep(1.3)  # a stops renewing: its lease expires
+        assert await b.try_acquire() is True
+        assert await a.try_acquire() is False
+        lease = cluster.objects["coordination.k8s.io/v1/leases", "ns1", "duraflow-operator"]
+        assert lease["spec"]["holderIdentity"] == "b"
+        assert lease["spec"]["leaseTransitions"] == 1
+    finally:
+        await kube.close()
+
+
+async def test_duraflow_operator_command_runs_from_env_takes_the_lease_and_stops_on_sigterm(
+    cluster: Any, operators: Operators, postgres_url: str, schema: str
+) -> None:
+    """The real entry point in its own process: env config, Lease, /healthz, SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DURAFLOW_DATABASE_URL": postgres_url,
+           "DURAFLOW_SCHEMA": schema, "DURAFLOW_WATCH_NAMESPACES": "ns1",
+           "DURAFLOW_OPERATOR_METRICS_PORT": str(port), "POD_NAME": "op-0",
+           "POD_NAMESPACE": "ns1", "DURAFLOW_KUBE_URL": str(cluster.url).rstrip("/")}
+    proc = subprocess.Popen([sys.executable, "-m", "duraflow.cli", "operator"], env=env,
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lease_key = ("coordination.k8s.io/v1/leases", "ns1", "duraflow-operator")
+        await eventually(lambda: cluster.objects[lease_key]["spec"]["holderIdentity"]
+                         == "op-0", timeout=30, message="the operator took the Lease")
+
+        async def healthy() -> bool:
+            try:
+                async with aiohttp.ClientSession() as session, session.get(
+                        f"http://127.0.0.1:{port}/healthz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        for _ in range(200):
+            if await healthy():
+                break
+            await asyncio.sleep(0.1)
+        assert await healthy()
+        kubectl = Kubectl(cluster)
+        await kubectl.apply_orchestration("cli", {"orchestration": "Hello", "input": "cli"})
+        await eventually(lambda: kubectl.status("cli").get("phase") == "Completed", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+        assert code == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

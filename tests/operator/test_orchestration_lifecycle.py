@@ -1,0 +1,118 @@
+"""An Orchestration CR runs its instance and shows its progress: the paths users rely on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from duraflow_operator import FINALIZER
+
+from duraflow import AsyncClient, PostgresProvider
+
+from .conftest import NS, Operators, eventually
+from .k8s import Kubectl
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+async def test_applied_cr_runs_and_ends_completed_with_its_output(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("hello", {"orchestration": "Hello", "input": "world"})
+    await eventually(lambda: kubectl.status("hello").get("phase") == "Completed",
+                     message="hello Completed")
+    status = kubectl.status("hello")
+    assert status["output"] == "Hello, world!"
+    assert status["instanceId"] == f"{NS}/hello"
+    assert status["startedAt"] and status["completedAt"]
+    assert kubectl.condition("hello", "Ready")["status"] == "True"
+    assert kubectl.condition("hello", "Accepted")["status"] == "True"
+    assert FINALIZER in kubectl.orch("hello")["metadata"]["finalizers"]
+    assert status["metrics"]["activitiesCompleted"] == 1
+    assert status["metrics"]["historyEvents"] >= 4
+    assert status["observedGeneration"] == 1
+    await eventually(lambda: {"Started", "Completed"} <= set(kubectl.reasons("hello", "Normal")),
+                     message="lifecycle Events")
+
+
+async def test_custom_status_shows_while_running_and_an_appended_event_completes_it(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("approval", {"orchestration": "Approval", "events": []})
+    await eventually(lambda: kubectl.status("approval").get("customStatus")
+                     == "waiting for approval", message="custom status in the CR")
+    assert kubectl.status("approval")["phase"] == "Running"
+    await kubectl.json_patch(kubectl.path("orchestrations", "approval"), [
+        {"op": "add", "path": "/spec/events/-", "value": {"name": "approve",
+                                                          "data": {"by": "alice"}}}])
+    await eventually(lambda: kubectl.status("approval").get("phase") == "Completed")
+    status = kubectl.status("approval")
+    assert status["output"] == {"by": "alice"}
+    assert status["raisedEvents"] == 1
+    assert "EventRaised" in kubectl.reasons("approval")
+
+
+async def test_activity_failure_ends_failed_with_the_message(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("fails", {"orchestration": "Fails", "input": "fuse"})
+    await eventually(lambda: kubectl.status("fails").get("phase") == "Failed")
+    assert "boom: fuse" in kubectl.status("fails")["error"]
+    assert kubectl.condition("fails", "Ready")["reason"] == "Failed"
+    await eventually(lambda: "Failed" in kubectl.reasons("fails", "Warning"))
+
+
+async def test_cancel_true_cancels_the_running_instance(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("stopme", {"orchestration": "Approval"})
+    await eventually(lambda: kubectl.status("stopme").get("customStatus"))
+    await kubectl.merge_patch(kubectl.path("orchestrations", "stopme"), {"spec": {"cancel": True}})
+    await eventually(lambda: kubectl.status("stopme").get("phase") == "Canceled")
+    assert kubectl.status("stopme")["error"].startswith("canceled:")
+    assert kubectl.status("stopme")["cancelRequested"] is True
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("Cancel", "Failed"), ("Purge", "NotFound"), ("Orphan", "Running")])
+async def test_deletion_follows_the_deletion_policy(
+    cluster: Any, operators: Operators, schema: str, postgres_url: str,
+    policy: str, expected: str,
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    name = f"del-{policy.lower()}"
+    await kubectl.apply_orchestration(name, {"orchestration": "Approval",
+                                             "deletionPolicy": policy})
+    await eventually(lambda: kubectl.status(name).get("customStatus"))
+    await kubectl.delete(kubectl.path("orchestrations", name))
+    await eventually(lambda: kubectl.gone(name), message="finalizer released")
+    provider = await PostgresProvider.connect_async(postgres_url, schema)
+    try:
+        client = AsyncClient(provider)
+        result = await client.get_status(f"{NS}/{name}")
+        if expected == "NotFound":
+            async def purged() -> bool:
+                return (await client.get_status(f"{NS}/{name}")).status == "NotFound"
+            for _ in range(100):
+                if await purged():
+                    break
+                await asyncio.sleep(0.05)
+            result = await client.get_status(f"{NS}/{name}")
+        if expected == "Failed":
+            result = await client.wait_for_orchestration(f"{NS}/{name}", 10_000)
+            assert (result.error or "").startswith("canceled:")
+        assert result.status == expected
+        if policy == "Orphan":
+            await client.cancel_instance(f"{NS}/{name}", "test cleanup")
+    finally:
+        await provider.close()

@@ -1,0 +1,101 @@
+"""Pure pieces of the operator: spec checks, status shaping, manifests, conditions, settings."""
+
+from __future__ import annotations
+
+import pytest
+from duraflow_operator import OperatorSettings
+from duraflow_operator import conditions as cond
+from duraflow_operator.manifests import stateful_set
+from duraflow_operator.spec import SpecError, parse_orchestration, parse_worker_pool
+from duraflow_operator.status import Bounds, instance_status, truncate_text
+
+from duraflow import OrchestrationResult
+
+BOUNDS = Bounds(output=64, error=64, custom_status=32)
+
+
+@pytest.mark.parametrize(("spec", "reason"), [
+    (None, "MissingOrchestration"),
+    ({}, "MissingOrchestration"),
+    ({"orchestration": "A", "deletionPolicy": "Keep"}, "InvalidDeletionPolicy"),
+    ({"orchestration": "A", "version": "v1"}, "InvalidVersion"),
+    ({"orchestration": "A", "cancel": "yes"}, "InvalidSpec"),
+    ({"orchestration": "A", "events": [{"data": 1}]}, "InvalidEvents"),
+    ({"orchestration": "A", "input": "x" * 2000}, "InputTooLarge"),
+])
+def test_bad_orchestration_specs_have_specific_reasons(spec: object, reason: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_orchestration(spec, "ns", "n", max_input_bytes=1000)  # type: ignore[arg-type]
+    assert info.value.reason == reason
+
+
+def test_instance_id_defaults_to_namespace_and_name_and_cannot_change() -> None:
+    spec = parse_orchestration({"orchestration": "A"}, "ns", "n", max_input_bytes=10)
+    assert spec.instance_id == "ns/n" and spec.deletion_policy == "Cancel"
+    with pytest.raises(SpecError) as info:
+        parse_orchestration({"orchestration": "A", "instanceId": "other"}, "ns", "n",
+                            max_input_bytes=10, started_instance_id="ns/n")
+    assert info.value.reason == "InstanceIdChanged"
+
+
+def test_large_values_are_truncated_with_a_marker_and_small_ones_kept() -> None:
+    text, cut = truncate_text("é" * 100, 20)
+    assert cut and len(text.split("…")[0].encode()) <= 20 and "200 bytes" in text
+    status = instance_status(OrchestrationResult("Completed", {"k": "v" * 500}, None,
+                                                 "s" * 100, 3), started=True, bounds=BOUNDS)
+    assert status["outputTruncated"] is True and isinstance(status["output"], str)
+    assert "truncated" in status["customStatus"] and status["customStatusVersion"] == 3
+    small = instance_status(OrchestrationResult("Completed", [1, 2]), started=True,
+                            bounds=BOUNDS)
+    assert small["output"] == [1, 2] and small["outputTruncated"] is None
+
+
+def test_phases_map_from_engine_states() -> None:
+    def phase(result: OrchestrationResult, started: bool = True) -> str:
+        return str(instance_status(result, started=started, bounds=BOUNDS)["phase"])
+
+    assert phase(OrchestrationResult("NotFound"), started=False) == "Pending"
+    assert phase(OrchestrationResult("NotFound")) == "Running"
+    assert phase(OrchestrationResult("Running")) == "Running"
+    assert phase(OrchestrationResult("Failed", error="canceled: x")) == "Canceled"
+    assert phase(OrchestrationResult("Failed", error="boom")) == "Failed"
+
+
+def test_conditions_keep_transition_time_unless_the_status_flips() -> None:
+    first = cond.merge_conditions([], [cond.condition("Ready", False, "Running", "m", 1)])
+    first[0]["lastTransitionTime"] = "2020-01-01T00:00:00Z"
+    same = cond.merge_conditions(first, [cond.condition("Ready", False, "Running", "m2", 2)])
+    assert same[0]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    flipped = cond.merge_conditions(first, [cond.condition("Ready", True, "Completed", "m", 2)])
+    assert flipped[0]["lastTransitionTime"] != "2020-01-01T00:00:00Z"
+
+
+def test_worker_pods_run_restricted() -> None:
+    body = {"metadata": {"name": "p", "namespace": "ns", "uid": "u"}}
+    spec = parse_worker_pool({"image": "i", "app": "m:f",
+                              "databaseSecretRef": {"name": "s", "key": "k"}})
+    pod = stateful_set(body, spec)["spec"]["template"]["spec"]
+    security = pod["containers"][0]["securityContext"]
+    assert security["runAsNonRoot"] and security["runAsUser"] >= 10000
+    assert security["readOnlyRootFilesystem"] and not security["allowPrivilegeEscalation"]
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec.replicas == 1 and spec.max_unavailable == 1
+
+
+def test_settings_come_from_the_environment() -> None:
+    settings = OperatorSettings.from_env({
+        "DURAFLOW_DATABASE_URL": "postgresql://x/y", "DURAFLOW_SCHEMA": "s",
+        "DURAFLOW_WATCH_NAMESPACES": "a, b", "DURAFLOW_OPERATOR_METRICS_PORT": "9999"})
+    assert settings.namespaces == ("a", "b") and settings.metrics_port == 9999
+    assert OperatorSettings.from_env({"DURAFLOW_DATABASE_URL": "u"}).namespaces == ()
+    assert OperatorSettings.from_env({"DURAFLOW_DATABASE_URL": "u"}).metrics_port == 9465
+    with pytest.raises(ValueError, match="DURAFLOW_DATABASE_URL"):
+        OperatorSettings.from_env({})
+
+
+def test_duraflow_operator_subcommand_is_registered() -> None:
+    from duraflow.cli import build_parser
+
+    args = build_parser().parse_args(["operator", "--namespaces", "a,b", "--metrics-port", "0"])
+    assert args.command == "operator" and args.namespaces == "a,b" and args.metrics_port == 0

@@ -1,0 +1,128 @@
+"""A WorkerPool becomes a StatefulSet (pod name = worker_node_id), a headless Service and a
+PodDisruptionBudget, kept in sync with the spec; its status follows the StatefulSet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import NS, Operators, eventually
+from .k8s import Kubectl
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+SPEC = {
+    "image": "duraflow/duraflow:0.1.0",
+    "replicas": 2,
+    "app": "duraflow_example:register",
+    "tags": ["gpu"],
+    "includeUntagged": True,
+    "orchestrationConcurrency": 8,
+    "workerConcurrency": 4,
+    "maxSessions": 3,
+    "sessionIdleTimeoutSeconds": 60,
+    "schema": "duraflow",
+    "databaseSecretRef": {"name": "db", "key": "url"},
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "priorityClassName": "high",
+    "env": [{"name": "EXTRA", "value": "1"}],
+}
+
+
+def _obj(cluster: Any, resource: str, name: str) -> Any:
+    return cluster.objects[resource, NS, name]
+
+
+def _env(sts: Any) -> dict[str, Any]:
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+async def test_pool_creates_children_with_env_owner_and_follows_changes(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    created = await kubectl.apply_pool("gpu", SPEC)
+    sts = await eventually(lambda: _obj(cluster, "apps/v1/statefulsets", "gpu"))
+    service = await eventually(lambda: _obj(cluster, "v1/services", "gpu"))
+    pdb = await eventually(lambda: _obj(cluster, "policy/v1/poddisruptionbudgets", "gpu"))
+    for child in (sts, service, pdb):
+        owner = child["metadata"]["ownerReferences"][0]
+        assert owner["kind"] == "WorkerPool" and owner["controller"] is True
+        assert owner["uid"] == created["metadata"]["uid"]
+    env = _env(sts)
+    assert env["DURAFLOW_WORKER_NODE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["DURAFLOW_DATABASE_URL"] == {"secretKeyRef": {"name": "db", "key": "url"}}
+    assert env["DURAFLOW_APP"] == "duraflow_example:register"
+    assert env["DURAFLOW_TAGS"] == "gpu" and env["DURAFLOW_INCLUDE_UNTAGGED"] == "true"
+    assert env["DURAFLOW_ORCHESTRATION_CONCURRENCY"] == "8"
+    assert env["DURAFLOW_WORKER_CONCURRENCY"] == "4"
+    assert env["DURAFLOW_MAX_SESSIONS"] == "3"
+    assert env["DURAFLOW_SESSION_IDLE_TIMEOUT_MS"] == "60000"
+    assert env["DURAFLOW_SCHEMA"] == "duraflow" and env["EXTRA"] == "1"
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == SPEC["nodeSelector"]
+    assert pod["tolerations"] == SPEC["tolerations"] and pod["priorityClassName"] == "high"
+    container = pod["containers"][0]
+    assert container["args"] == ["worker"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["ports"][0]["containerPort"] == 9464
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert sts["spec"]["replicas"] == 2 and sts["spec"]["serviceName"] == "gpu"
+    assert service["spec"]["clusterIP"] == "None"
+    assert pdb["spec"]["maxUnavailable"] == 1
+
+    await kubectl.merge_patch(kubectl.path("workerpools", "gpu"),
+                              {"spec": {"replicas": 3, "image": "duraflow/duraflow:0.2.0"}})
+    await eventually(lambda: _obj(cluster, "apps/v1/statefulsets", "gpu")["spec"]["replicas"] == 3)
+    sts = _obj(cluster, "apps/v1/statefulsets", "gpu")
+    assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "duraflow/duraflow:0.2.0"
+
+    # The StatefulSet controller reports readiness; the pool follows it.
+    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/gpu/status",
+                              {"status": {"replicas": 3, "readyReplicas": 2}})
+    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "gpu"]  # noqa: E731
+    await eventually(lambda: pool()["status"]["readyReplicas"] == 2)
+    assert pool()["status"]["ready"] == "2/3"
+    assert pool()["status"]["tags"] == "gpu"
+    ready = {c["type"]: c for c in pool()["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "False"
+    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/gpu/status",
+                              {"status": {"readyReplicas": 3}})
+    await eventually(lambda: pool()["status"]["ready"] == "3/3")
+    assert {c["type"]: c for c in pool()["status"]["conditions"]}["Ready"]["status"] == "True"
+
+
+async def test_pool_status_reports_its_live_workers_from_the_registry(
+    cluster: Any, operators: Operators
+) -> None:
+    """The module's worker process runs with worker_node_id 'workers-0', i.e. pod 0 of a
+    pool named 'workers'."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("workers", {**SPEC, "tags": []})
+    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "workers"]  # noqa: E731
+    await eventually(lambda: pool()["status"].get("liveWorkers") == 1)
+    status = pool()["status"]
+    assert {"Hello", "Approval", "Fails"} <= set(status["orchestrations"])
+    assert status["sessionsHeld"] == 0
+    assert status["backlog"] == 0
+    assert status["tags"] == "(untagged)"
+
+
+async def test_bad_pool_spec_gets_a_condition_and_a_warning(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("bad", {**SPEC, "tags": ["a", "b", "c", "d", "e", "f"]})
+    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "bad"]  # noqa: E731
+    await eventually(lambda: any(c["reason"] == "TooManyTags"
+                                 for c in pool()["status"]["conditions"]))
+    await eventually(lambda: "TooManyTags" in kubectl.reasons("bad", "Warning"))
+    assert ("apps/v1/statefulsets", NS, "bad") not in cluster.objects
