@@ -105,6 +105,9 @@ class WorkerItem:
     item: WorkItem  # ActivityExecute
     session_id: str | None = None
     tag: str | None = None
+    #: Hand-off: insert the row already locked by the committing runtime (see
+    #: ``TurnCommit.claim_lock_ms``), which runs it in its own activity slots.
+    claim: bool = False
 
 
 @dataclass(slots=True)
@@ -155,6 +158,20 @@ class TurnCommit:
     removed only with the instance); enqueues worker items
     and orchestrator messages; deletes the worker rows of ``cancelled_activities``; deletes
     the messages this lock fetched; releases the lock.
+
+    The in-process hand-off (see docs/architecture.md, "The fast path"):
+
+    * worker items with ``claim`` set are inserted locked for ``claim_lock_ms`` (attempt 1),
+      and returned as leases in ``TurnResult.claimed``, so no worker fetch is needed;
+    * ``completed_work`` lists lock tokens of worker rows whose results this turn applied
+      (an activity that ran in this process while the instance stayed locked): the rows are
+      deleted in the same transaction, ``LockLostError`` when one is gone or re-locked. Such
+      a commit accepts an instance lock that has expired as long as nobody took it over
+      (the token is unchanged), since then nobody else can have processed the instance;
+    * with ``hold_ms`` the lock is kept (until now + ``hold_ms``, same token) instead of
+      released, unless other messages for the instance are visible (then it is released so
+      they are processed). ``TurnResult.held`` says which happened. A held instance is
+      fetchable by anyone once the hold expires: the fast path never blocks take-over.
     """
 
     execution_id: int
@@ -170,6 +187,18 @@ class TurnCommit:
     custom_status_set: bool = False  # True: replace custom status with ``custom_status``
     custom_status: str | None = None  # None with custom_status_set=True: cleared
     kv_mutations: list[KvMutation] = field(default_factory=list)
+    claim_lock_ms: int | None = None
+    hold_ms: int | None = None
+    completed_work: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TurnResult:
+    """What ``ack_orchestration_item`` reports back: leases of the claimed worker items (in
+    the order of ``worker_items``) and whether the instance lock is still held."""
+
+    claimed: list[WorkLease] = field(default_factory=list)
+    held: bool = False
 
 
 @dataclass(slots=True)
@@ -364,7 +393,14 @@ class Notifier:
         self._feeds: set[InstanceChangeFeed] = set()
         self._orchestrator_dues: list[int] = []  # heaps of announced future due times
         self._worker_dues: list[int] = []
+        self._orchestrator_waiters = 0
         self._cancel_listeners: list[Callable[[str], None]] = []
+
+    @property
+    def orchestrator_waiting(self) -> bool:
+        """True while a dispatcher of this process is idle, waiting for orchestrator work:
+        new work is then taken here, and other processes need not be woken for it."""
+        return self._orchestrator_waiters > 0
 
     def add_cancel_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(lock_token)`` when an in-flight activity's worker row was deleted
@@ -451,7 +487,11 @@ class Notifier:
             await watch.next(timeout_s)
 
     async def wait_orchestrator(self, timeout_s: float) -> None:
-        await self._wait(self._orchestrator, timeout_s)
+        self._orchestrator_waiters += 1
+        try:
+            await self._wait(self._orchestrator, timeout_s)
+        finally:
+            self._orchestrator_waiters -= 1
 
     async def wait_worker(self, timeout_s: float) -> None:
         await self._wait(self._worker, timeout_s)
@@ -509,8 +549,24 @@ class Provider(Protocol):
         Returns None when nothing is visible.
         """
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
-        """Commit a turn atomically (see ``TurnCommit``) and notify whoever it concerns."""
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
+    ) -> list[OrchestrationItem]:
+        """Up to ``max_items`` batches of different instances in ONE round trip, each
+        exactly as ``fetch_orchestration_item`` would lock and return it ([] when nothing
+        is visible). Dispatchers with several free slots use it under load."""
+
+    async def ack_orchestration_item(
+        self, lock_token: str, commit: TurnCommit
+    ) -> TurnResult | None:
+        """Commit a turn atomically (see ``TurnCommit``) and notify whoever it concerns.
+
+        Notifications skip what this process handles itself: claimed worker items wake
+        nobody, and a held instance is processed by its holder."""
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False

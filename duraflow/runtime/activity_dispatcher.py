@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +28,7 @@ from duraflow.providers.base import (
     OutboundMessage,
     Provider,
     ProviderError,
+    WorkerItem,
     WorkLease,
     now_ms,
 )
@@ -42,6 +43,8 @@ from duraflow.runtime.turns import unregistered_backoff_ms
 log = logging.getLogger("duraflow.activity")
 runtime_log = logging.getLogger("duraflow.runtime")
 ActivityKey = tuple[str, int, int]
+#: Where a handed-off activity reports its result (instead of ``ack_work_item``).
+Reporter = Callable[[WorkLease, wi.WorkItem], Awaitable[None]]
 #: How often a runtime without cross-process notifications checks its running activities.
 CANCEL_CHECK_S = 0.5
 
@@ -141,6 +144,42 @@ class ActivityDispatcher:
         self._inflight.discard(task)
         self._slots.release()
 
+    # ─── In-process hand-off (the fast path, see docs/architecture.md) ─────────
+
+    async def reserve(self, item: WorkerItem) -> bool:
+        """Take a slot for an activity a turn is about to schedule, if this runtime can run
+        it right now: a free slot, a tag its filter accepts, no session, a registered name.
+        The caller then claims the row in its commit and calls ``start_claimed`` (or
+        ``unreserve`` when the commit did not happen)."""
+        if (
+            self._stopping.is_set()
+            or self.options.worker_concurrency <= 0
+            or item.session_id is not None
+            or not self.options.tag_filter.matches(item.tag)
+            or self._slots.locked()
+        ):
+            return False
+        name = str(item.item.get("name"))
+        if self._builtin(name) is None and self.registry.get(name) is None:
+            return False
+        await self._slots.acquire()  # a slot is free: this does not suspend
+        return True
+
+    def unreserve(self) -> None:
+        self._slots.release()
+
+    def start_claimed(self, lease: WorkLease, report: Reporter | None) -> None:
+        """Run a claimed row in the slot ``reserve`` took; ``report`` receives its result
+        (None: acked to the worker queue as usual)."""
+        slot = self._take_slot(lease)
+        task = asyncio.create_task(self._execute(lease, slot, report))
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+
+    async def ack_completion(self, lease: WorkLease, completion: wi.WorkItem) -> None:
+        """Report a result through the worker queue (the path every fetched activity takes)."""
+        await self._ack(lease, completion)
+
     def _take_slot(self, lease: WorkLease) -> int:
         """A free slot for ``lease``: the one owning its session under per-slot affinity."""
         wanted = self.sessions.slot_for(lease, self._free_slots)
@@ -209,13 +248,15 @@ class ActivityDispatcher:
 
     # ─── One activity ───────────────────────────────────────────────────────
 
-    async def _execute(self, lease: WorkLease, slot: int) -> None:
+    async def _execute(self, lease: WorkLease, slot: int, report: Reporter | None = None) -> None:
         try:
-            await self._execute_in_slot(lease, slot)
+            await self._execute_in_slot(lease, slot, report)
         finally:
             self._free_slots.append(slot)
 
-    async def _execute_in_slot(self, lease: WorkLease, slot: int) -> None:
+    async def _execute_in_slot(
+        self, lease: WorkLease, slot: int, report: Reporter | None = None
+    ) -> None:
         item = lease.item
         name = str(item.get("name"))
         key = (lease.instance_id, lease.execution_id, lease.activity_id)
@@ -264,7 +305,7 @@ class ActivityDispatcher:
                 with contextlib.suppress(ProviderError):
                     await self.provider.ack_work_item(lease.lock_token, None)
                 return
-            await self._ack(lease, completion)
+            await (report or self._ack)(lease, completion)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(lease))
             raise

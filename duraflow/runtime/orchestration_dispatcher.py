@@ -23,7 +23,9 @@ from duraflow.providers.base import (
     ProviderError,
     now_ms,
 )
+from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.capability import incompatible, replayable
+from duraflow.runtime.fast_path import FastPath
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import OrchestrationRegistry
@@ -42,6 +44,7 @@ class OrchestrationDispatcher:
         options: RuntimeOptions,
         metrics: Metrics,
         on_activities_cancelled: Callable[[list[ActivityRef]], None],
+        activities: ActivityDispatcher | None = None,
     ) -> None:
         self.provider = provider
         self.options = options
@@ -52,6 +55,8 @@ class OrchestrationDispatcher:
         self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self.fast = FastPath(provider, options, metrics, self.cache, self.builder, activities,
+                             self._emit_traces)
 
     # ─── Loop ───────────────────────────────────────────────────────────────
 
@@ -62,14 +67,20 @@ class OrchestrationDispatcher:
             if self._stopping.is_set():
                 self._slots.release()
                 break
+            # Every other free slot joins the same round trip: under load one fetch brings
+            # several instances; when quiet the extra candidates cost nothing but a lookup.
+            wanted = 1
+            while not self._slots.locked():
+                await self._slots.acquire()  # a slot is free: this does not suspend
+                wanted += 1
             started = self.metrics.database.now()
             try:
-                item = await self.provider.fetch_orchestration_item(
-                    self.options.orchestrator_lock_timeout_ms, self.cache,
+                items = await self.provider.fetch_orchestration_items(
+                    self.options.orchestrator_lock_timeout_ms, self.cache, wanted,
                     self.options.replay_range,
                 )
             except Exception as exc:
-                self._slots.release()
+                self._free(wanted)
                 self.metrics.provider_error(exc, "fetch_orchestration_item", started)
                 delay = backoff.next_delay_s()
                 runtime_log.debug("orchestration fetch failed: %s; retrying in %.2fs",
@@ -78,18 +89,24 @@ class OrchestrationDispatcher:
                 continue
             self.metrics.provider_ok(started)
             backoff.reset()
-            if item is not None and self._stopping.is_set():  # fetched as the stop began
-                self._slots.release()
-                await self._release(item.lock_token)
+            self._free(wanted - len(items))
+            if items and self._stopping.is_set():  # fetched as the stop began
+                self._free(len(items))
+                for item in items:
+                    await self._release(item.lock_token)
                 break
-            if item is None:
-                self._slots.release()
+            if not items:
                 await self._idle()
                 continue
-            self.metrics.add("orch_dispatcher_items_fetched")
-            task = asyncio.create_task(self._process(item))
-            self._inflight.add(task)
-            task.add_done_callback(self._done)
+            for item in items:
+                self.metrics.add("orch_dispatcher_items_fetched")
+                task = asyncio.create_task(self._process(item))
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+
+    def _free(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -126,6 +143,7 @@ class OrchestrationDispatcher:
         """Stop fetching; wait up to ``timeout_s`` for in-flight turns, then cancel them
         (a cancelled turn releases its instance: see ``_release``)."""
         self._stopping.set()
+        self.fast.closing = True
         self.provider.notifier.notify_orchestrator()
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=timeout_s)
@@ -133,6 +151,7 @@ class OrchestrationDispatcher:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        await self.fast.stop(timeout_s)
 
     # ─── One turn ───────────────────────────────────────────────────────────
 
@@ -154,6 +173,7 @@ class OrchestrationDispatcher:
             renewal.cancel()
 
     async def _run_turn(self, item: OrchestrationItem) -> None:
+        self.fast.forget(item.instance_id)  # a fetch took the lock: any old hold is over
         began = time.perf_counter()
         cached = self.cache.checkout(item.instance_id) if item.history is None else None
         if item.history is not None:
@@ -179,10 +199,7 @@ class OrchestrationDispatcher:
             return
         self._emit_traces(item, outcome)
         try:
-            await retry_call(
-                lambda: self.provider.ack_orchestration_item(item.lock_token, outcome.commit),
-                f"commit turn of {item.instance_id!r}", self.metrics,
-            )
+            await self.fast.commit(item, outcome)
         except LockLostError:
             log.warning("lock on instance %r expired before its turn committed; another "
                         "worker will redo the turn", item.instance_id)

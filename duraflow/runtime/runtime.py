@@ -131,7 +131,7 @@ class AsyncRuntime:
         )
         orchestrations = OrchestrationDispatcher(
             self.provider, self.orchestrations, self.options, self.metrics,
-            activities.cancel_local,
+            activities.cancel_local, activities,
         )
         self._activity_dispatcher, self._orchestration_dispatcher = activities, orchestrations
         if self.options.orchestration_concurrency > 0:

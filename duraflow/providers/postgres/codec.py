@@ -10,7 +10,8 @@ verbatim and never looks inside.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,7 @@ class EncodedCommit:
     orchestrator_items: str
     cancelled: str
     kv: str | None = None
+    claim_tokens: list[str | None] = field(default_factory=list)  # per worker item
 
 
 def encode_commit(commit: TurnCommit) -> EncodedCommit:
@@ -46,6 +48,12 @@ def encode_commit(commit: TurnCommit) -> EncodedCommit:
         raise ProviderError(
             op, f"history event is not JSON-encodable: {exc}", retryable=False
         ) from exc
+    # Claimed rows are inserted locked; the token is chosen here so the lease needs
+    # nothing back from the database.
+    tokens: list[str | None] = [
+        str(uuid.uuid4()) if w.claim and commit.claim_lock_ms else None
+        for w in commit.worker_items
+    ]
     workers = [
         {
             "instance_id": w.instance_id,
@@ -54,8 +62,9 @@ def encode_commit(commit: TurnCommit) -> EncodedCommit:
             "item": encode_item(op, w.item),
             "session_id": w.session_id,
             "tag": w.tag,
+            "claim_token": token,
         }
-        for w in commit.worker_items
+        for w, token in zip(commit.worker_items, tokens, strict=True)
     ]
     outbound = [
         {
@@ -83,7 +92,18 @@ def encode_commit(commit: TurnCommit) -> EncodedCommit:
         json.dumps(outbound),
         json.dumps(cancelled),
         json.dumps(kv) if kv else None,
+        tokens,
     )
+
+
+def claimed_leases(commit: TurnCommit, tokens: list[str | None]) -> list[WorkLease]:
+    """The leases of the worker items a commit inserted locked (attempt 1), in order."""
+    return [
+        WorkLease(token, 1, w.item, w.instance_id, w.execution_id, w.activity_id,
+                  w.session_id, w.tag)
+        for w, token in zip(commit.worker_items, tokens, strict=True)
+        if token is not None
+    ]
 
 
 def build_item(

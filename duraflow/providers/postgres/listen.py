@@ -13,6 +13,12 @@ half-open TCP connections, and reconnects with capped exponential backoff plus j
 Notifications sent while it was gone are lost, so after every reconnect it wakes every
 dispatcher and instance waiter once: they re-check the database, nothing is missed.
 
+Peers: every notification costs each listening backend a transaction, so a process that is
+alone need not send any (its own waiters are woken in-process). The listener counts the
+other listeners of its schema when it connects and at every ping, and announces itself with
+a ``hello`` notification so that the processes already running start notifying at once.
+Until the first count, and without a listener at all, a provider assumes peers exist.
+
 The listener logs its reconnect attempts at DEBUG only: an outage is a database event, and
 the runtime reports it once (``duraflow.runtime.health``) instead of once per component.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -28,10 +35,12 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from duraflow.providers.base import Notifier
+from duraflow.providers.postgres.announce import decode_change
 from duraflow.providers.postgres.errors import DB_ERRORS
 from duraflow.providers.postgres.migrations import Channels
 
 log = logging.getLogger("duraflow.providers.postgres")
+HELLO = '{"hello": 1}'
 
 Connector = Callable[[], Awaitable[asyncpg.Connection]]
 
@@ -47,8 +56,12 @@ class Listener:
         *,
         ping_interval_s: float = 30.0,
         max_backoff_s: float = 5.0,
+        app_name: str | None = None,
     ) -> None:
         self._connect = connect
+        self._app_name = app_name
+        #: Other listening processes on this schema (None: not counted yet).
+        self.peers: int | None = None
         self._channels = channels
         self._notifier = notifier
         self._ping_interval_s = ping_interval_s
@@ -80,7 +93,8 @@ class Listener:
             )
             return conn
 
-        return cls(connect, channels, notifier, ping_interval_s=ping_interval_s)
+        return cls(connect, channels, notifier, ping_interval_s=ping_interval_s,
+                   app_name=f"duraflow-listen/{schema}")
 
     async def start(self) -> None:
         """Connect and LISTEN once (errors propagate), then supervise in the background."""
@@ -104,14 +118,61 @@ class Listener:
         self._conn = conn
         self._lost.clear()
         self.connected.set()
+        if self._app_name is not None:
+            with contextlib.suppress(*DB_ERRORS):
+                await self._count_peers(conn)
+                await conn.execute(
+                    "SELECT pg_notify($1, $2)", self._channels.orchestrator, HELLO
+                )
+
+    async def _count_peers(self, conn: asyncpg.Connection) -> None:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = $1 AND pid <> pg_backend_pid()",
+            self._app_name,
+        )
+        self.peers = int(count)
 
     # Notification callbacks run on the connection's (= the provider's) loop.
 
-    def _on_orchestrator(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
+    def _on_orchestrator(self, _c: object, pid: int, _channel: str, payload: object) -> None:
+        text = str(payload) if payload else ""
+        if text.startswith("{"):
+            self._on_combined(pid, text)
+            return
         due: int | None = None
         with contextlib.suppress(TypeError, ValueError):
-            due = int(str(payload)) if payload else None
+            due = int(text) if text else None
         self._notifier.notify_orchestrator(due)
+
+    def _on_combined(self, pid: int, text: str) -> None:
+        """One notification per transaction (``announce.py``):
+        ``{"o": due, "w": 1, "i": {id: change}}``, or ``{"hello": 1}`` from a new peer."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):  # unknown shape: look at everything again
+            self._notifier.notify_orchestrator()
+            self._notifier.notify_worker()
+            self._notifier.notify_all_instances()
+            return
+        if "hello" in message:
+            conn = self._conn
+            if conn is not None and pid != conn.get_server_pid():
+                self.peers = (self.peers or 0) + 1
+            return
+        if "o" in message:
+            due = message["o"]
+            self._notifier.notify_orchestrator(due if isinstance(due, int) else None)
+        if message.get("w"):
+            self._notifier.notify_worker()
+        changes = message.get("i")
+        if isinstance(changes, dict):
+            for instance_id, code in changes.items():
+                self._notifier.notify_instance(str(instance_id), decode_change(code))
+        elif changes is not None:
+            self._notifier.notify_all_instances()
 
     def _on_worker(self, _c: object, _pid: int, _channel: str, _payload: object) -> None:
         self._notifier.notify_worker()
@@ -146,7 +207,9 @@ class Listener:
         if conn is None or conn.is_closed():
             return False
         try:
-            await asyncio.wait_for(conn.fetchval("SELECT 1"), min(10.0, self._ping_interval_s))
+            # The ping recounts peers: a process that left stops costing notifications.
+            ping = self._count_peers(conn) if self._app_name else conn.fetchval("SELECT 1")
+            await asyncio.wait_for(ping, min(10.0, self._ping_interval_s))
             return True
         except DB_ERRORS:
             return False

@@ -22,8 +22,11 @@ notification's round trip.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import asyncpg
 
 from duraflow.bridge import run_sync
 from duraflow.core.events import HistoryEvent
@@ -52,12 +55,21 @@ from duraflow.providers.base import (
     SessionClaim,
     TagFilter,
     TurnCommit,
+    TurnResult,
     WorkLease,
+    now_ms,
 )
 from duraflow.providers.common import encode_item
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.postgres import admin, reads, sessions, workers
-from duraflow.providers.postgres.codec import build_item, build_lease, encode_commit
+from duraflow.providers.postgres.announce import Announcement, Announcer, change_code
+from duraflow.providers.postgres.codec import (
+    EncodedCommit,
+    build_item,
+    build_lease,
+    claimed_leases,
+    encode_commit,
+)
 from duraflow.providers.postgres.db import Database, open_database
 from duraflow.providers.postgres.errors import connect_error
 from duraflow.providers.postgres.listen import Listener
@@ -88,6 +100,7 @@ class PostgresProvider:
         self.loop = loop
         self.notifier = Notifier()
         self._listener: Listener | None = None
+        self._announcer = Announcer(self._send_notification, peers=self._peer_count)
         self._closed = False
 
     # ─── Construction ────────────────────────────────────────────────────────
@@ -167,6 +180,7 @@ class PostgresProvider:
         if self._closed:
             return
         self._closed = True
+        await self._announcer.close()
         if self._listener is not None:
             await self._listener.close()
         await self._db.close()
@@ -182,17 +196,66 @@ class PostgresProvider:
 
     # ─── Orchestrator queue ──────────────────────────────────────────────────
 
+    def _peer_count(self) -> int:
+        listener = self._listener
+        return 1 if listener is None or listener.peers is None else listener.peers
+
+    @property
+    def notify_peers(self) -> bool:
+        """Whether another process may be listening (see ``listen.py``): only then do
+        writes send notifications. Without a listener of its own a provider cannot tell."""
+        listener = self._listener
+        return listener is None or listener.peers is None or listener.peers > 0
+
     async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
         op = "enqueue_orchestrator"
-        visible = await self._db.fetchval(
-            op,
-            f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3)",
-            message.instance_id,
-            encode_item(op, message.item),
-            message.visible_at_ms,
-            idempotent=False,
-        )
+        encoded = encode_item(op, message.item)
+        # An idle dispatcher in this process takes the message; nobody else need wake.
+        due = message.visible_at_ms if message.visible_at_ms is not None else now_ms()
+        wanted = not self.notifier.orchestrator_waiting
+        taken = self._take_announcement(wanted, due, False)
+        try:
+            visible = await self._db.fetchval(
+                op,
+                f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3, $4)",
+                message.instance_id,
+                encoded,
+                message.visible_at_ms,
+                None if taken is None else taken.payload(),
+                idempotent=False,
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        self._after_announcement(taken, wanted, due, False, None)
         self.notifier.notify_orchestrator(None if visible is None else int(visible))
+
+    def _take_announcement(self, wanted: bool, due: int | None, worker: bool,
+                           instance: bool = False) -> Announcement | None:
+        """The announcement a write should carry in its transaction, if it should carry
+        one now (see ``announce.py``); None when it says nothing or defers."""
+        if not wanted or not self.notify_peers or (due is None and not worker and not instance):
+            return None
+        taken = self._announcer.take()
+        if taken is not None:
+            taken.merge(due, worker, ())
+        return taken
+
+    def _after_announcement(
+        self, taken: Announcement | None, wanted: bool, due: int | None, worker: bool,
+        instance: tuple[str, list[object]] | None,
+    ) -> None:
+        if taken is not None:
+            self._announcer.sent_in_commit()
+        elif wanted and self.notify_peers and (due is not None or worker or instance):
+            self._announcer.defer(due, worker, () if instance is None else (instance,))
+
+    async def _send_notification(self, payload: str) -> None:
+        await self._db.fetchval(
+            "notify", "SELECT pg_notify($1, $2)", self.channels.orchestrator, payload,
+            idempotent=True,
+        )
 
     async def fetch_orchestration_item(
         self,
@@ -200,47 +263,104 @@ class PostgresProvider:
         cached: Mapping[str, tuple[int, int]] | None = None,
         replay_range: tuple[int, int] | None = None,
     ) -> OrchestrationItem | None:
+        items = await self.fetch_orchestration_items(lock_timeout_ms, cached, 1, replay_range)
+        return items[0] if items else None
+
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
+    ) -> list[OrchestrationItem]:
         op = "fetch_orchestration_item"
         # With a replay cache the history is NOT loaded by the fetch: the cache entry of the
         # instance the database picks is compared afterwards, and only a stale or missing
         # entry costs a second query. Shipping the cache with every fetch would cost
         # O(cache size) per turn.
-        cached_json = None
         load_history = cached is None
-        row = await self._db.fetchrow(
-            op,
-            f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3, $4, $5)",
-            max(int(lock_timeout_ms), 0),
-            cached_json,
-            load_history,
-            None if replay_range is None else int(replay_range[0]),
-            None if replay_range is None else int(replay_range[1]),
-            idempotent=True,
-        )
-        if row is None:
-            return None
-        instance_id = str(row["out_instance_id"])
-        execution_id = int(row["out_execution_id"])
-        history_len = int(row["out_history_len"])
-        texts: list[str] | None = row["out_history"]
-        if texts is None and not load_history:
-            assert cached is not None
-            if cached.get(instance_id) != (execution_id, history_len):
-                texts = await reads.history_texts(self._db, instance_id, execution_id)
-        return build_item(row, instance_id, execution_id, history_len, texts)
+        lock_ms = max(int(lock_timeout_ms), 0)
+        low = None if replay_range is None else int(replay_range[0])
+        high = None if replay_range is None else int(replay_range[1])
+        if max_items <= 1:
+            row = await self._db.fetchrow(
+                op,
+                f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3, $4, $5)",
+                lock_ms, None, load_history, low, high, idempotent=True,
+            )
+            rows = [] if row is None else [row]
+        else:
+            # One statement, one transaction: each call locks its instance, so the next
+            # call's candidate query skips it and picks another. The argument refers to the
+            # outer row on purpose: a function scan whose arguments do not change is
+            # evaluated once and its result replayed for every row.
+            rows = list(await self._db.fetch(
+                op,
+                f"SELECT r.* FROM generate_series(1, $6) AS g (n), LATERAL"
+                f" {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3, $4, $5) AS r",
+                lock_ms, None, load_history, low, high, int(max_items), idempotent=True,
+            ))
+        items = []
+        for row in rows:
+            instance_id = str(row["out_instance_id"])
+            execution_id = int(row["out_execution_id"])
+            history_len = int(row["out_history_len"])
+            texts: list[str] | None = row["out_history"]
+            if texts is None and not load_history:
+                assert cached is not None
+                if row["out_name"] is None:
+                    texts = []  # the instance does not exist yet: there is no history
+                elif cached.get(instance_id) != (execution_id, history_len):
+                    texts = await reads.history_texts(self._db, instance_id, execution_id)
+            items.append(build_item(row, instance_id, execution_id, history_len, texts))
+        return items
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         op = "ack_orchestration_item"
         encoded = encode_commit(commit)
-        row = await self._db.fetchrow(
+        # What other processes need to hear: new orchestrator work, unclaimed activities,
+        # and a change of this instance's existence, status or custom status.
+        dues = [m.visible_at_ms if m.visible_at_ms is not None else now_ms()
+                for m in commit.orchestrator_items]
+        due = min(dues) if dues else None
+        worker = any(not w.claim for w in commit.worker_items)
+        change = InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations))
+        changed = (commit.orchestration_name is not None or commit.status is not None
+                   or commit.custom_status_set or bool(commit.kv_mutations))
+        code = change_code(change)
+        taken = self._take_announcement(True, due, worker, changed)
+        try:
+            row = await self._commit_turn(
+                op, lock_token, commit, encoded, taken, code if changed else None
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        if row is None:  # pragma: no cover - the function always returns one row
+            raise ProviderError(op, "ack returned no row", retryable=False)
+        instance_id = str(row["out_instance_id"])
+        self._after_announcement(taken, True, due, worker,
+                                 (instance_id, code) if changed else None)
+        if row["out_due"] is not None:
+            self.notifier.notify_orchestrator(int(row["out_due"]))
+        if worker:
+            self.notifier.notify_worker()
+        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
+        # processes only status, custom status and creation are announced.
+        self.notifier.notify_instance(instance_id, change)
+        return TurnResult(claimed_leases(commit, encoded.claim_tokens), bool(row["out_held"]))
+
+    async def _commit_turn(
+        self, op: str, lock_token: str, commit: TurnCommit, encoded: EncodedCommit,
+        taken: Announcement | None, code: list[object] | None,
+    ) -> asyncpg.Record | None:
+        return await self._db.fetchrow(
             op,
-            # One statement: the ack (which validates the lock and raises if it is lost),
-            # then the KV mutations of the same turn, in one transaction and round trip.
-            f"WITH a AS (SELECT * FROM {self._s}.ack_orchestration_item("
+            f"SELECT * FROM {self._s}.commit_turn("
             "$1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
-            " $7, $8, $9, $10, $11, $12, $13))"
-            f" SELECT a.*, {self._s}.apply_kv_mutations(a.out_instance_id, $14::jsonb) AS kv"
-            " FROM a",
+            " $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18::jsonb,"
+            " $19::jsonb)",
             lock_token,
             commit.execution_id,
             encoded.delta,
@@ -255,19 +375,12 @@ class PostgresProvider:
             commit.custom_status_set,
             commit.custom_status,
             encoded.kv,
+            commit.claim_lock_ms,
+            commit.hold_ms,
+            list(commit.completed_work),
+            None if taken is None else taken.payload(),
+            None if taken is None or code is None else json.dumps(code),
             idempotent=False,
-        )
-        if row is None:  # pragma: no cover - the function always returns one row
-            raise ProviderError(op, "ack returned no row", retryable=False)
-        if row["out_due"] is not None:
-            self.notifier.notify_orchestrator(int(row["out_due"]))
-        if commit.worker_items:
-            self.notifier.notify_worker()
-        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
-        # processes the database only announces status, custom status and creation.
-        self.notifier.notify_instance(
-            str(row["out_instance_id"]),
-            InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
 
     async def abandon_orchestration_item(
@@ -335,17 +448,39 @@ class PostgresProvider:
 
     async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
         op = "ack_work_item"
-        due = await self._db.fetchval(
-            op,
-            f"SELECT {self._s}.ack_work_item($1, $2, $3, $4)",
-            lock_token,
-            None if completion is None else completion.instance_id,
-            None if completion is None else encode_item(op, completion.item),
-            None if completion is None else completion.visible_at_ms,
-            idempotent=False,
-        )
-        if due is not None and completion is not None:
-            self.notifier.notify_orchestrator(int(due))
+        if completion is None:
+            await self._db.fetchval(
+                op, f"SELECT {self._s}.ack_work_item($1, NULL, NULL, NULL)", lock_token,
+                idempotent=False,
+            )
+            return
+        encoded = encode_item(op, completion.item)
+        due = (completion.visible_at_ms if completion.visible_at_ms is not None
+               else now_ms())
+        wanted = not self.notifier.orchestrator_waiting
+        taken = self._take_announcement(wanted, due, False)
+        try:
+            visible = await self._db.fetchval(
+                op,
+                # The ack without an item deletes the row (no notification); the completion
+                # is then enqueued with the notification this process chose, in the same
+                # statement and transaction (the subquery runs first).
+                f"SELECT {self._s}.enqueue_orchestrator($2, $3, $4, $5)"
+                f" FROM (SELECT {self._s}.ack_work_item($1, NULL, NULL, NULL) AS acked) a",
+                lock_token,
+                completion.instance_id,
+                encoded,
+                completion.visible_at_ms,
+                None if taken is None else taken.payload(),
+                idempotent=False,
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        self._after_announcement(taken, wanted, due, False, None)
+        if visible is not None:
+            self.notifier.notify_orchestrator(int(visible))
             self.notifier.notify_instance(completion.instance_id, InstanceChange())
 
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:

@@ -111,6 +111,24 @@ def fetch(
         return _build_item(conn, instance_id, token, cached)
 
 
+def fetch_many(
+    conn: sqlite3.Connection,
+    lock_timeout_ms: int,
+    cached: Mapping[str, tuple[int, int]] | None,
+    max_items: int,
+    replay_range: tuple[int, int] | None = None,
+) -> list[OrchestrationItem]:
+    """Up to ``max_items`` fetches in one hop to the database thread (each its own short
+    write transaction, so the write lock is never held across instances)."""
+    items: list[OrchestrationItem] = []
+    for _ in range(max(int(max_items), 1)):
+        item = fetch(conn, lock_timeout_ms, cached, replay_range)
+        if item is None:
+            break
+        items.append(item)
+    return items
+
+
 def _build_item(
     conn: sqlite3.Connection,
     instance_id: str,

@@ -40,6 +40,7 @@ from duraflow.providers.base import (
     SessionClaim,
     TagFilter,
     TurnCommit,
+    TurnResult,
     WorkLease,
 )
 from duraflow.providers.common import encode_item
@@ -129,10 +130,24 @@ class SqliteProvider:
             replay_range,
         )
 
-    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> None:
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
+    ) -> list[OrchestrationItem]:
+        return await self._db.run(
+            "fetch_orchestration_item", orchestration.fetch_many, lock_timeout_ms, cached,
+            max_items, replay_range,
+        )
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         prepared = turns.prepare_commit(commit)
-        instance_id = await self._db.run("ack_orchestration_item", turns.ack, lock_token, prepared)
-        if commit.worker_items:
+        instance_id, held = await self._db.run(
+            "ack_orchestration_item", turns.ack, lock_token, prepared
+        )
+        if any(not w.claim for w in commit.worker_items):
             self.notifier.notify_worker()
         for message in commit.orchestrator_items:
             self.notifier.notify_orchestrator(message.visible_at_ms)
@@ -140,6 +155,7 @@ class SqliteProvider:
             instance_id,
             InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
+        return TurnResult(turns.claimed_leases(prepared), held)
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False

@@ -16,15 +16,16 @@ import sqlite3
 from dataclasses import dataclass
 
 from duraflow.core.models import RUNNING
-from duraflow.providers.base import LockLostError, ProviderError, TurnCommit
+from duraflow.providers.base import LockLostError, ProviderError, TurnCommit, WorkLease
 from duraflow.providers.common import encode_item
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestration import INSERT_ORCH, TERMINAL_STATUSES
+from duraflow.providers.sqlite.orchestration import INSERT_ORCH, TERMINAL_STATUSES, new_token
 
 _INSERT_WORKER = """
     INSERT INTO worker_queue (work_item, visible_at, created_at, instance_id, execution_id,
-                              activity_id, session_id, tag)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                              activity_id, session_id, tag, lock_token, locked_until,
+                              attempt_count)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -36,6 +37,7 @@ class PreparedCommit:
     events: list[tuple[int, str, str]]  # (event_id, kind, json)
     worker_rows: list[tuple[str, str, int, int, str | None, str | None]]
     orchestrator_rows: list[tuple[str, str, int | None]]  # (instance, json, visible_at)
+    claim_tokens: list[str | None]  # per worker row: the lock token when claimed
 
     @property
     def writes_instance_state(self) -> bool:
@@ -66,11 +68,25 @@ def prepare_commit(commit: TurnCommit) -> PreparedCommit:
     outbound = [
         (m.instance_id, encode_item(op, m.item), m.visible_at_ms) for m in commit.orchestrator_items
     ]
-    return PreparedCommit(commit, events, workers, outbound)
+    tokens = [
+        new_token() if w.claim and commit.claim_lock_ms else None for w in commit.worker_items
+    ]
+    return PreparedCommit(commit, events, workers, outbound, tokens)
 
 
-def ack(conn: sqlite3.Connection, token: str, prepared: PreparedCommit) -> str:
-    """Commit one turn; returns the instance id. Raises before writing anything on error."""
+def claimed_leases(prepared: PreparedCommit) -> list[WorkLease]:
+    """The leases of the worker items the commit inserted locked (attempt 1), in order."""
+    return [
+        WorkLease(token, 1, w.item, w.instance_id, w.execution_id, w.activity_id,
+                  w.session_id, w.tag)
+        for w, token in zip(prepared.commit.worker_items, prepared.claim_tokens, strict=True)
+        if token is not None
+    ]
+
+
+def ack(conn: sqlite3.Connection, token: str, prepared: PreparedCommit) -> tuple[str, bool]:
+    """Commit one turn; returns the instance id and whether its lock is still held.
+    Raises before writing anything on error."""
     op = "ack_orchestration_item"
     c = prepared.commit
     with transaction(conn, write=True) as now:
@@ -79,9 +95,16 @@ def ack(conn: sqlite3.Connection, token: str, prepared: PreparedCommit) -> str:
         ).fetchone()
         if lock is None:
             raise LockLostError(op, "Invalid lock token (lock lost or instance deleted)")
-        if int(lock[1]) <= now:
+        # A continuation (completed_work) may find its hold expired; an unchanged token
+        # still proves nobody took the instance over.
+        if int(lock[1]) <= now and not c.completed_work:
             raise LockLostError(op, "Instance lock expired")
         instance_id = str(lock[0])
+        for work_token in c.completed_work:
+            if conn.execute(
+                "DELETE FROM worker_queue WHERE lock_token = ?", (work_token,)
+            ).rowcount != 1:
+                raise LockLostError(op, "work item not found (cancelled or re-locked)")
 
         exists = (
             conn.execute("SELECT 1 FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
@@ -113,11 +136,14 @@ def ack(conn: sqlite3.Connection, token: str, prepared: PreparedCommit) -> str:
                 retryable=False,
             )
 
+        claim_until = now + (c.claim_lock_ms or 0)
         conn.executemany(
             _INSERT_WORKER,
             [
-                (item, now, now, inst, ex, act, ses, tag)
-                for item, inst, ex, act, ses, tag in prepared.worker_rows
+                (item, now, now, inst, ex, act, ses, tag, claim,
+                 None if claim is None else claim_until, 0 if claim is None else 1)
+                for (item, inst, ex, act, ses, tag), claim in zip(
+                    prepared.worker_rows, prepared.claim_tokens, strict=True)
             ],
         )
         conn.executemany(
@@ -134,8 +160,21 @@ def ack(conn: sqlite3.Connection, token: str, prepared: PreparedCommit) -> str:
             [(a.instance_id, a.execution_id, a.activity_id) for a in c.cancelled_activities],
         )
         conn.execute("DELETE FROM orchestrator_queue WHERE lock_token = ?", (token,))
-        conn.execute("DELETE FROM instance_locks WHERE lock_token = ?", (token,))
-    return instance_id
+        # Visible messages end a hold: they need a turn, which any dispatcher may run.
+        waiting = conn.execute(
+            "SELECT 1 FROM orchestrator_queue WHERE instance_id = ? AND visible_at <= ?"
+            " LIMIT 1",
+            (instance_id, now),
+        ).fetchone()
+        held = c.hold_ms is not None and waiting is None
+        if held:
+            conn.execute(
+                "UPDATE instance_locks SET locked_until = ? WHERE lock_token = ?",
+                (now + int(c.hold_ms or 0), token),
+            )
+        else:
+            conn.execute("DELETE FROM instance_locks WHERE lock_token = ?", (token,))
+    return instance_id, held
 
 
 def _write_instance_state(
