@@ -21,6 +21,7 @@ from typing import Any
 
 import jsonschema
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
@@ -85,7 +86,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, int]]:
         bad = [g for g in given if g not in allowed]
         if bad:
             raise SystemExit(f"unknown {name}(s): {', '.join(bad)}")
-    timeout = TIMEOUT_S[args.mode]
+    bound = TIMEOUT_S[args.mode]
     jobs = []
     for rep in range(1, args.reps + 1):
         for w in workloads:
@@ -97,6 +98,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, int]]:
                         continue
                     if w == "W7" and rep > 1:  # 10,000 instances: one repetition is enough
                         continue
+                    timeout = bound * 3 if w == "W7" else bound  # 10,000 instances, twice
                     base = Job(engine, backend, w, rep, sizes[w], timeout,
                                idle_s=IDLE_S[args.mode])
                     jobs.append(base)
@@ -132,9 +134,9 @@ def redact(url: str) -> str:
 
 
 def show_run(console: Console, record: dict[str, Any]) -> None:
-    label = f"{report.series_of(record)} {record['workload']} #{record['rep']}"
+    label = escape(f"{report.series_of(record)} {record['workload']} #{record['rep']}")
     if not record["ok"]:
-        console.print(f"[red]✗ {label}: {(record['error'] or '')[:300]}")
+        console.print(f"[red]✗ {label}: {escape((record['error'] or '')[:300])}")
         return
     figs = ", ".join(f"{k} {report._fmt(v)}" for k, v in record["figures"].items())
     extra = f", {record['xact_per_unit']:.1f} xact/unit" if "xact_per_unit" in record else ""
@@ -146,9 +148,9 @@ def show_run(console: Console, record: dict[str, Any]) -> None:
 def rich_table(table: report.Table, title: str) -> RichTable:
     out = RichTable(title=title, show_lines=False)
     for i, col in enumerate(table.columns):
-        out.add_column(col, justify="left" if i == 0 else "right")
+        out.add_column(escape(col), justify="left" if i == 0 else "right")
     for row in table.rows:
-        out.add_row(*row)
+        out.add_row(*(escape(cell) for cell in row))
     return out
 
 
@@ -173,7 +175,7 @@ def run(args: argparse.Namespace, console: Console) -> Path:
     ) as progress:
         task = progress.add_task("starting", total=len(jobs))
         for job in jobs:
-            progress.update(task, description=job.label)
+            progress.update(task, description=escape(job.label))
             record = run_job(job, args.database_url if job.backend == "postgres" else None,
                              Path(logs))
             runs.append(record)
@@ -194,7 +196,7 @@ def run(args: argparse.Namespace, console: Console) -> Path:
     jsonschema.validate(result, json.loads(SCHEMA.read_text()))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    out = args.out_dir / f"{stamp}.json"
+    out: Path = args.out_dir / f"{stamp}.json"
     out.write_text(json.dumps(result, indent=1))
     chart_path = None
     if not args.no_chart and summary:
@@ -222,6 +224,8 @@ def run(args: argparse.Namespace, console: Console) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
+    if not console.is_terminal:  # a log file: room for the side-by-side table
+        console = Console(width=220)
     out = run(args, console)
     result = json.loads(out.read_text())
     return 0 if all(r["ok"] for r in result["runs"]) else 1

@@ -65,6 +65,7 @@ def chain(x: Any) -> Any:
 @DBOS.workflow()
 def fan(n: int) -> int:
     queue = DBOS.retrieve_queue("fan")
+    assert queue is not None, "the fan queue is registered at launch"
     handles = [queue.enqueue(noop, i) for i in range(n)]
     return len([h.get_result() for h in handles])
 
