@@ -258,6 +258,7 @@ def run_w7(s: Session, n: int, timeout_s: float, args: argparse.Namespace) -> di
     start_wall = time.perf_counter() - began
     figures = {"start_rate_per_s": n / start_wall, "waiting": float(n)}
     if args.backend == "postgres":
+        time.sleep(args.settle_s)  # lets a LISTEN session flush the start phase's counts
         t0, x0 = time.perf_counter(), xact_commit_now(args.url)
         time.sleep(args.idle_s)
         x1 = xact_commit_now(args.url)
@@ -306,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=0)
     parser.add_argument("--processes", type=int, default=3, help="W6 worker processes")
     parser.add_argument("--idle-s", type=float, default=20.0, help="W7 idle window")
+    parser.add_argument("--settle-s", type=float, default=0.0,
+                        help="W7: wait before the idle window (see bench/README.md)")
     parser.add_argument("--timeout-s", type=float, default=300.0)
     parser.add_argument("--no-listen", dest="listen", action="store_false")
     parser.add_argument("--out")

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from bench import ceiling, pgstats, report, results_md
+from bench import ceiling, merge, pgstats, report, results_md
 from bench.runner import BACKENDS, SUPPORTED, Job, run_job
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +37,11 @@ SIZES = {  # instances (W1, W3, W5, W6, W7) or activities (W2, W4)
     "smoke": {"W1": 4, "W2": 6, "W3": 3, "W4": 4, "W5": 3, "W6": 4, "W7": 5},
 }
 TIMEOUT_S = {"full": 300.0, "quick": 60.0, "smoke": 60.0}
-IDLE_S = {"full": 20.0, "quick": 3.0, "smoke": 1.0}
+IDLE_S = {"full": 30.0, "quick": 3.0, "smoke": 1.0}
+#: W7 waits this long after all instances wait before its idle window opens: longer than
+#: Duraflow's LISTEN ping (30 s), the only command that makes an idle LISTEN session flush the
+#: transactions it ran for the notifications of the start phase.
+SETTLE_S = {"full": 35.0, "quick": 1.0, "smoke": 0.0}
 PGBENCH_S = {"full": 20, "quick": 5, "smoke": 2}
 DEFAULT_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -62,6 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=HERE / "results")
     p.add_argument("--results-md", type=Path, default=HERE / "RESULTS.md")
     p.add_argument("--no-results-md", action="store_true")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="run nothing: combine earlier sittings' results (a later file's runs "
+                        "replace an earlier file's runs of the same engine/backend/workload) "
+                        "and write them as one result")
     args = p.parse_args(argv)
     args.mode = "quick" if args.quick else "smoke" if args.smoke else "full"
     args.reps = args.reps or (1 if args.mode != "full" else 3)
@@ -100,7 +108,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, int]]:
                         continue
                     timeout = bound * 3 if w == "W7" else bound  # 10,000 instances, twice
                     base = Job(engine, backend, w, rep, sizes[w], timeout,
-                               idle_s=IDLE_S[args.mode])
+                               idle_s=IDLE_S[args.mode], settle_s=SETTLE_S[args.mode])
                     jobs.append(base)
                     if w == "W6":
                         jobs.append(Job(engine, backend, w, rep, sizes[w], timeout, "1-process"))
@@ -193,16 +201,24 @@ def run(args: argparse.Namespace, console: Console) -> Path:
         "postgres": pg_info, "ceiling": ceiling_figs, "engines": engines, "runs": runs,
         "summary": summary, "scale_out": report.scale_out(summary),
     }
+    return publish(result, args, console)
+
+
+def publish(result: dict[str, Any], args: argparse.Namespace, console: Console) -> Path:
+    """Validate and write the JSON, the chart and RESULTS.md; print the tables."""
     jsonschema.validate(result, json.loads(SCHEMA.read_text()))
+    summary, runs, ceiling_figs = result["summary"], result["runs"], result["ceiling"]
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.fromisoformat(result["started"]).strftime("%Y%m%dT%H%M%SZ")
+    if result.get("merged_from"):
+        stamp += "-merged"
     out: Path = args.out_dir / f"{stamp}.json"
     out.write_text(json.dumps(result, indent=1))
     chart_path = None
     if not args.no_chart and summary:
         chart_path = args.out_dir / f"{stamp}.png"
-        report.chart(summary, chart_path, f"Duraflow benchmarks {stamp} ({args.mode}, "
-                     f"median of {args.reps}; dot = min)")
+        report.chart(summary, chart_path, f"Duraflow benchmarks {stamp} ({result['mode']}, "
+                     f"median of {result['repetitions']}; dot = min)")
     console.print(rich_table(report.figures_table(summary), "Figures (median, min)"))
     console.print(rich_table(report.costs_table(summary), "Costs"))
     if ceiling_figs:
@@ -226,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # a log file: room for the side-by-side table
         console = Console(width=220)
-    out = run(args, console)
+    if args.merge:
+        out = publish(merge.merge([Path(p) for p in args.merge]), args, console)
+    else:
+        out = run(args, console)
     result = json.loads(out.read_text())
     return 0 if all(r["ok"] for r in result["runs"]) else 1

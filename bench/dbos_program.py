@@ -161,7 +161,7 @@ async def run_w7(n: int, timeout_s: float, args: argparse.Namespace) -> dict[str
             raise TimeoutError(f"W7: only {W7_READY[0]} of {n} reached their wait")
         await asyncio.sleep(0.05)
     figures = {"start_rate_per_s": n / (time.perf_counter() - began), "waiting": float(n)}
-    await asyncio.sleep(2)
+    await asyncio.sleep(args.settle_s)  # lets a LISTEN session flush the start phase's counts
     t0, x0 = time.perf_counter(), await asyncio.to_thread(xact_commit_now, args.url)
     await asyncio.sleep(args.idle_s)
     x1 = await asyncio.to_thread(xact_commit_now, args.url)
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workload", choices=[*WORKLOADS, "W7"])
     parser.add_argument("--n", type=int, default=0)
     parser.add_argument("--idle-s", type=float, default=20.0)
+    parser.add_argument("--settle-s", type=float, default=0.0,
+                        help="W7: wait before the idle window (see bench/README.md)")
     parser.add_argument("--timeout-s", type=float, default=300.0)
     parser.add_argument("--no-listen", dest="listen", action="store_false")
     parser.add_argument("--setup", action="store_true")

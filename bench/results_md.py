@@ -35,7 +35,8 @@ def write(path: Path, result: dict[str, Any], json_path: Path, chart: Path | Non
         "hand. Method and the meaning of each figure: [README.md](README.md).",
         "",
         f"- Sitting: {result['started']} → {result['finished']}, mode **{result['mode']}**, "
-        f"{result['repetitions']} repetition(s) (median, min), W7 once.",
+        f"{result['repetitions']} repetition(s) (median, min), W7 once. Mode is that of the "
+        "first sitting.",
         "- Sizes: " + ", ".join(f"{k} {v}" for k, v in result["sizes"].items()),
         f"- Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}, Python "
         f"{m['python']}.",
@@ -43,6 +44,11 @@ def write(path: Path, result: dict[str, Any], json_path: Path, chart: Path | Non
         f"{m['loadavg_end'][0]:.2f} at end, median over the runs "
         f"{report.median_load(runs):.2f}. The machine is shared, so expect noise.",
     ]
+    if result.get("merged_from"):
+        lines.append("- Combined from the sittings " + ", ".join(
+            f"`{name}`" for name in result["merged_from"]) + "; a later sitting's runs replace "
+            "an earlier one's of the same engine/backend/workload (each run's `source` in the "
+            "JSON says which).")
     if result["postgres"]:
         lines.append(f"- PostgreSQL {result['postgres']['version']} at "
                      f"`{result['postgres']['url']}`; every run in its own database.")

@@ -48,6 +48,7 @@ class Job:
     timeout_s: float
     variant: str = ""  # "" | "listen-off" | "1-process"
     idle_s: float = 20.0
+    settle_s: float = 0.0
 
     @property
     def label(self) -> str:
@@ -69,7 +70,8 @@ class Job:
         if setup:
             return [*cmd, "--setup"]
         return [*cmd, "--workload", self.workload, "--n", str(self.n), "--timeout-s",
-                str(self.timeout_s), "--idle-s", str(self.idle_s), "--out", out]
+                str(self.timeout_s), "--idle-s", str(self.idle_s), "--settle-s",
+                str(self.settle_s), "--out", out]
 
 
 @dataclass
