@@ -218,8 +218,8 @@ def publish(result: dict[str, Any], args: argparse.Namespace, console: Console) 
     if not args.no_chart and summary:
         chart_path = args.out_dir / f"{stamp}.png"
         report.chart(summary, chart_path, f"Duraflow benchmarks {stamp} ({result['mode']}, "
-                     f"median of {result['repetitions']}; dot = min)")
-    console.print(rich_table(report.figures_table(summary), "Figures (median, min)"))
+                     f"median of {result['repetitions']}; dot = best)")
+    console.print(rich_table(report.figures_table(summary), "Figures (median, best)"))
     console.print(rich_table(report.costs_table(summary), "Costs"))
     if ceiling_figs:
         console.print(f"database ceiling: pgbench {ceiling_figs['pgbench_tps']:.0f} TPS "

@@ -86,6 +86,11 @@ def scale_out(summary: dict[str, dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def best(fig: Figure, stat: dict[str, float]) -> float:
+    """The best repetition: the highest rate or the lowest time (max only in newer results)."""
+    return stat.get("max", stat["min"]) if fig.higher_is_better else stat["min"]
+
+
 def ratio(ours: float, theirs: float, higher_is_better: bool) -> float | None:
     if ours <= 0 or theirs <= 0:
         return None
@@ -112,7 +117,7 @@ def _peer(series: list[str], engine: str, backend: str) -> str | None:
 
 
 def figures_table(summary: dict[str, dict[str, Any]]) -> Table:
-    """Rows: figures; columns: each plain series (median, min), then Duraflow's ratios."""
+    """Rows: figures; columns: each plain series (median, best), then Duraflow's ratios."""
     series = sorted((s for s in summary if "[" not in s), key=_series_order)
     ratio_cols = []
     for backend in ("postgres", "sqlite"):
@@ -129,7 +134,7 @@ def figures_table(summary: dict[str, dict[str, Any]]) -> Table:
             stat = summary[s].get(fig.workload, {}).get(fig.key)
             if stat:
                 present = True
-                cells.append(f"{_fmt(stat['median'])} (min {_fmt(stat['min'])})"
+                cells.append(f"{_fmt(stat['median'])} (best {_fmt(best(fig, stat))})"
                              if stat["n"] > 1 else _fmt(stat["median"]))
             else:
                 cells.append("–")
@@ -140,7 +145,8 @@ def figures_table(summary: dict[str, dict[str, Any]]) -> Table:
             cells.append(f"{r:.2f}×" if r else "–")
         if present:
             rows.append(cells)
-    return Table(["figure (median, min of reps)", *series, *(c[2] for c in ratio_cols)], rows)
+    return Table(["figure (median, best of reps)", *series, *(c[2] for c in ratio_cols)],
+                 rows)
 
 
 def costs_table(summary: dict[str, dict[str, Any]]) -> Table:
@@ -173,7 +179,7 @@ def markdown(table: Table) -> str:
 
 
 def chart(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
-    """One panel per workload (its headline figure), one bar per series: median, min dot."""
+    """One panel per workload (its headline figure), one bar per series: median, best dot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,14 +194,14 @@ def chart(summary: dict[str, dict[str, Any]], path: Path, title: str) -> None:
         names = [s for s in sorted(summary, key=_series_order)
                  if f.key in summary[s].get(f.workload, {})]
         medians = [summary[s][f.workload][f.key]["median"] for s in names]
-        mins = [summary[s][f.workload][f.key]["min"] for s in names]
+        bests = [best(f, summary[s][f.workload][f.key]) for s in names]
         bars = ax.bar(range(len(names)), medians,
                       color=[colours[s.split()[0]] for s in names],
                       hatch=None, edgecolor="black", linewidth=0.5)
         for bar, s in zip(bars, names, strict=True):
             if "sqlite" in s:
                 bar.set_hatch("//")
-        ax.plot(range(len(names)), mins, "k.", label="min")
+        ax.plot(range(len(names)), bests, "k.", label="best")
         for i, m in enumerate(medians):
             ax.annotate(_fmt(m), (i, m), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(names)))

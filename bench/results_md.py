@@ -35,8 +35,8 @@ def write(path: Path, result: dict[str, Any], json_path: Path, chart: Path | Non
         "hand. Method and the meaning of each figure: [README.md](README.md).",
         "",
         f"- Sitting: {result['started']} → {result['finished']}, mode **{result['mode']}**, "
-        f"{result['repetitions']} repetition(s) (median, min), W7 once. Mode is that of the "
-        "first sitting.",
+        f"{result['repetitions']} repetition(s) (median, and best = lowest time or highest "
+        "rate), W7 once.",
         "- Sizes: " + ", ".join(f"{k} {v}" for k, v in result["sizes"].items()),
         f"- Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}, Python "
         f"{m['python']}.",
@@ -48,7 +48,7 @@ def write(path: Path, result: dict[str, Any], json_path: Path, chart: Path | Non
         lines.append("- Combined from the sittings " + ", ".join(
             f"`{name}`" for name in result["merged_from"]) + "; a later sitting's runs replace "
             "an earlier one's of the same engine/backend/workload (each run's `source` in the "
-            "JSON says which).")
+            "JSON says which); the mode is that of the first.")
     if result["postgres"]:
         lines.append(f"- PostgreSQL {result['postgres']['version']} at "
                      f"`{result['postgres']['url']}`; every run in its own database.")
