@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck layers unit bench bench-operator e2e-kind sync-crds checkov-venv clean
+.PHONY: install demo test lint typecheck layers unit bench bench-compare bench-operator e2e-kind sync-crds checkov-venv clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
@@ -33,8 +33,22 @@ unit: install checkov-venv
 
 test: lint typecheck layers unit
 
-bench: install
-	$(BIN)/python bench/quick.py
+# Benchmarks (bench/README.md). BENCH_ARGS passes options through, e.g. BENCH_ARGS=--quick.
+BENCH_ARGS ?=
+
+$(VENV)/.bench-stamp: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $@
+
+$(VENV)/.compare-stamp: $(VENV)/.bench-stamp
+	$(BIN)/python -m pip install --quiet -e '.[bench,compare]'
+	@touch $@
+
+bench: $(VENV)/.bench-stamp
+	$(BIN)/python -m bench --engines duraflow --backends sqlite,postgres $(BENCH_ARGS)
+
+bench-compare: $(VENV)/.compare-stamp
+	$(BIN)/python -m bench --compare --backends postgres,sqlite $(BENCH_ARGS)
 
 # O1: N Orchestration CRs at once (API emulator, real PostgreSQL, one worker); CRS=10000 too.
 bench-operator: install

@@ -1,0 +1,76 @@
+"""Smoke test of the benchmark harness (bench/): a tiny sitting on Duraflow completes on
+SQLite and PostgreSQL, writes JSON that validates against the result schema, a chart and a
+RESULTS.md, and drops every database it created. No timing is asserted: speed lives in the
+benchmarks themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import jsonschema
+import pytest
+
+from bench.cli import parse_args, plan
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "bench" / "result.schema.json").read_text())
+
+
+def test_plan_alternates_engines_within_each_workload() -> None:
+    jobs, sizes = plan(parse_args(["--compare", "--workloads", "W1,W6,W7"]))
+    assert sizes["W1"] == 500 and sizes["W7"] == 10_000
+    first = [(j.engine, j.backend, j.variant) for j in jobs if j.workload == "W1" and j.rep == 1]
+    assert first[:3] == [("duraflow", "postgres", ""), ("duraflow", "postgres", "listen-off"),
+                         ("duroxide", "postgres", "")]
+    order = [j.workload for j in jobs]
+    assert order.index("W6") < order.index("W7") < max(i for i, w in enumerate(order) if w == "W1")
+    assert {j.rep for j in jobs if j.workload == "W7"} == {1}  # 10,000 instances: once
+    assert not [j for j in jobs if j.engine == "dbos" and j.backend == "sqlite"]
+    assert {j.variant for j in jobs if j.workload == "W6"} == {"", "1-process"}
+
+
+def test_bad_size_override_is_rejected() -> None:
+    with pytest.raises(SystemExit, match="W9=3"):
+        plan(parse_args(["--size", "W9=3"]))
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(240)
+def test_tiny_sitting_writes_valid_results(tmp_path: Path, postgres_url: str) -> None:
+    md = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--engines", "duraflow",
+         "--backends", "sqlite,postgres", "--workloads", "W1,W3", "--no-ceiling",
+         "--database-url", postgres_url, "--out-dir", str(tmp_path), "--results-md", str(md)],
+        cwd=ROOT, capture_output=True, text=True, timeout=200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [out] = tmp_path.glob("*.json")
+    result = json.loads(out.read_text())
+    jsonschema.validate(result, SCHEMA)
+    seen = {(r["backend"], r["workload"]) for r in result["runs"] if r["ok"] and r["variant"] == ""}
+    assert seen == {(b, w) for b in ("sqlite", "postgres") for w in ("W1", "W3")}
+    pg_w1 = next(r for r in result["runs"] if r["backend"] == "postgres"
+                 and r["workload"] == "W1" and r["variant"] == "")
+    assert pg_w1["xact_commit"] > 0 and pg_w1["figures"]["orch_per_s"] > 0
+    assert result["summary"]["Duraflow sqlite"]["W3"]["p50_ms"]["n"] == 1
+    assert list(tmp_path.glob("*.png")), "no chart written"
+    assert "W1 orchestrations/s" in md.read_text()
+
+    async def leftovers() -> list[str]:
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            names = [r["database"] for r in result["runs"] if "database" in r]
+            rows = await conn.fetch("SELECT datname FROM pg_database WHERE datname = ANY($1)",
+                                    names)
+            return [row["datname"] for row in rows]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(leftovers()) == []
