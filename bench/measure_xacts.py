@@ -6,8 +6,9 @@ only this run: every transaction of every backend (pool connections, LISTEN conn
 client waits, autovacuum), read only after all of the run's backends have exited, because a
 live PostgreSQL 15 backend may hold up to 10 s of counts it has not flushed yet.
 
-``--workers 0`` runs the runtime inside the driver (the shape of the in-process benchmark programs and of the
-README figures); ``--workers N`` starts N worker processes and the driver is only a client.
+``--workers 0`` runs the runtime inside the driver (the shape of the in-process benchmark
+programs and of the README figures); ``--workers N`` starts N worker processes and the driver
+is only a client.
 
     .venv/bin/python bench/measure_xacts.py --workers 0,1,3 [-n 500]
     .venv/bin/python bench/measure_xacts.py --workers 1 --statements   # needs pg_stat_statements
