@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -211,6 +212,7 @@ class FastPath:
                 execution_id=replay.execution_id, execution_status=RUNNING,
                 history_len=replay.history_len, history=None,
             )
+            began = time.perf_counter()
             outcome = self.builder.build(item, replay, None, now_ms())
             if not isinstance(outcome, Turn):  # pragma: no cover - a live replay runs
                 self.forget(instance_id, hold)
@@ -228,6 +230,9 @@ class FastPath:
                 self.forget(instance_id, hold)
                 hold.pending[:0] = batch
                 break
+            # Counted like a fetched turn, once committed: it continued the cached replay.
+            self.metrics.turn_committed(replay.name, outcome.commit, outcome.output,
+                                        time.perf_counter() - began, True)
             if outcome.commit.cancelled_activities:
                 cancelled = {ref.activity_id for ref in outcome.commit.cancelled_activities}
                 hold.pending = [(lease, c) for lease, c in hold.pending
