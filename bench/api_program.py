@@ -195,22 +195,33 @@ def run_w5(s: Session, n: int, timeout_s: float) -> dict[str, float]:
 
 
 def _start_workers(args: argparse.Namespace) -> list[subprocess.Popen[str]]:
-    """W6's worker processes: ``duraflow worker`` for Duraflow, ``--serve`` for duroxide."""
+    """W6's worker processes: ``duraflow worker`` for Duraflow (it logs ``… ready (…)`` on
+    stderr, which is then drained so its log never fills the pipe), ``--serve`` for duroxide
+    (prints ``ready`` on stdout)."""
     procs = []
     for k in range(args.processes):
         if args.engine == "duraflow":
             cmd = [sys.executable, "-m", "duraflow.cli", "worker", "--database-url", args.url,
                    "--schema", SCHEMA, "--app", "bench.api_program:register",
-                   "--worker-node-id", f"bench-{k}"]
+                   "--worker-node-id", f"bench-{k}", "--metrics-port", "0"]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True))
         else:
             cmd = [sys.executable, "-m", "bench.api_program", "--engine", args.engine,
                    "--backend", "postgres", "--url", args.url, "--serve"]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                                      start_new_session=False))
-    for proc in procs:  # each prints one line once its runtime has started
-        line = proc.stdout.readline() if proc.stdout else ""
-        if "ready" not in line:
-            raise RuntimeError(f"W6 worker did not start (said {line!r})")
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+    for proc in procs:  # each says once that its runtime has started
+        stream = proc.stderr if args.engine == "duraflow" else proc.stdout
+        assert stream is not None
+        said = []
+        for line in stream:
+            said.append(line)
+            if "ready" in line:
+                break
+        else:
+            raise RuntimeError(f"W6 worker did not start (said {''.join(said)!r})")
+        if args.engine == "duraflow":
+            threading.Thread(target=stream.read, daemon=True).start()
     return procs
 
 

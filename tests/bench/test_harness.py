@@ -74,3 +74,24 @@ def test_tiny_sitting_writes_valid_results(tmp_path: Path, postgres_url: str) ->
             await conn.close()
 
     assert asyncio.run(leftovers()) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(240)
+def test_scale_out_workload_runs_real_worker_processes(tmp_path: Path, postgres_url: str) -> None:
+    """W6 starts ``duraflow worker`` processes: the harness must see them come up (their
+    ready line is a log record on stderr) and count the work they did, 1 and 3 processes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--engines", "duraflow",
+         "--backends", "postgres", "--workloads", "W6", "--no-ceiling", "--no-chart",
+         "--database-url", postgres_url, "--out-dir", str(tmp_path), "--no-results-md"],
+        cwd=ROOT, capture_output=True, text=True, timeout=200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [out] = tmp_path.glob("*.json")
+    runs = json.loads(out.read_text())["runs"]
+    w6 = {r["variant"]: r for r in runs if r["workload"] == "W6"}
+    assert set(w6) == {"", "1-process"}
+    for run in w6.values():
+        assert run["ok"], run.get("error")
+        assert run["figures"]["orch_per_s"] > 0 and run["figures"]["processes"] in (1, 3)
