@@ -87,7 +87,8 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         raw = dict(body)
         with state.metrics.reconcile("Orchestration"):
             try:
-                events = await orchestrations.delete(state, raw, retry=retry)
+                async with state.lock(_key(raw)):  # never beside a reconcile of the same CR
+                    events = await orchestrations.delete(state, raw, retry=retry)
             except orchestrations.DatabaseUnavailable as error:
                 await state.kube.post_event(raw, "Warning", "DatabaseUnavailable",
                                             f"deletion waits for the database: {error}")

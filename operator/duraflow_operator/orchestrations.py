@@ -88,6 +88,10 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
 
     db_ok = cond.condition(cond.DATABASE, True, "Connected", "the database answers", generation)
     try:
+        if started_id is None and meta.get("deletionTimestamp"):
+            # Being deleted before it ever started: starting now would leave an instance
+            # behind that no CR follows (the finalizer's deletion policy has nothing to act on).
+            return outcome
         if started_id is None:
             known = state.registered(spec.orchestration, spec.version)
             if known is False:

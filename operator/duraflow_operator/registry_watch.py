@@ -66,6 +66,8 @@ class RegistryWatch:
             try:
                 with state.metrics.reconcile("Orchestration") as result:
                     async with state.lock(key):
+                        if state.crs.get(key) is not view:
+                            continue  # deleted (or replaced) while earlier CRs were retried
                         outcome = await orchestrations.reconcile(state, view.body)
                         result["result"] = outcome.result
                         path = (f"/apis/duraflow.io/v1alpha1/namespaces/{key[0]}"

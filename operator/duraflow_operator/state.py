@@ -20,7 +20,7 @@ from duraflow_operator.settings import OperatorSettings
 from duraflow_operator.status import Bounds
 
 Key = tuple[str, str]  # (namespace, name)
-_META_KEPT = ("name", "namespace", "uid", "generation", "resourceVersion")
+_META_KEPT = ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp")
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
