@@ -377,6 +377,34 @@ class InstanceChangeFeed:
         self.close()
 
 
+class OrchestratorTaker(Protocol):
+    """An orchestration dispatcher of this process that accepts work handed to it directly.
+
+    A provider that can enqueue a message and lock its instance in one transaction (the
+    PostgreSQL provider) hands the locked item to the taker instead of queueing it and
+    waking the dispatcher, which saves the fetch round trip of the instance's next turn.
+    """
+
+    @property
+    def lock_timeout_ms(self) -> int: ...
+
+    @property
+    def replay_range(self) -> tuple[int, int]: ...
+
+    @property
+    def cached(self) -> Mapping[str, tuple[int, int]]:
+        """Cache keys (instance id -> (execution id, history length)) of live replays."""
+
+    async def try_reserve(self) -> bool:
+        """Reserve a free turn slot without waiting for one; False when none is free."""
+
+    def unreserve(self) -> None:
+        """Give back a reserved slot that got no item."""
+
+    def deliver(self, item: OrchestrationItem) -> None:
+        """Run the turn of ``item`` (locked for this taker) in the reserved slot."""
+
+
 class Notifier:
     """In-process wake-ups for dispatchers and waiting clients.
 
@@ -395,6 +423,8 @@ class Notifier:
         self._worker_dues: list[int] = []
         self._orchestrator_waiters = 0
         self._cancel_listeners: list[Callable[[str], None]] = []
+        #: The dispatcher that takes orchestrator work enqueued in this process, if any.
+        self.orchestrator_taker: OrchestratorTaker | None = None
 
     @property
     def orchestrator_waiting(self) -> bool:

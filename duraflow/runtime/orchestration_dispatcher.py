@@ -35,6 +35,9 @@ from duraflow.runtime.turns import Abandon, ReplayCache, Turn, TurnBuilder
 log = logging.getLogger("duraflow.orchestration")
 runtime_log = logging.getLogger("duraflow.runtime")
 
+#: How long a read of the store's earliest future message is trusted (``_stored_due_ms``).
+_STORED_DUE_TTL_S = 1.0
+
 
 class OrchestrationDispatcher:
     def __init__(
@@ -57,12 +60,32 @@ class OrchestrationDispatcher:
         self._stopping = asyncio.Event()
         self.fast = FastPath(provider, options, metrics, self.cache, self.builder, activities,
                              self._emit_traces)
+        # The earliest future message in the store, as last read, and when it was read (see
+        # ``_stored_due_ms``).
+        self._stored_due: int | None = None
+        self._stored_due_read_at = float("-inf")
 
     # ─── Loop ───────────────────────────────────────────────────────────────
 
     async def run(self) -> None:
+        self.provider.notifier.orchestrator_taker = self
+        try:
+            await self._fetch_loop()
+        finally:
+            if self.provider.notifier.orchestrator_taker is self:
+                self.provider.notifier.orchestrator_taker = None
+
+    async def _fetch_loop(self) -> None:
         backoff = Backoff()
+        drained = False
         while not self._stopping.is_set():
+            if drained:
+                # The last fetch found fewer ready instances than it asked for: the queue
+                # was empty when it looked, and anything enqueued since has rung the
+                # notifier, so wait for that instead of paying an empty fetch.
+                drained = False
+                await self._idle()
+                continue
             await self._slots.acquire()
             if self._stopping.is_set():
                 self._slots.release()
@@ -98,11 +121,49 @@ class OrchestrationDispatcher:
             if not items:
                 await self._idle()
                 continue
+            drained = len(items) < wanted
             for item in items:
                 self.metrics.add("orch_dispatcher_items_fetched")
-                task = asyncio.create_task(self._process(item))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
+                self._start(item)
+
+    def _start(self, item: OrchestrationItem) -> None:
+        """Run ``item``'s turn in a slot already taken for it."""
+        task = asyncio.create_task(self._process(item))
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+
+    # ─── Hand-off (``OrchestratorTaker``): work enqueued in this process ─────
+
+    @property
+    def lock_timeout_ms(self) -> int:
+        return self.options.orchestrator_lock_timeout_ms
+
+    @property
+    def replay_range(self) -> tuple[int, int]:
+        return self.options.replay_range
+
+    @property
+    def cached(self) -> ReplayCache:
+        return self.cache
+
+    async def try_reserve(self) -> bool:
+        if self._stopping.is_set() or self._slots.locked():
+            return False
+        await self._slots.acquire()  # a slot is free: this does not suspend
+        return True
+
+    def unreserve(self) -> None:
+        self._slots.release()
+
+    def deliver(self, item: OrchestrationItem) -> None:
+        if self._stopping.is_set():  # handed over as the stop began: give it back
+            self._slots.release()
+            task = asyncio.create_task(self._release(item.lock_token))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            return
+        self.metrics.add("orch_dispatcher_items_fetched")
+        self._start(item)
 
     def _free(self, count: int) -> None:
         for _ in range(count):
@@ -120,14 +181,30 @@ class OrchestrationDispatcher:
         )
         wait_ms = float(fallback_ms)
         due = self.provider.notifier.take_earliest_due_ms()
-        try:
-            stored_due = await self.provider.next_orchestrator_due_ms()
-        except ProviderError:
-            stored_due = None
+        stored_due = await self._stored_due_ms()
         for candidate in (due, stored_due):
             if candidate is not None:
                 wait_ms = min(wait_ms, max(candidate - now_ms(), 0) + 1)
         await self.provider.notifier.wait_orchestrator(wait_ms / 1000)
+
+    async def _stored_due_ms(self) -> int | None:
+        """The earliest future message in the store (timers, delayed retries), read at most
+        once a second, and again as soon as the one read is due.
+
+        Every message enqueued with a future due time is announced with that time, in
+        process or through the provider's cross-process notifications, so the notifier
+        knows about new ones; the read covers what was stored before this runtime started
+        or while notifications could not reach it. Reading it on every idle spell would
+        cost a round trip per turn on a quiet system."""
+        now = time.monotonic()
+        passed = self._stored_due is not None and self._stored_due <= now_ms()
+        if passed or now - self._stored_due_read_at >= _STORED_DUE_TTL_S:
+            try:
+                self._stored_due = await self.provider.next_orchestrator_due_ms()
+                self._stored_due_read_at = now
+            except ProviderError:
+                self._stored_due = None
+        return self._stored_due
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

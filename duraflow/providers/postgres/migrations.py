@@ -50,6 +50,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "worker_registry", "0005_workers.sql"),
     Migration(6, "sessions_cancellation_capability", "0006_sessions.sql"),
     Migration(7, "fast_path", "0007_fast_path.sql"),
+    Migration(8, "handoff", "0008_handoff.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -50,6 +50,7 @@ from duraflow.providers.base import (
     LockLostError,
     Notifier,
     OrchestrationItem,
+    OrchestratorTaker,
     OutboundMessage,
     ProviderError,
     SessionClaim,
@@ -210,6 +211,14 @@ class PostgresProvider:
     async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
         op = "enqueue_orchestrator"
         encoded = encode_item(op, message.item)
+        taker = self.notifier.orchestrator_taker
+        if message.visible_at_ms is None and taker is not None and await taker.try_reserve():
+            if await self._enqueue_and_take(message.instance_id, encoded, taker):
+                return
+            # Queued, but locked elsewhere (or pinned out of range): wake whoever holds it.
+            self._after_announcement(None, True, now_ms(), False, None)
+            self.notifier.notify_orchestrator()
+            return
         # An idle dispatcher in this process takes the message; nobody else need wake.
         due = message.visible_at_ms if message.visible_at_ms is not None else now_ms()
         wanted = not self.notifier.orchestrator_waiting
@@ -230,6 +239,30 @@ class PostgresProvider:
             raise
         self._after_announcement(taken, wanted, due, False, None)
         self.notifier.notify_orchestrator(None if visible is None else int(visible))
+
+    async def _enqueue_and_take(
+        self, instance_id: str, encoded: str, taker: OrchestratorTaker
+    ) -> bool:
+        """Enqueue and, in the same transaction, lock the instance for this process's
+        dispatcher, which runs the turn without a fetch (``0008_handoff.sql``). True when
+        the dispatcher got the item; the reserved slot is given back otherwise."""
+        low, high = taker.replay_range
+        try:
+            row = await self._db.fetchrow(
+                "enqueue_orchestrator",
+                f"SELECT * FROM {self._s}.enqueue_and_take($1, $2, $3, $4, $5)",
+                instance_id, encoded, max(int(taker.lock_timeout_ms), 0), int(low), int(high),
+                idempotent=False,
+            )
+            item = None if row is None else await self._item(row, taker.cached)
+        except BaseException:
+            taker.unreserve()
+            raise
+        if item is None:
+            taker.unreserve()
+            return False
+        taker.deliver(item)
+        return True
 
     def _take_announcement(self, wanted: bool, due: int | None, worker: bool,
                            instance: bool = False) -> Announcement | None:
@@ -300,20 +333,23 @@ class PostgresProvider:
                 f" {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3, $4, $5) AS r",
                 lock_ms, None, load_history, low, high, int(max_items), idempotent=True,
             ))
-        items = []
-        for row in rows:
-            instance_id = str(row["out_instance_id"])
-            execution_id = int(row["out_execution_id"])
-            history_len = int(row["out_history_len"])
-            texts: list[str] | None = row["out_history"]
-            if texts is None and not load_history:
-                assert cached is not None
-                if row["out_name"] is None:
-                    texts = []  # the instance does not exist yet: there is no history
-                elif cached.get(instance_id) != (execution_id, history_len):
-                    texts = await reads.history_texts(self._db, instance_id, execution_id)
-            items.append(build_item(row, instance_id, execution_id, history_len, texts))
-        return items
+        return [await self._item(row, cached) for row in rows]
+
+    async def _item(
+        self, row: asyncpg.Record, cached: Mapping[str, tuple[int, int]] | None
+    ) -> OrchestrationItem:
+        """The item of a fetched row; without history in the row (``cached`` given), the
+        history is read only when the caller's cache entry is missing or stale."""
+        instance_id = str(row["out_instance_id"])
+        execution_id = int(row["out_execution_id"])
+        history_len = int(row["out_history_len"])
+        texts: list[str] | None = row["out_history"]
+        if texts is None and cached is not None:
+            if row["out_name"] is None:
+                texts = []  # the instance does not exist yet: there is no history
+            elif cached.get(instance_id) != (execution_id, history_len):
+                texts = await reads.history_texts(self._db, instance_id, execution_id)
+        return build_item(row, instance_id, execution_id, history_len, texts)
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         op = "ack_orchestration_item"
