@@ -465,17 +465,24 @@ class Notifier:
 
     @staticmethod
     def _next_due(dues: list[int]) -> int | None:
+        """The earliest announced due time; "now" once for any that passed since the last
+        call, whose work is visible but may not have been fetched yet (the dispatcher may
+        have been busy when it became due), so the caller fetches before it sleeps."""
         current = now_ms()
+        passed = False
         while dues and dues[0] <= current:
-            heapq.heappop(dues)  # passed: the work is visible and will be fetched
+            heapq.heappop(dues)
+            passed = True
+        if passed:
+            return current
         return dues[0] if dues else None
 
     def take_earliest_due_ms(self) -> int | None:
-        """The earliest future orchestrator due time announced in this process."""
+        """The earliest orchestrator due time announced in this process (see ``_next_due``)."""
         return self._next_due(self._orchestrator_dues)
 
     def take_earliest_worker_due_ms(self) -> int | None:
-        """The earliest future worker due time announced in this process."""
+        """The earliest worker due time announced in this process (see ``_next_due``)."""
         return self._next_due(self._worker_dues)
 
     def notify_instance(self, instance_id: str, change: InstanceChange | None = None) -> None:

@@ -196,9 +196,13 @@ class OrchestrationDispatcher:
         knows about new ones; the read covers what was stored before this runtime started
         or while notifications could not reach it. Reading it on every idle spell would
         cost a round trip per turn on a quiet system."""
+        if self._stored_due is not None and self._stored_due <= now_ms():
+            # It became due, perhaps while the dispatcher was busy: fetch before sleeping,
+            # and read the next one after that.
+            self._stored_due, self._stored_due_read_at = None, float("-inf")
+            return now_ms()
         now = time.monotonic()
-        passed = self._stored_due is not None and self._stored_due <= now_ms()
-        if passed or now - self._stored_due_read_at >= _STORED_DUE_TTL_S:
+        if now - self._stored_due_read_at >= _STORED_DUE_TTL_S:
             try:
                 self._stored_due = await self.provider.next_orchestrator_due_ms()
                 self._stored_due_read_at = now

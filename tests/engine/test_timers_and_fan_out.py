@@ -141,3 +141,21 @@ def test_dynamic_fan_out_of_n_activities(start_runtime, client):
     output = completed(client.wait_for_orchestration(iid, TIMEOUT_MS))
     assert output == {"count": 20, "sum": 2 * sum(range(20))}
     assert history_kinds(client, iid).count("ActivityCompleted") == 21
+
+
+def test_timers_due_while_the_dispatcher_is_busy_fire_without_a_poll(start_runtime, client):
+    """Many timers falling due while turns run: each must wake the dispatcher, none may wait
+    for the idle poll (set far beyond the wait here, so a lost wake-up fails the test)."""
+
+    def register(rt):
+        @rt.register_orchestration("Nap")
+        def nap(ctx, ms):
+            yield ctx.schedule_timer(ms)
+            return ms
+
+    start_runtime(register, idle_poll_interval_ms=600_000, dispatcher_poll_interval_ms=600_000)
+    ids = [uid("nap") for _ in range(200)]
+    for n, iid in enumerate(ids):
+        client.start_orchestration(iid, "Nap", 20 + n % 7)
+    for n, iid in enumerate(ids):
+        assert completed(client.wait_for_orchestration(iid, TIMEOUT_MS)) == 20 + n % 7
