@@ -104,12 +104,13 @@ class ActivityDispatcher:
                 self._slots.release()
                 break
             started = self.metrics.database.now()
+            claim = self.sessions.claim(self._free_slots)
             try:
                 lease = await self.provider.fetch_work_item(
-                    self.options.worker_lock_timeout_ms, self.options.tag_filter,
-                    self.sessions.claim(self._free_slots),
+                    self.options.worker_lock_timeout_ms, self.options.tag_filter, claim,
                 )
             except Exception as exc:
+                self.sessions.settle(claim)
                 self._slots.release()
                 self.metrics.provider_error(exc, "fetch_work_item", started)
                 delay = backoff.next_delay_s()
@@ -117,6 +118,7 @@ class ActivityDispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 continue
+            self.sessions.settle(claim)
             self.metrics.provider_ok(started)
             backoff.reset()
             if lease is None:
@@ -249,14 +251,26 @@ class ActivityDispatcher:
     # ─── One activity ───────────────────────────────────────────────────────
 
     async def _execute(self, lease: WorkLease, slot: int, report: Reporter | None = None) -> None:
-        try:
-            await self._execute_in_slot(lease, slot, report)
-        finally:
-            self._free_slots.append(slot)
+        """Run ``lease`` in ``slot``, then whatever the slot took next with its ack."""
+        following: WorkLease | None = lease
+        while following is not None:
+            try:
+                following = await self._execute_in_slot(following, slot, report)
+            finally:
+                self._free_slots.append(slot)
+            if following is None:
+                return
+            if self._stopping.is_set():  # taken as the stop began: give it back untouched
+                await self._release(following)
+                return
+            self.metrics.add("worker_dispatcher_items_fetched")
+            self.sessions.fetched(following)
+            slot, report = self._take_slot(following), None
 
     async def _execute_in_slot(
         self, lease: WorkLease, slot: int, report: Reporter | None = None
-    ) -> None:
+    ) -> WorkLease | None:
+        """Run one activity and report it; the ack may bring the slot's next item."""
         item = lease.item
         name = str(item.get("name"))
         key = (lease.instance_id, lease.execution_id, lease.activity_id)
@@ -270,7 +284,7 @@ class ActivityDispatcher:
                 )
                 await self._ack(lease, wi.activity_failed(
                     lease.instance_id, lease.execution_id, lease.activity_id, details.to_dict()))
-                return
+                return None
             fn = self._builtin(name) or self.registry.get(name)
             if fn is None:
                 delay = unregistered_backoff_ms(lease.attempt_count)
@@ -282,7 +296,7 @@ class ActivityDispatcher:
                     "abandon work item", self.metrics,
                 )
                 self.provider.notifier.notify_worker(now_ms() + delay)
-                return
+                return None
             ctx = ActivityContext(item, f"work-{slot}-{self.worker_id}", self._client_factory,
                                   self._async_client_factory)
             self._running[key] = ctx
@@ -304,8 +318,11 @@ class ActivityDispatcher:
                          name, lease.activity_id)
                 with contextlib.suppress(ProviderError):
                     await self.provider.ack_work_item(lease.lock_token, None)
-                return
-            await (report or self._ack)(lease, completion)
+                return None
+            if report is not None:
+                await report(lease, completion)
+                return None
+            return await self._ack(lease, completion, slot)
         except asyncio.CancelledError:
             await asyncio.shield(self._release(lease))
             raise
@@ -348,9 +365,26 @@ class ActivityDispatcher:
         return wi.activity_completed(lease.instance_id, lease.execution_id, lease.activity_id,
                                      text)
 
-    async def _ack(self, lease: WorkLease, completion: wi.WorkItem) -> None:
+    async def _ack(
+        self, lease: WorkLease, completion: wi.WorkItem, slot: int | None = None
+    ) -> WorkLease | None:
+        """Report ``completion`` through the worker queue. With ``slot`` (the slot that ran
+        it) and a provider that can, the same round trip fetches the slot's next item."""
         message = OutboundMessage(lease.instance_id, completion)
+        ack_and_fetch = getattr(self.provider, "ack_and_fetch_work_item", None)
         try:
+            if ack_and_fetch is not None and slot is not None and not self._stopping.is_set():
+                claim = self.sessions.claim([slot])
+                try:
+                    following: WorkLease | None = await retry_call(
+                        lambda: ack_and_fetch(lease.lock_token, message,
+                                              self.options.worker_lock_timeout_ms,
+                                              self.options.tag_filter, claim),
+                        "ack work item", self.metrics,
+                    )
+                finally:
+                    self.sessions.settle(claim)
+                return following
             await retry_call(
                 lambda: self.provider.ack_work_item(lease.lock_token, message),
                 "ack work item", self.metrics,
@@ -364,6 +398,7 @@ class ActivityDispatcher:
                     "could not report activity result: %s; it will run again", exc)
             with contextlib.suppress(Exception):
                 await self.provider.abandon_work_item(lease.lock_token, 100)
+        return None
 
     async def _renew(self, lease: WorkLease, ctx: ActivityContext) -> None:
         interval = self.options.worker_renewal_ms / 1000

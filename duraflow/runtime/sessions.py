@@ -51,6 +51,8 @@ class SessionManager:
             else tuple(slot_owner(i, worker_id) for i in range(max(slots, 1)))
         )
         self._held: set[str] = set()
+        #: Fetches in flight that may each claim a new session (see ``claim``).
+        self._claiming = 0
         self._claimed_since_renewal: set[str] = set()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -67,13 +69,23 @@ class SessionManager:
         return frozenset(self._held)
 
     def claim(self, free_slots: Sequence[int]) -> SessionClaim:
-        """What the next fetch may take, given the slots free to run it."""
+        """What the next fetch may take, given the slots free to run it. Several fetches
+        can be in flight (the fetch loop, slots fetching with their acks), and each may
+        claim a new session, so each one allowed to counts against the cap until
+        ``settle`` is called with its claim."""
         if self.shared_owner:
             owners: tuple[str, ...] = (self.shared_owner,)
         else:
             owners = tuple(slot_owner(i, self._worker_id) for i in free_slots) or self.all_owners
-        allow_new = len(self._held) < self._options.max_sessions_per_runtime
+        allow_new = len(self._held) + self._claiming < self._options.max_sessions_per_runtime
+        if allow_new:
+            self._claiming += 1
         return SessionClaim(owners, self._options.session_lock_timeout_ms, allow_new)
+
+    def settle(self, claim: SessionClaim) -> None:
+        """The fetch made with ``claim`` returned (or failed); call before ``fetched``."""
+        if claim.allow_new:
+            self._claiming -= 1
 
     def slot_for(self, lease: WorkLease, free_slots: list[int]) -> int | None:
         """The slot that must run ``lease`` (per-slot affinity), or None for any slot."""
