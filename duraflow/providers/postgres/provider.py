@@ -64,6 +64,7 @@ from duraflow.providers.common import encode_item
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.postgres import admin, reads, sessions, workers
 from duraflow.providers.postgres.announce import Announcement, Announcer, change_code
+from duraflow.providers.postgres.batch import TurnBatcher
 from duraflow.providers.postgres.codec import (
     EncodedCommit,
     build_item,
@@ -102,6 +103,7 @@ class PostgresProvider:
         self.notifier = Notifier()
         self._listener: Listener | None = None
         self._announcer = Announcer(self._send_notification, peers=self._peer_count)
+        self._turns = TurnBatcher(db, "ack_orchestration_item")
         self._closed = False
 
     # ─── Construction ────────────────────────────────────────────────────────
@@ -181,6 +183,7 @@ class PostgresProvider:
         if self._closed:
             return
         self._closed = True
+        await self._turns.close()
         await self._announcer.close()
         if self._listener is not None:
             await self._listener.close()
@@ -391,12 +394,8 @@ class PostgresProvider:
         self, op: str, lock_token: str, commit: TurnCommit, encoded: EncodedCommit,
         taken: Announcement | None, code: list[object] | None,
     ) -> asyncpg.Record | None:
-        return await self._db.fetchrow(
-            op,
-            f"SELECT * FROM {self._s}.commit_turn("
-            "$1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb,"
-            " $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17, $18::jsonb,"
-            " $19::jsonb)",
+        # Through the group-commit queue (batch.py): alone when quiet, together under load.
+        return await self._turns.commit((
             lock_token,
             commit.execution_id,
             encoded.delta,
@@ -416,8 +415,7 @@ class PostgresProvider:
             list(commit.completed_work),
             None if taken is None else taken.payload(),
             None if taken is None or code is None else json.dumps(code),
-            idempotent=False,
-        )
+        ))
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
