@@ -35,6 +35,7 @@ FIGURES = [
     Figure("W4", "ms_per_activity", "W4 ms per activity", False, headline=True),
     Figure("W4", "growth", "W4 growth last-50/first-50", False),
     Figure("W5", "all_done_s", "W5 all done s", False),
+    Figure("W5", "start_calls_s", "W5 of which the 200 start calls s", False),
     Figure("W5", "overshoot_p50_ms", "W5 overshoot p50 ms", False),
     Figure("W5", "overshoot_p95_ms", "W5 overshoot p95 ms", False, headline=True),
     Figure("W5", "overshoot_max_ms", "W5 overshoot max ms", False),

@@ -77,5 +77,11 @@ def write(path: Path, result: dict[str, Any], json_path: Path, chart: Path | Non
         lines.append("")
     if chart:
         lines += ["## Chart", "", f"![benchmark chart]({_rel(chart, base)})", ""]
+    profile = base / "PROFILE.md"
+    if profile.exists():  # written by hand: where the time goes, what is left to do
+        text = profile.read_text(encoding="utf-8").strip().splitlines()
+        body = text[1:] if text and text[0].startswith("# ") else text
+        lines += ["## Profile", "", f"From [{profile.name}]({profile.name}), written by hand "
+                  "from the profiling commands it lists.", "", *body, ""]
     lines += [f"Raw figures of every run: [{json_path.name}]({_rel(json_path, base)}).", ""]
     path.write_text("\n".join(lines))
