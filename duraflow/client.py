@@ -216,6 +216,10 @@ class AsyncClient:
                 if remaining <= 0:
                     raise OperationTimedOut()
                 changes = await watch.next(min(remaining, fallback))
+                # A commit of this process that finished the instance says how it left it.
+                left = changes[-1].snapshot if changes and changes[-1] is not None else None
+                if left is not None and done(result_from_status(left)):
+                    return result_from_status(left)
                 # A turn that left the instance running with the same custom status cannot
                 # satisfy the wait: skip the read (the fallback poll still re-checks).
                 if not changes or any(worth_reading(c) for c in changes):

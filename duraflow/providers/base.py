@@ -281,6 +281,9 @@ class InstanceChange:
     status: str | None = None
     custom_status_changed: bool = False
     kv_changed: bool = False
+    #: The instance's status as the commit left it, when the provider read it in the commit
+    #: itself (PostgreSQL, for Completed and Failed): a waiter needs no read of its own.
+    snapshot: InstanceStatus | None = None
 
 
 class InstanceWatch:

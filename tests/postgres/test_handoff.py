@@ -139,7 +139,7 @@ async def test_instance_pinned_outside_the_replay_range_is_not_taken(
         await p.close()
 
 
-async def test_runtime_runs_handed_over_starts_without_fetching(
+async def test_runtime_runs_handed_over_starts_without_fetching_or_rereading(
     postgres_provider_factory: Any,
 ) -> None:
     """End to end: starts made next to an idle runtime complete, each taken by hand-off."""
@@ -163,6 +163,37 @@ async def test_runtime_runs_handed_over_starts_without_fetching(
             assert (result.status, result.output) == ("Completed", n)
         assert "fetch_orchestration_item" not in calls
         assert calls.count("enqueue_orchestrator") == 5
+        # Each wait reads the status once, before the turns ran; the finishing commit itself
+        # told the waiter how it left the instance (status_after_commit).
+        assert calls.count("get_instance_status") == 5
+    finally:
+        await runtime.shutdown(2_000)
+        await p.close()
+
+
+async def test_waiter_gets_failure_and_custom_status_from_the_finishing_commit(
+    postgres_provider_factory: Any,
+) -> None:
+    p = await postgres_provider_factory()
+    runtime = AsyncRuntime(p, RuntimeOptions())
+
+    def doomed(ctx: Any, x: Any) -> Any:
+        ctx.set_custom_status("about to fail")
+        yield ctx.schedule_timer(1)
+        raise ValueError(f"bad input {x}")
+
+    runtime.register_orchestration("Doomed", doomed)
+    await runtime.start()
+    try:
+        client = AsyncClient(p)
+        await client.start_orchestration("d", "Doomed", 7)
+        result = await client.wait_for_orchestration("d", 10_000)
+        read = await client.get_status("d")  # what a fresh read says
+        assert result.status == "Failed" and "bad input 7" in (result.error or "")
+        assert (result.status, result.error, result.custom_status,
+                result.custom_status_version) == (read.status, read.error, read.custom_status,
+                                                  read.custom_status_version)
+        assert result.custom_status == "about to fail"
     finally:
         await runtime.shutdown(2_000)
         await p.close()

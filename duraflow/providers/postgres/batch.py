@@ -36,9 +36,17 @@ ARITY = len(_CASTS)
 _Waiter = tuple[Sequence[Any], "asyncio.Future[asyncpg.Record | None]"]
 
 
+#: Position of commit_turn's status argument (1-based within one call's arguments).
+_STATUS_ARG = 10
+
+
 def _call(schema_sql: str, first: int) -> str:
+    """One commit_turn call and, laterally after it in the same statement, the status it
+    left when it finished the instance (``status_after_commit``, migration 9)."""
     args = ", ".join(f"${first + i}{cast}" for i, cast in enumerate(_CASTS))
-    return f"{schema_sql}.commit_turn({args})"
+    return (f"{schema_sql}.commit_turn({args}) c LEFT JOIN LATERAL"
+            f" {schema_sql}.status_after_commit(c.out_instance_id, ${first + _STATUS_ARG - 1})"
+            " s ON TRUE")
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -63,6 +71,16 @@ class TurnBatcher:
     async def commit(self, args: Sequence[Any]) -> asyncpg.Record | None:
         if len(args) != ARITY:  # pragma: no cover - a programming error
             raise ValueError(f"commit_turn takes {ARITY} arguments, got {len(args)}")
+        if self._in_flight < MAX_IN_FLIGHT and not self._queue:
+            # Nothing to share a transaction with: commit in the caller's own task, with no
+            # queue, future or extra task in the way (the quiet, latency-bound case).
+            self._in_flight += 1
+            try:
+                return await self._db.fetchrow(self._op, self._single, *args, idempotent=False)
+            finally:
+                self._in_flight -= 1
+                if self._queue and self._in_flight < MAX_IN_FLIGHT:
+                    self._start()
         future: asyncio.Future[asyncpg.Record | None] = (
             asyncio.get_running_loop().create_future())
         future.add_done_callback(_retrieve)

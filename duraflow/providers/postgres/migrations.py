@@ -51,6 +51,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "sessions_cancellation_capability", "0006_sessions.sql"),
     Migration(7, "fast_path", "0007_fast_path.sql"),
     Migration(8, "handoff", "0008_handoff.sql"),
+    Migration(9, "status_after_commit", "0009_status_after_commit.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -22,6 +22,7 @@ notification's round trip.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -60,7 +61,7 @@ from duraflow.providers.base import (
     WorkLease,
     now_ms,
 )
-from duraflow.providers.common import encode_item
+from duraflow.providers.common import encode_item, instance_status_row
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.postgres import admin, reads, sessions, workers
 from duraflow.providers.postgres.announce import Announcement, Announcer, change_code
@@ -85,6 +86,11 @@ class InvalidSchemaError(ProviderError, ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__("connect", message, retryable=False)
+
+
+#: status_after_commit's columns in ``instance_status_row``'s order.
+_STATUS_COLUMNS = ("name", "version", "execution_id", "status", "output", "custom_status",
+                   "custom_status_version", "parent")
 
 
 class PostgresProvider:
@@ -385,6 +391,9 @@ class PostgresProvider:
             self.notifier.notify_orchestrator(int(row["out_due"]))
         if worker:
             self.notifier.notify_worker()
+        if row["st_status"] is not None:  # finished: waiters here get the status as left
+            change = dataclasses.replace(change, snapshot=instance_status_row(
+                instance_id, [row[f"st_{key}"] for key in _STATUS_COLUMNS]))
         # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
         # processes only status, custom status and creation are announced.
         self.notifier.notify_instance(instance_id, change)
