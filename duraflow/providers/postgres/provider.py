@@ -391,7 +391,7 @@ class PostgresProvider:
             self.notifier.notify_orchestrator(int(row["out_due"]))
         if worker:
             self.notifier.notify_worker()
-        if row["st_status"] is not None:  # finished: waiters here get the status as left
+        if row.get("st_status") is not None:  # finished: waiters here get the status as left
             change = dataclasses.replace(change, snapshot=instance_status_row(
                 instance_id, [row[f"st_{key}"] for key in _STATUS_COLUMNS]))
         # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
