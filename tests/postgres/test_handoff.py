@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from duraflow import AsyncClient, AsyncRuntime, RuntimeOptions
+from duraflow.core import workitems as wi
 from duraflow.core.version import pack
-from duraflow.providers.base import OrchestrationItem
+from duraflow.providers.base import OrchestrationItem, OutboundMessage
 
-from .helpers import create, first_turn, raised, start
+from .helpers import activity, create, first_turn, raised, start
 from .test_round_trips import _count_round_trips
 
 pytestmark = pytest.mark.postgres
@@ -196,4 +197,57 @@ async def test_waiter_gets_failure_and_custom_status_from_the_finishing_commit(
         assert result.custom_status == "about to fail"
     finally:
         await runtime.shutdown(2_000)
+        await p.close()
+
+
+def _done(activity_id: int) -> OutboundMessage:
+    return OutboundMessage("i", wi.activity_completed("i", 1, activity_id, '"ok"'))
+
+
+async def test_activity_result_hands_its_instance_over(postgres_provider_factory: Any) -> None:
+    """The ack of a queued activity locks its instance for this process's dispatcher."""
+    p = await postgres_provider_factory()
+    try:
+        await create(p, "i", worker_items=[activity("i", 2), activity("i", 3)])
+        first = await p.fetch_work_item(30_000)
+        assert first is not None
+        taker = RecordingTaker()
+        p.notifier.orchestrator_taker = taker
+        calls = _count_round_trips(p)
+        second = await p.ack_and_fetch_work_item(first.lock_token, _done(first.activity_id),
+                                                 30_000)
+        assert calls == ["ack_work_item"]  # ack, take and next fetch: one round trip
+        [item] = taker.delivered
+        assert [m["type"] for m in item.messages] == ["ActivityCompleted"]
+        assert item.orchestration_name == "Orch" and item.history is None  # cache decides
+        assert second is not None and {first.activity_id, second.activity_id} == {2, 3}
+        assert await p.fetch_orchestration_item(30_000) is None  # locked for the taker
+        # A slot is free but the instance is still locked: queued, not taken.
+        taker.free = 1
+        await p.ack_work_item(second.lock_token, _done(second.activity_id))
+        assert len(taker.delivered) == 1 and taker.free == 1
+        await p.abandon_orchestration_item(item.lock_token, None, True)
+        p.notifier.orchestrator_taker = None
+        again = await p.fetch_orchestration_item(30_000)
+        assert again is not None and len(again.messages) == 2  # nothing lost
+    finally:
+        await p.close()
+
+
+async def test_activity_result_without_a_free_slot_is_queued(
+    postgres_provider_factory: Any,
+) -> None:
+    p = await postgres_provider_factory()
+    try:
+        await create(p, "i", worker_items=[activity("i", 2)])
+        lease = await p.fetch_work_item(30_000)
+        assert lease is not None
+        taker = RecordingTaker(slots=0)
+        p.notifier.orchestrator_taker = taker
+        await p.ack_work_item(lease.lock_token, _done(2))
+        assert taker.delivered == []
+        p.notifier.orchestrator_taker = None
+        item = await p.fetch_orchestration_item(30_000)
+        assert item is not None and [m["type"] for m in item.messages] == ["ActivityCompleted"]
+    finally:
         await p.close()

@@ -152,9 +152,10 @@ def build_item(
     )
 
 
-def build_lease(row: asyncpg.Record) -> WorkLease:
+def build_lease(row: asyncpg.Record, prefix: str = "out_") -> WorkLease:
+    """A ``WorkLease`` from a ``fetch_work_item`` row (columns named ``prefix`` + field)."""
     try:
-        item: Any = json.loads(row["out_item"])
+        item: Any = json.loads(row[f"{prefix}item"])
         if not isinstance(item, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
@@ -162,13 +163,13 @@ def build_lease(row: asyncpg.Record) -> WorkLease:
             "fetch_work_item", f"undecodable work item: {exc}", retryable=False
         ) from exc
     return WorkLease(
-        lock_token=str(row["out_lock_token"]),
-        attempt_count=int(row["out_attempt_count"]),
+        lock_token=str(row[f"{prefix}lock_token"]),
+        attempt_count=int(row[f"{prefix}attempt_count"]),
         item=item,
-        instance_id=str(row["out_instance_id"]),
-        execution_id=int(row["out_execution_id"]),
-        activity_id=int(row["out_activity_id"]),
-        session_id=row["out_session_id"],
-        tag=row["out_tag"],
-        session_owner=row["out_session_owner"],
+        instance_id=str(row[f"{prefix}instance_id"]),
+        execution_id=int(row[f"{prefix}execution_id"]),
+        activity_id=int(row[f"{prefix}activity_id"]),
+        session_id=row[f"{prefix}session_id"],
+        tag=row[f"{prefix}tag"],
+        session_owner=row[f"{prefix}session_owner"],
     )

@@ -93,6 +93,13 @@ _STATUS_COLUMNS = ("name", "version", "execution_id", "status", "output", "custo
                    "custom_status_version", "parent")
 
 
+#: fetch_work_item's columns renamed, beside a take's in one row (``_ack_and_take``).
+_LEASE_COLUMNS = "".join(
+    f", f.out_{name} AS w_{name}" for name in (
+        "lock_token", "attempt_count", "item", "instance_id", "execution_id", "activity_id",
+        "session_id", "tag", "session_owner"))
+
+
 class PostgresProvider:
     """Durable state in PostgreSQL schema ``schema``; build it with ``connect*``."""
 
@@ -527,6 +534,9 @@ class PostgresProvider:
     ) -> WorkLease | None:
         op = "ack_work_item"
         encoded = encode_item(op, completion.item)
+        taker = self.notifier.orchestrator_taker
+        if completion.visible_at_ms is None and taker is not None and await taker.try_reserve():
+            return await self._ack_and_take(lock_token, completion, encoded, fetch, taker)
         due = (completion.visible_at_ms if completion.visible_at_ms is not None
                else now_ms())
         wanted = not self.notifier.orchestrator_waiting
@@ -562,6 +572,43 @@ class PostgresProvider:
         if fetch is None or row is None or row["out_lock_token"] is None:
             return None
         return build_lease(row)
+
+    async def _ack_and_take(
+        self, lock_token: str, completion: OutboundMessage, encoded: str,
+        fetch: tuple[object, ...] | None, taker: OrchestratorTaker,
+    ) -> WorkLease | None:
+        """The ack of an activity whose instance this process's dispatcher can take next:
+        in the same statement and transaction, the result is enqueued AND the instance
+        locked for that dispatcher, which runs the turn without a fetch (the hand-off of
+        ``enqueue_and_take``), and, when asked, the slot's next item is fetched. The three
+        parts touch different rows, so their order within the statement does not matter."""
+        low, high = taker.replay_range
+        sql = (f"SELECT t.*{_LEASE_COLUMNS if fetch is not None else ''}"
+               f" FROM (SELECT {self._s}.ack_work_item($1, NULL, NULL, NULL) AS acked) a"
+               f" LEFT JOIN {self._s}.enqueue_and_take($2, $3, $4, $5, $6) t ON TRUE")
+        args: list[object] = [lock_token, completion.instance_id, encoded,
+                              max(int(taker.lock_timeout_ms), 0), int(low), int(high)]
+        if fetch is not None:
+            sql += (f" LEFT JOIN {self._s}.fetch_work_item($7, $8, $9, $10, $11, $12) f"
+                    " ON TRUE")
+            args += fetch
+        try:
+            row = await self._db.fetchrow("ack_work_item", sql, *args, idempotent=False)
+            item = (None if row is None or row["out_instance_id"] is None
+                    else await self._item(row, taker.cached))
+        except BaseException:
+            taker.unreserve()
+            raise
+        if item is None:  # queued (locked elsewhere, or pinned out of range): wake the holder
+            taker.unreserve()
+            self._after_announcement(None, True, now_ms(), False, None)
+            self.notifier.notify_orchestrator()
+        else:
+            taker.deliver(item)
+        self.notifier.notify_instance(completion.instance_id, InstanceChange())
+        if fetch is None or row is None or row["w_lock_token"] is None:
+            return None
+        return build_lease(row, "w_")
 
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
         await self._db.fetchval(
