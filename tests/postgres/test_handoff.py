@@ -23,10 +23,12 @@ pytestmark = pytest.mark.postgres
 class RecordingTaker:
     """An ``OrchestratorTaker`` that keeps what it is handed."""
 
-    def __init__(self, slots: int = 1, replay_range: tuple[int, int] = (0, 10**9)) -> None:
+    def __init__(self, slots: int = 1, replay_range: tuple[int, int] = (0, 10**9),
+                 cached: Mapping[str, tuple[int, int]] | None = None) -> None:
         self.free = slots
         self.delivered: list[OrchestrationItem] = []
         self._range = replay_range
+        self._cached = cached or {}
 
     @property
     def lock_timeout_ms(self) -> int:
@@ -38,7 +40,7 @@ class RecordingTaker:
 
     @property
     def cached(self) -> Mapping[str, tuple[int, int]]:
-        return {}
+        return self._cached
 
     async def try_reserve(self) -> bool:
         if self.free == 0:
@@ -211,7 +213,7 @@ async def test_activity_result_hands_its_instance_over(postgres_provider_factory
         await create(p, "i", worker_items=[activity("i", 2), activity("i", 3)])
         first = await p.fetch_work_item(30_000)
         assert first is not None
-        taker = RecordingTaker()
+        taker = RecordingTaker(cached={"i": (1, 1)})  # its live replay is current
         p.notifier.orchestrator_taker = taker
         calls = _count_round_trips(p)
         second = await p.ack_and_fetch_work_item(first.lock_token, _done(first.activity_id),
