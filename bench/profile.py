@@ -107,7 +107,8 @@ def _summarise(raw: Path, top: int) -> tuple[int, list[tuple[str, int]], list[tu
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workload", choices=["W1", "W2", "W3", "W4", "W5"])
+    parser.add_argument("workload", choices=["W1", "W2", "W3", "W4", "W5", "W6"])
+    parser.add_argument("--processes", type=int, default=3, help="W6 worker processes")
     parser.add_argument("--n", type=int, default=0, help="size (default: the workload's own)")
     parser.add_argument("--url", default=os.environ.get("DATABASE_URL", DEFAULT_URL))
     parser.add_argument("--top", type=int, default=25)
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         sys.exit("py-spy is not installed: .venv/bin/pip install py-spy")
-    size = args.n or {"W1": 500, "W2": 500, "W3": 200, "W4": 300, "W5": 200}[args.workload]
+    size = args.n or {"W1": 500, "W2": 500, "W3": 200, "W4": 300, "W5": 200,
+                      "W6": 500}[args.workload]
     url = create_database(args.url, DATABASE)
     statements = asyncio.run(_preloaded(url))
     program = [sys.executable, "-m", "bench.api_program", "--engine", "duraflow",
@@ -132,15 +134,19 @@ def main(argv: list[str] | None = None) -> None:
         poller.start()
         time.sleep(0.3)
         first.update(cpu)
-        subprocess.run([spy, "record", "--gil", "-r", "250", "-f", "raw", "-o", str(raw), "--",
-                        *program, "--workload", args.workload, "--n", str(size), "--out",
-                        str(out)], check=True, capture_output=True)
+        # W6's worker processes are children of the client: sample them too.
+        children = ["--subprocesses"] if args.workload == "W6" else []
+        extra = ["--processes", str(args.processes)] if args.workload == "W6" else []
+        subprocess.run([spy, "record", "--gil", *children, "-r", "250", "-f", "raw", "-o",
+                        str(raw), "--", *program, "--workload", args.workload, "--n", str(size),
+                        *extra, "--out", str(out)], check=True, capture_output=True)
         stop.set()
         poller.join()
         result = json.loads(out.read_text())
         total, own, inclusive = _summarise(raw, args.top)
     print(f"{args.workload} n={size}: {result['figures']}")
-    print(f"engine process CPU {result['cpu_s']:.2f} s (profiled, so slower than a bench run);"
+    print(f"engine process CPU {result['cpu_s']:.2f} s (W6: with its worker processes; profiled,"
+          " so slower than a bench run);"
           f" its PostgreSQL backends {sum(cpu.values()) - sum(first.values()):.2f} s")
     print(f"\nPython frames holding the GIL, {total} samples; self:")
     for frame, count in own:

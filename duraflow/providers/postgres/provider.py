@@ -100,6 +100,20 @@ _LEASE_COLUMNS = "".join(
         "session_id", "tag", "session_owner"))
 
 
+def _fetch_arguments(
+    lock_timeout_ms: int, tag_filter: TagFilter, session: SessionClaim | None
+) -> tuple[object, ...]:
+    """``fetch_work_item``'s six arguments, wherever a statement calls it."""
+    return (
+        max(int(lock_timeout_ms), 0),
+        tag_filter.mode,
+        list(tag_filter.tags),
+        None if session is None else list(session.owners),
+        0 if session is None else max(int(session.lock_timeout_ms), 0),
+        session is not None and session.allow_new,
+    )
+
+
 class PostgresProvider:
     """Durable state in PostgreSQL schema ``schema``; build it with ``connect*``."""
 
@@ -484,12 +498,7 @@ class PostgresProvider:
         row = await self._db.fetchrow(
             op,
             f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3, $4, $5, $6)",
-            max(int(lock_timeout_ms), 0),
-            tag_filter.mode,
-            list(tag_filter.tags),
-            None if session is None else list(session.owners),
-            0 if session is None else max(int(session.lock_timeout_ms), 0),
-            session is not None and session.allow_new,
+            *_fetch_arguments(lock_timeout_ms, tag_filter, session),
             idempotent=True,
         )
         if row is None:
@@ -519,14 +528,7 @@ class PostgresProvider:
         if tag_filter.mode not in ("any", "default_only", "tags", "default_and"):
             await self._ack_work_item(lock_token, completion, None)
             return None
-        fetch = (
-            max(int(lock_timeout_ms), 0),
-            tag_filter.mode,
-            list(tag_filter.tags),
-            None if session is None else list(session.owners),
-            0 if session is None else max(int(session.lock_timeout_ms), 0),
-            session is not None and session.allow_new,
-        )
+        fetch = _fetch_arguments(lock_timeout_ms, tag_filter, session)
         return await self._ack_work_item(lock_token, completion, fetch)
 
     async def _ack_work_item(
