@@ -1,0 +1,242 @@
+"""The orchestrator queue of the PostgreSQL provider: enqueue (with hand-off), fetch, the
+turn commit (through the group-commit queue), abandon, renew and the next due time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+
+import asyncpg
+
+from duraflow.providers.base import (
+    InstanceChange,
+    LockLostError,
+    OrchestrationItem,
+    OrchestratorTaker,
+    OutboundMessage,
+    ProviderError,
+    TurnCommit,
+    TurnResult,
+    now_ms,
+)
+from duraflow.providers.common import encode_item, instance_status_row
+from duraflow.providers.postgres.announce import Announcement, change_code
+from duraflow.providers.postgres.codec import (
+    EncodedCommit,
+    claimed_leases,
+    encode_commit,
+)
+from duraflow.providers.postgres.queue_base import QueueBase
+
+#: status_after_commit's columns in ``instance_status_row``'s order.
+_STATUS_COLUMNS = ("name", "version", "execution_id", "status", "output", "custom_status",
+                   "custom_status_version", "parent")
+
+
+class OrchestratorQueue(QueueBase):
+    """``PostgresProvider``'s orchestrator-queue operations."""
+
+    async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
+        op = "enqueue_orchestrator"
+        encoded = encode_item(op, message.item)
+        taker = self.notifier.orchestrator_taker
+        if message.visible_at_ms is None and taker is not None and await taker.try_reserve():
+            if await self._enqueue_and_take(message.instance_id, encoded, taker):
+                return
+            # Queued, but locked elsewhere (or pinned out of range): wake whoever holds it.
+            self._after_announcement(None, True, now_ms(), False, None)
+            self.notifier.notify_orchestrator()
+            return
+        # An idle dispatcher in this process takes the message; nobody else need wake.
+        due = message.visible_at_ms if message.visible_at_ms is not None else now_ms()
+        wanted = not self.notifier.orchestrator_waiting
+        taken = self._take_announcement(wanted, due, False)
+        try:
+            visible = await self._db.fetchval(
+                op,
+                f"SELECT {self._s}.enqueue_orchestrator($1, $2, $3, $4)",
+                message.instance_id,
+                encoded,
+                message.visible_at_ms,
+                None if taken is None else taken.payload(),
+                idempotent=False,
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        self._after_announcement(taken, wanted, due, False, None)
+        self.notifier.notify_orchestrator(None if visible is None else int(visible))
+
+    async def _enqueue_and_take(
+        self, instance_id: str, encoded: str, taker: OrchestratorTaker
+    ) -> bool:
+        """Enqueue and, in the same transaction, lock the instance for this process's
+        dispatcher, which runs the turn without a fetch (``0008_handoff.sql``). True when
+        the dispatcher got the item; the reserved slot is given back otherwise."""
+        low, high = taker.replay_range
+        try:
+            row = await self._db.fetchrow(
+                "enqueue_orchestrator",
+                f"SELECT * FROM {self._s}.enqueue_and_take($1, $2, $3, $4, $5)",
+                instance_id, encoded, max(int(taker.lock_timeout_ms), 0), int(low), int(high),
+                idempotent=False,
+            )
+            item = None if row is None else await self._item(row, taker.cached)
+        except BaseException:
+            taker.unreserve()
+            raise
+        if item is None:
+            taker.unreserve()
+            return False
+        taker.deliver(item)
+        return True
+
+    async def fetch_orchestration_item(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        replay_range: tuple[int, int] | None = None,
+    ) -> OrchestrationItem | None:
+        items = await self.fetch_orchestration_items(lock_timeout_ms, cached, 1, replay_range)
+        return items[0] if items else None
+
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
+    ) -> list[OrchestrationItem]:
+        op = "fetch_orchestration_item"
+        # With a replay cache the history is NOT loaded by the fetch: the cache entry of the
+        # instance the database picks is compared afterwards, and only a stale or missing
+        # entry costs a second query. Shipping the cache with every fetch would cost
+        # O(cache size) per turn.
+        load_history = cached is None
+        lock_ms = max(int(lock_timeout_ms), 0)
+        low = None if replay_range is None else int(replay_range[0])
+        high = None if replay_range is None else int(replay_range[1])
+        if max_items <= 1:
+            row = await self._db.fetchrow(
+                op,
+                f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3, $4, $5)",
+                lock_ms, None, load_history, low, high, idempotent=True,
+            )
+            rows = [] if row is None else [row]
+        else:
+            # One statement, one transaction: each call locks its instance, so the next
+            # call's candidate query skips it and picks another. The argument refers to the
+            # outer row on purpose: a function scan whose arguments do not change is
+            # evaluated once and its result replayed for every row.
+            rows = list(await self._db.fetch(
+                op,
+                f"SELECT r.* FROM generate_series(1, $6) AS g (n), LATERAL"
+                f" {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3, $4, $5) AS r",
+                lock_ms, None, load_history, low, high, int(max_items), idempotent=True,
+            ))
+        return [await self._item(row, cached) for row in rows]
+
+    async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
+        op = "ack_orchestration_item"
+        encoded = encode_commit(commit)
+        # What other processes need to hear: new orchestrator work, unclaimed activities,
+        # and a change of this instance's existence, status or custom status.
+        dues = [m.visible_at_ms if m.visible_at_ms is not None else now_ms()
+                for m in commit.orchestrator_items]
+        due = min(dues) if dues else None
+        worker = any(not w.claim for w in commit.worker_items)
+        change = InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations))
+        changed = (commit.orchestration_name is not None or commit.status is not None
+                   or commit.custom_status_set or bool(commit.kv_mutations))
+        code = change_code(change)
+        taken = self._take_announcement(True, due, worker, changed)
+        try:
+            row = await self._commit_turn(
+                op, lock_token, commit, encoded, taken, code if changed else None
+            )
+        except BaseException:
+            if taken is not None:
+                self._announcer.restore(taken)
+            raise
+        if row is None:  # pragma: no cover - the function always returns one row
+            raise ProviderError(op, "ack returned no row", retryable=False)
+        instance_id = str(row["out_instance_id"])
+        self._after_announcement(taken, True, due, worker,
+                                 (instance_id, code) if changed else None)
+        if row["out_due"] is not None:
+            self.notifier.notify_orchestrator(int(row["out_due"]))
+        if worker:
+            self.notifier.notify_worker()
+        if row.get("st_status") is not None:  # finished: waiters here get the status as left
+            change = dataclasses.replace(change, snapshot=instance_status_row(
+                instance_id, [row[f"st_{key}"] for key in _STATUS_COLUMNS]))
+        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
+        # processes only status, custom status and creation are announced.
+        self.notifier.notify_instance(instance_id, change)
+        return TurnResult(claimed_leases(commit, encoded.claim_tokens), bool(row["out_held"]))
+
+    async def _commit_turn(
+        self, op: str, lock_token: str, commit: TurnCommit, encoded: EncodedCommit,
+        taken: Announcement | None, code: list[object] | None,
+    ) -> asyncpg.Record | None:
+        # Through the group-commit queue (batch.py): alone when quiet, together under load.
+        return await self._turns.commit((
+            lock_token,
+            commit.execution_id,
+            encoded.delta,
+            encoded.worker_items,
+            encoded.orchestrator_items,
+            encoded.cancelled,
+            commit.orchestration_name,
+            commit.orchestration_version,
+            commit.parent_instance_id,
+            commit.status,
+            commit.output,
+            commit.custom_status_set,
+            commit.custom_status,
+            encoded.kv,
+            commit.claim_lock_ms,
+            commit.hold_ms,
+            list(commit.completed_work),
+            None if taken is None else taken.payload(),
+            None if taken is None or code is None else json.dumps(code),
+        ))
+
+    async def abandon_orchestration_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None:
+        due = await self._db.fetchval(
+            "abandon_orchestration_item",
+            f"SELECT {self._s}.abandon_orchestration_item($1, $2, $3)",
+            lock_token,
+            None if delay_ms is None else int(delay_ms),
+            bool(ignore_attempt),
+            idempotent=False,
+        )
+        self.notifier.notify_orchestrator(None if due is None else int(due))
+
+    async def renew_orchestration_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        s = self._s
+        found = await self._db.fetchval(
+            "renew_orchestration_item_lock",
+            f"UPDATE {s}.instance_locks SET locked_until = {s}.now_ms() + $2"
+            f" WHERE lock_token = $1 AND locked_until > {s}.now_ms() RETURNING 1",
+            lock_token,
+            max(int(extend_ms), 0),
+            idempotent=True,
+        )
+        if found is None:
+            raise LockLostError("renew_orchestration_item_lock", "lock lost or expired")
+
+    async def next_orchestrator_due_ms(self) -> int | None:
+        s = self._s
+        due = await self._db.fetchval(
+            "next_orchestrator_due_ms",
+            # (SELECT now_ms()) is evaluated once, so it can bound the index scan
+            f"SELECT min(visible_at) FROM {s}.orchestrator_queue"
+            f" WHERE visible_at > (SELECT {s}.now_ms())",
+            idempotent=True,
+        )
+        return None if due is None else int(due)
