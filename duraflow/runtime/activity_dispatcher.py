@@ -49,6 +49,10 @@ Reporter = Callable[[WorkLease, wi.WorkItem], Awaitable[None]]
 CANCEL_CHECK_S = 0.5
 
 
+class _Stopped(Exception):
+    """The runtime stopped (its thread pool is shut down) before the activity could run."""
+
+
 class ActivityDispatcher:
     def __init__(
         self,
@@ -305,6 +309,11 @@ class ActivityDispatcher:
             began = time.perf_counter()
             try:
                 completion = await self._invoke(fn, ctx, lease)
+            except _Stopped:
+                # Handed over (a claim, an ack's next item) as the stop began: give it back
+                # untouched, so another worker runs it now. It did not fail.
+                await asyncio.shield(self._release(lease))
+                return None
             finally:
                 renewal.cancel()
                 self._running.pop(key, None)
@@ -346,13 +355,21 @@ class ActivityDispatcher:
                 result = await fn(ctx, value)
             else:
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(
-                    self._threads, functools.partial(fn, ctx, value)
-                )
+                try:
+                    pending = loop.run_in_executor(
+                        self._threads, functools.partial(fn, ctx, value)
+                    )
+                except RuntimeError:  # "cannot schedule new futures after shutdown"
+                    if self._stopping.is_set():
+                        raise _Stopped from None
+                    raise
+                result = await pending
                 if asyncio.iscoroutine(result):
                     result = await result
             text = json.dumps(result)
             check_payload_size(f"activity '{name}' result", text)
+        except _Stopped:
+            raise
         except Exception as exc:
             self.metrics.add("activity_app_errors")
             message = f"Activity '{name}' call failed: {type(exc).__name__}: {exc}"

@@ -184,3 +184,35 @@ def test_registration_after_start_takes_effect(start_runtime, client):
     iid = uid("late-registration")
     client.start_orchestration(iid, "LateOrch", "registration")
     assert completed(client.wait_for_orchestration(iid, TIMEOUT_MS)) == "late registration"
+
+
+def test_activity_handed_over_as_the_runtime_stops_is_given_back_not_failed(
+    provider, client
+):
+    """Start, then stop at once: a turn in flight may still claim its activity for the
+    stopping runtime. That activity must go back to the queue for the next runtime, never
+    fail the orchestration because the stopped runtime cannot run it any more."""
+    from duraflow import Runtime
+
+    def register(rt):
+        rt.register_activity("Tick", lambda ctx, _: "ticked")
+
+        def stop_resume(ctx, _):
+            return f"done:{(yield ctx.schedule_activity('Tick', None))}"
+
+        rt.register_orchestration("StopResume", stop_resume)
+
+    for _ in range(15):
+        first = Runtime(provider, RuntimeOptions(dispatcher_poll_interval_ms=50))
+        register(first)
+        first.start()
+        iid = uid("stop-resume")
+        client.start_orchestration(iid, "StopResume", None)
+        first.shutdown(50)
+        second = Runtime(provider, RuntimeOptions(dispatcher_poll_interval_ms=50))
+        register(second)
+        second.start()
+        try:
+            assert completed(client.wait_for_orchestration(iid, TIMEOUT_MS)) == "done:ticked"
+        finally:
+            second.shutdown(1_000)
