@@ -166,7 +166,8 @@ class AsyncClient:
         self, instance_id: str, timeout_ms: int = 30_000
     ) -> OrchestrationResult:
         """Wait until the instance is Completed or Failed; ``OperationTimedOut`` otherwise."""
-        return await self._wait(instance_id, timeout_ms, lambda r: r.is_terminal)
+        return await self._wait(instance_id, timeout_ms, lambda r: r.is_terminal,
+                                running_is_enough=True)
 
     async def wait_for_orchestration_typed(
         self, instance_id: str, timeout_ms: int = 30_000
@@ -201,6 +202,7 @@ class AsyncClient:
         done: Callable[[OrchestrationResult], bool],
         fallback_s: float | None = None,
         custom_status_matters: bool = False,
+        running_is_enough: bool = False,
     ) -> OrchestrationResult:
         deadline = time.monotonic() + max(timeout_ms, 0) / 1000
         fallback = self._fallback_s if fallback_s is None else min(fallback_s, self._fallback_s)
@@ -209,9 +211,15 @@ class AsyncClient:
             return (change is None or change.status in TERMINAL
                     or (custom_status_matters and change.custom_status_changed))
 
-        with self.provider.notifier.watch_instance(instance_id) as watch:
-            result = await self.get_status(instance_id)
-            while not done(result):
+        notifier = self.provider.notifier
+        with notifier.watch_instance(instance_id) as watch:
+            # ``running_is_enough``: ``done`` is false for any running instance. One that a
+            # runtime of this process holds is running, and its next change is a commit of
+            # this process, which the watch hears: no need to read it first.
+            result: OrchestrationResult | None = None
+            if not (running_is_enough and notifier.held_here(instance_id)):
+                result = await self.get_status(instance_id)
+            while result is None or not done(result):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise OperationTimedOut()

@@ -202,6 +202,16 @@ class TurnResult:
 
 
 @dataclass(slots=True)
+class PreparedTurn:
+    """A new instance's first turn, run before its start message is stored
+    (``OrchestratorTaker.prepare_first_turn``): a provider that can stores the instance, the
+    turn and its lock in one transaction, so the start costs one round trip in all."""
+
+    lock_token: str
+    commit: TurnCommit
+
+
+@dataclass(slots=True)
 class WorkLease:
     """A locked worker-queue row (one activity execution)."""
 
@@ -407,6 +417,22 @@ class OrchestratorTaker(Protocol):
     def deliver(self, item: OrchestrationItem) -> None:
         """Run the turn of ``item`` (locked for this taker) in the reserved slot."""
 
+    async def prepare_first_turn(
+        self, instance_id: str, start: WorkItem
+    ) -> PreparedTurn | None:
+        """Run, in the reserved slot, the first turn of the new instance that ``start`` (a
+        StartOrchestration message about to be stored) would begin, under a fresh lock
+        token. Nothing is written yet. None when the taker will not (orchestration not
+        registered here, stopping): the provider then hands off or queues as usual."""
+
+    def first_turn_committed(self, prepared: PreparedTurn, result: TurnResult) -> None:
+        """The provider stored the instance with that turn, instead of the start message:
+        finish it (claimed activities, hold, cache) and free the slot."""
+
+    def first_turn_dropped(self, prepared: PreparedTurn) -> None:
+        """Not stored (the instance exists, other messages wait for it, or it was locked):
+        forget the turn. The slot stays reserved for ``deliver`` or ``unreserve``."""
+
 
 class Notifier:
     """In-process wake-ups for dispatchers and waiting clients.
@@ -428,6 +454,24 @@ class Notifier:
         self._cancel_listeners: list[Callable[[str], None]] = []
         #: The dispatcher that takes orchestrator work enqueued in this process, if any.
         self.orchestrator_taker: OrchestratorTaker | None = None
+        # Instances whose lock a runtime of this process keeps between turns, and the
+        # monotonic time until which the lock surely lasts (see ``held_here``).
+        self._held: dict[str, float] = {}
+
+    def hold_instance(self, instance_id: str, until_monotonic: float) -> None:
+        """A runtime here keeps ``instance_id``'s lock (a running instance) at least until
+        ``until_monotonic``; call ``release_instance`` when it no longer does."""
+        self._held[instance_id] = until_monotonic
+
+    def release_instance(self, instance_id: str) -> None:
+        self._held.pop(instance_id, None)
+
+    def held_here(self, instance_id: str) -> bool:
+        """True when a runtime of this process holds the instance's lock now: it is
+        running, and only this process can change it, which every waiter here hears. A
+        client that waits for it to finish can skip reading its status first."""
+        until = self._held.get(instance_id)
+        return until is not None and time.monotonic() < until
 
     @property
     def orchestrator_waiting(self) -> bool:

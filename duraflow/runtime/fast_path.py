@@ -66,6 +66,15 @@ class Hold:
     expiry: asyncio.TimerHandle | None = None
 
 
+@dataclass(slots=True)
+class Claims:
+    """What ``FastPath.prepare`` reserved for one commit."""
+
+    reserved: int  # activity slots reserved for rows the commit will insert locked
+    running: dict[str, int]  # the carried hold's still-running claims (token -> activity id)
+    sent_at: float  # monotonic time before the commit was sent: a hold lasts HOLD_MS from it
+
+
 class FastPath:
     """Claims, holds and continuations for one orchestration dispatcher."""
 
@@ -105,6 +114,20 @@ class FastPath:
         """Commit ``turn`` under ``item``'s lock, claiming what this runtime can run and
         keeping the lock while claimed activities run. ``carry``: the hold a continuation
         turn runs under (its still-running activities keep it alive)."""
+        claims = await self.prepare(turn, carry)
+        try:
+            result = await retry_call(
+                lambda: self.provider.ack_orchestration_item(item.lock_token, turn.commit),
+                f"commit turn of {item.instance_id!r}", self.metrics,
+            )
+        except BaseException:
+            self.drop(claims)
+            raise
+        return self.committed(item, turn, claims, result, carry)
+
+    async def prepare(self, turn: Turn, carry: Hold | None = None) -> Claims:
+        """Before a commit: reserve activity slots for what this runtime can run and ask to
+        keep the lock while they run. Hand the result to ``committed`` or ``drop``."""
         commit = turn.commit
         cancelled = {ref.activity_id for ref in commit.cancelled_activities}
         running = {token: activity_id for token, activity_id in (carry.leases if carry else {})
@@ -112,20 +135,25 @@ class FastPath:
         reserved = await self._reserve(commit)
         if self._may_hold and (reserved or running) and commit.status in (None, RUNNING):
             commit.hold_ms = HOLD_MS
-        try:
-            result = await retry_call(
-                lambda: self.provider.ack_orchestration_item(item.lock_token, commit),
-                f"commit turn of {item.instance_id!r}", self.metrics,
-            )
-        except BaseException:
-            self._unreserve(reserved)
-            raise
+        return Claims(reserved, running, time.monotonic())
+
+    def drop(self, claims: Claims) -> None:
+        """The commit did not happen: give the reserved activity slots back."""
+        self._unreserve(claims.reserved)
+        claims.reserved = 0
+
+    def committed(
+        self, item: OrchestrationItem, turn: Turn, claims: Claims, result: TurnResult | None,
+        carry: Hold | None = None,
+    ) -> TurnResult | None:
+        """After a commit: start the claimed activities and remember the hold."""
+        commit, running = turn.commit, claims.running
         self.forget(item.instance_id)
         if result is None:  # a provider without claims: the rows were queued normally
-            self._unreserve(reserved)
+            self.drop(claims)
             return None
-        if len(result.claimed) < reserved:  # pragma: no cover - provider contract
-            self._unreserve(reserved - len(result.claimed))
+        if len(result.claimed) < claims.reserved:  # pragma: no cover - provider contract
+            self._unreserve(claims.reserved - len(result.claimed))
         running.update((lease.lock_token, lease.activity_id) for lease in result.claimed)
         if result.held and running:
             hold = carry if carry is not None else Hold(item.lock_token, commit.execution_id, {})
@@ -134,6 +162,8 @@ class FastPath:
                 HOLD_MS / 1000, self.provider.notifier.notify_orchestrator
             )
             self._holds[item.instance_id] = hold
+            self.provider.notifier.hold_instance(item.instance_id,
+                                                 claims.sent_at + HOLD_MS / 1000)
         if self.activities is not None:
             for lease in result.claimed:
                 self.activities.start_claimed(lease, self.report)
@@ -163,6 +193,7 @@ class FastPath:
         if hold is None or (only is not None and hold is not only):
             return
         del self._holds[instance_id]
+        self.provider.notifier.release_instance(instance_id)
         if hold.expiry is not None:
             hold.expiry.cancel()
             hold.expiry = None

@@ -12,20 +12,25 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
 from duraflow.providers.base import (
     ActivityRef,
     LockLostError,
     OrchestrationItem,
+    PreparedTurn,
     Provider,
     ProviderError,
+    TurnResult,
     now_ms,
 )
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.capability import incompatible, replayable
-from duraflow.runtime.fast_path import FastPath
+from duraflow.runtime.fast_path import Claims, FastPath
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import OrchestrationRegistry
@@ -37,6 +42,16 @@ runtime_log = logging.getLogger("duraflow.runtime")
 
 #: How long a read of the store's earliest future message is trusted (``_stored_due_ms``).
 _STORED_DUE_TTL_S = 1.0
+
+
+@dataclass(slots=True)
+class _FirstTurn(PreparedTurn):
+    """A first turn prepared for the provider, and what finishing it needs."""
+
+    item: OrchestrationItem
+    turn: Turn
+    claims: Claims
+    began: float
 
 
 class OrchestrationDispatcher:
@@ -53,11 +68,15 @@ class OrchestrationDispatcher:
         self.options = options
         self.metrics = metrics
         self.cache = ReplayCache(options.replay_cache_size)
+        self.registry = registry
         self.builder = TurnBuilder(registry, metrics, options.max_attempts)
         self._on_cancelled = on_activities_cancelled
         self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        #: Set once the first fetch (the work stored before this runtime started) returned:
+        #: until then every slot waits on it, so nothing enqueued here can be handed over.
+        self.ready = asyncio.Event()
         self.fast = FastPath(provider, options, metrics, self.cache, self.builder, activities,
                              self._emit_traces)
         # The earliest future message in the store, as last read, and when it was read (see
@@ -67,8 +86,14 @@ class OrchestrationDispatcher:
 
     # ─── Loop ───────────────────────────────────────────────────────────────
 
-    async def run(self) -> None:
+    def attach(self) -> None:
+        """Take work enqueued in this process from now on (``OrchestratorTaker``); the
+        runtime calls it as it starts, so a start made right after ``start()`` returns
+        is already handed over."""
         self.provider.notifier.orchestrator_taker = self
+
+    async def run(self) -> None:
+        self.attach()
         try:
             await self._fetch_loop()
         finally:
@@ -103,6 +128,7 @@ class OrchestrationDispatcher:
                     self.options.replay_range,
                 )
             except Exception as exc:
+                self.ready.set()
                 self._free(wanted)
                 self.metrics.provider_error(exc, "fetch_orchestration_item", started)
                 delay = backoff.next_delay_s()
@@ -113,6 +139,7 @@ class OrchestrationDispatcher:
             self.metrics.provider_ok(started)
             backoff.reset()
             self._free(wanted - len(items))
+            self.ready.set()
             if items and self._stopping.is_set():  # fetched as the stop began
                 self._free(len(items))
                 for item in items:
@@ -164,6 +191,45 @@ class OrchestrationDispatcher:
             return
         self.metrics.add("orch_dispatcher_items_fetched")
         self._start(item)
+
+    async def prepare_first_turn(
+        self, instance_id: str, start: wi.WorkItem
+    ) -> PreparedTurn | None:
+        if self._stopping.is_set() or self.registry.resolve(
+                str(start.get("orchestration")), start.get("version")) is None:
+            return None  # unregistered here: the usual path retries or fails it
+        began = time.perf_counter()
+        item = OrchestrationItem(
+            instance_id=instance_id, lock_token=str(uuid.uuid4()), attempt_count=1,
+            messages=[start], orchestration_name=None, orchestration_version=None,
+            execution_id=1, execution_status=None, history_len=0, history=[],
+        )
+        try:
+            outcome = self.builder.build(item, None, [], now_ms())
+        except Exception:  # a bug here must not fail the client's start: take the usual path
+            log.exception("first turn of %r failed unexpectedly; queueing it", instance_id)
+            return None
+        if not isinstance(outcome, Turn) or outcome.commit.orchestration_name is None:
+            return None  # pragma: no cover - a registered orchestration starts
+        claims = await self.fast.prepare(outcome)
+        return _FirstTurn(item.lock_token, outcome.commit, item, outcome, claims, began)
+
+    def first_turn_committed(self, prepared: PreparedTurn, result: TurnResult) -> None:
+        assert isinstance(prepared, _FirstTurn)
+        try:
+            self.metrics.add("orch_dispatcher_items_fetched")
+            self.fast.committed(prepared.item, prepared.turn, prepared.claims, result)
+            self._emit_traces(prepared.item, prepared.turn)
+            self._count(prepared.item, prepared.turn, False,
+                        time.perf_counter() - prepared.began)
+            if prepared.turn.replay is not None:
+                self.cache.put(prepared.turn.replay)
+        finally:
+            self._slots.release()
+
+    def first_turn_dropped(self, prepared: PreparedTurn) -> None:
+        assert isinstance(prepared, _FirstTurn)
+        self.fast.drop(prepared.claims)
 
     def _free(self, count: int) -> None:
         for _ in range(count):
@@ -224,6 +290,7 @@ class OrchestrationDispatcher:
         """Stop fetching; wait up to ``timeout_s`` for in-flight turns, then cancel them
         (a cancelled turn releases its instance: see ``_release``)."""
         self._stopping.set()
+        self.ready.set()
         self.fast.closing = True
         self.provider.notifier.notify_orchestrator()
         if self._inflight:
@@ -299,6 +366,8 @@ class OrchestrationDispatcher:
 
     def _count(self, item: OrchestrationItem, turn: Turn, hit: bool, seconds: float) -> None:
         commit, replay = turn.commit, turn.replay
+        if turn.begins_execution:  # counted once committed, not when built
+            self.metrics.add("orch_starts")
         name = commit.orchestration_name or (replay.name if replay else item.orchestration_name)
         # Cache hits and misses only mean something for a turn that continues an execution.
         continues = commit.orchestration_name is None and replay is not None

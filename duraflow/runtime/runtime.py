@@ -32,6 +32,10 @@ DEFAULT_SHUTDOWN_TIMEOUT_MS = 1_000
 FETCH_LOOP_EXIT_S = 2.0
 
 
+#: How long ``start()`` waits at most for the orchestration dispatcher's first fetch.
+_READY_WAIT_S = 1.0
+
+
 class AsyncRuntime:
     def __init__(
         self,
@@ -135,6 +139,7 @@ class AsyncRuntime:
         )
         self._activity_dispatcher, self._orchestration_dispatcher = activities, orchestrations
         if self.options.orchestration_concurrency > 0:
+            orchestrations.attach()
             self._tasks.append(asyncio.create_task(orchestrations.run(), name="duraflow-orch"))
         if self.options.worker_concurrency > 0:
             self._tasks.append(asyncio.create_task(activities.run(), name="duraflow-worker"))
@@ -145,6 +150,12 @@ class AsyncRuntime:
             lambda exc: self.metrics.provider_error(exc, "heartbeat_worker"))
         self._heartbeat.start()
         self._state = "running"
+        if self.options.orchestration_concurrency > 0:
+            # Return once the dispatcher has looked at the stored work, so that a start made
+            # right after this returns is taken in process (a fetch in flight holds every
+            # slot). Bounded: a database that is slow or down does not hold up start().
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(orchestrations.ready.wait(), _READY_WAIT_S)
         log.info("duraflow runtime %s started on %s (orchestrations %d, activities %d)",
                  self.worker_node_id, self.provider.name,
                  self.options.orchestration_concurrency, self.options.worker_concurrency)

@@ -88,6 +88,7 @@ class Turn:
     commit: TurnCommit
     replay: Replay | None  # to put back in the cache after a successful ack
     output: TurnOutput
+    begins_execution: bool = False  # counted as a start once committed
 
 
 class TurnBuilder:
@@ -184,11 +185,11 @@ class TurnBuilder:
                               carry_forward, initial_custom_status, initial_kv)
         if rest and not replay.finished:
             output = merge(output, replay.run_turn(rest, now_ms))
-        self.metrics.add("orch_starts")
         turn = self._finish(item, replay, output, execution_id)
         turn.commit.orchestration_name = name
         turn.commit.orchestration_version = version
         turn.commit.parent_instance_id = parent[0] if parent else None
+        turn.begins_execution = True
         if turn.commit.status is None:
             turn.commit.status = RUNNING
         return turn

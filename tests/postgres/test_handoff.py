@@ -54,6 +54,15 @@ class RecordingTaker:
     def deliver(self, item: OrchestrationItem) -> None:
         self.delivered.append(item)
 
+    async def prepare_first_turn(self, instance_id: str, start: wi.WorkItem) -> Any:
+        return None  # never runs turns itself: every start takes the plain hand-off
+
+    def first_turn_committed(self, prepared: Any, result: Any) -> None:
+        raise AssertionError("no first turn was prepared")
+
+    def first_turn_dropped(self, prepared: Any) -> None:
+        raise AssertionError("no first turn was prepared")
+
 
 async def test_start_is_handed_over_locked_in_one_round_trip(
     postgres_provider_factory: Any,
@@ -166,9 +175,10 @@ async def test_runtime_runs_handed_over_starts_without_fetching_or_rereading(
             assert (result.status, result.output) == ("Completed", n)
         assert "fetch_orchestration_item" not in calls
         assert calls.count("enqueue_orchestrator") == 5
-        # Each wait reads the status once, before the turns ran; the finishing commit itself
-        # told the waiter how it left the instance (status_after_commit).
-        assert calls.count("get_instance_status") == 5
+        # A wait reads the status at most once, before the turns ran (not at all when it
+        # begins while this runtime holds the instance); the finishing commit itself told
+        # the waiter how it left the instance (status_after_commit).
+        assert calls.count("get_instance_status") <= 5
     finally:
         await runtime.shutdown(2_000)
         await p.close()

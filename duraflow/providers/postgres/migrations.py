@@ -52,6 +52,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "fast_path", "0007_fast_path.sql"),
     Migration(8, "handoff", "0008_handoff.sql"),
     Migration(9, "status_after_commit", "0009_status_after_commit.sql"),
+    Migration(10, "start_with_turn", "0010_start_with_turn.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping
 
 import asyncpg
 
+from duraflow.core import workitems as wi
 from duraflow.providers.base import (
     InstanceChange,
     LockLostError,
     OrchestrationItem,
     OrchestratorTaker,
     OutboundMessage,
+    PreparedTurn,
     ProviderError,
     TurnCommit,
     TurnResult,
@@ -29,9 +32,30 @@ from duraflow.providers.postgres.codec import (
 )
 from duraflow.providers.postgres.queue_base import QueueBase
 
+log = logging.getLogger("duraflow.provider")
+
+#: start_with_turn's parameters: instance, message, lock, replay range, token, then the
+#: 18 commit_turn arguments that follow its token.
+_START_WITH_TURN_ARGS = ", ".join(f"${n}" for n in range(1, 6 + 18 + 1))
+
 #: status_after_commit's columns in ``instance_status_row``'s order.
 _STATUS_COLUMNS = ("name", "version", "execution_id", "status", "output", "custom_status",
                    "custom_status_version", "parent")
+
+
+@dataclasses.dataclass(slots=True)
+class _TurnPlan:
+    """A turn about to be committed: its encoded arguments and its announcement."""
+
+    commit: TurnCommit
+    encoded: EncodedCommit
+    args: tuple[object, ...]  # commit_turn's arguments after the lock token
+    change: InstanceChange
+    changed: bool
+    code: list[object]
+    due: int | None
+    worker: bool
+    taken: Announcement | None
 
 
 class OrchestratorQueue(QueueBase):
@@ -42,7 +66,7 @@ class OrchestratorQueue(QueueBase):
         encoded = encode_item(op, message.item)
         taker = self.notifier.orchestrator_taker
         if message.visible_at_ms is None and taker is not None and await taker.try_reserve():
-            if await self._enqueue_and_take(message.instance_id, encoded, taker):
+            if await self._enqueue_and_take(message, encoded, taker):
                 return
             # Queued, but locked elsewhere (or pinned out of range): wake whoever holds it.
             self._after_announcement(None, True, now_ms(), False, None)
@@ -69,19 +93,31 @@ class OrchestratorQueue(QueueBase):
         self._after_announcement(taken, wanted, due, False, None)
         self.notifier.notify_orchestrator(None if visible is None else int(visible))
 
+    @property
+    def start_with_turn_sql(self) -> str:
+        return f"SELECT * FROM {self._s}.start_with_turn({_START_WITH_TURN_ARGS})"
+
     async def _enqueue_and_take(
-        self, instance_id: str, encoded: str, taker: OrchestratorTaker
+        self, message: OutboundMessage, encoded: str, taker: OrchestratorTaker
     ) -> bool:
         """Enqueue and, in the same transaction, lock the instance for this process's
-        dispatcher, which runs the turn without a fetch (``0008_handoff.sql``). True when
-        the dispatcher got the item; the reserved slot is given back otherwise."""
+        dispatcher, which runs the turn without a fetch (``0008_handoff.sql``). A start of
+        a new instance goes further: the dispatcher runs its first turn first and the same
+        transaction stores the turn instead of the message (``0010_start_with_turn.sql``).
+        True when the dispatcher got the item or the turn was stored; the reserved slot is
+        given back otherwise."""
         low, high = taker.replay_range
+        lock_ms = max(int(taker.lock_timeout_ms), 0)
         try:
+            if message.item.get("type") == wi.START_ORCHESTRATION:
+                first = await taker.prepare_first_turn(message.instance_id, message.item)
+                if first is not None and await self._start_with_turn(
+                        message.instance_id, encoded, taker, first, lock_ms):
+                    return True
             row = await self._db.fetchrow(
                 "enqueue_orchestrator",
                 f"SELECT * FROM {self._s}.enqueue_and_take($1, $2, $3, $4, $5)",
-                instance_id, encoded, max(int(taker.lock_timeout_ms), 0), int(low), int(high),
-                idempotent=False,
+                message.instance_id, encoded, lock_ms, int(low), int(high), idempotent=False,
             )
             item = None if row is None else await self._item(row, taker.cached)
         except BaseException:
@@ -91,6 +127,51 @@ class OrchestratorQueue(QueueBase):
             taker.unreserve()
             return False
         taker.deliver(item)
+        return True
+
+    async def _start_with_turn(
+        self, instance_id: str, encoded: str, taker: OrchestratorTaker, first: PreparedTurn,
+        lock_ms: int,
+    ) -> bool:
+        """Store a new instance together with its first turn. True when stored; False when
+        nothing was written, and the caller enqueues as usual. When the instance exists
+        or has other messages waiting, the function does that itself, and the taker gets
+        the item here."""
+        low, high = taker.replay_range
+        plan = self._plan_turn(first.commit)
+        try:
+            row = await self._db.fetchrow(
+                "enqueue_orchestrator", self.start_with_turn_sql, instance_id, encoded,
+                lock_ms, int(low), int(high), first.lock_token, *plan.args, idempotent=False,
+            )
+        except ProviderError as exc:
+            self._unplan_turn(plan)
+            taker.first_turn_dropped(first)
+            if not isinstance(exc.__cause__, asyncpg.PostgresError) or isinstance(
+                    exc.__cause__, asyncpg.PostgresConnectionError):
+                raise  # the outcome is unknown: the client decides, as for any enqueue
+            # Rejected, so rolled back: a turn the database refuses must not cost the
+            # client its start. Queue the start; the usual turn runs and reports.
+            log.warning("the first turn of %r was rejected (%s); starting it the usual way",
+                        instance_id, exc)
+            return False
+        except BaseException:
+            self._unplan_turn(plan)
+            taker.first_turn_dropped(first)
+            raise
+        if row is not None and row["out_committed"]:
+            taker.first_turn_committed(first, self._turn_stored(plan, row))
+            return True
+        self._unplan_turn(plan)
+        taker.first_turn_dropped(first)
+        item = None if row is None else await self._item(row, taker.cached)
+        if item is None:
+            taker.unreserve()
+            # Queued, but locked elsewhere: announced like any message another holder takes.
+            self._after_announcement(None, True, now_ms(), False, None)
+            self.notifier.notify_orchestrator()
+        else:
+            taker.deliver(item)
         return True
 
     async def fetch_orchestration_item(
@@ -139,7 +220,19 @@ class OrchestratorQueue(QueueBase):
         return [await self._item(row, cached) for row in rows]
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
-        op = "ack_orchestration_item"
+        plan = self._plan_turn(commit)
+        try:
+            # Through the group-commit queue (batch.py): alone when quiet, together under load.
+            row = await self._turns.commit((lock_token, *plan.args))
+        except BaseException:
+            self._unplan_turn(plan)
+            raise
+        if row is None:  # pragma: no cover - the function always returns one row
+            raise ProviderError("ack_orchestration_item", "ack returned no row", retryable=False)
+        return self._turn_stored(plan, row)
+
+    def _plan_turn(self, commit: TurnCommit) -> _TurnPlan:
+        """A turn's commit arguments (after the lock token) and what to announce with it."""
         encoded = encode_commit(commit)
         # What other processes need to hear: new orchestrator work, unclaimed activities,
         # and a change of this instance's existence, status or custom status.
@@ -152,38 +245,7 @@ class OrchestratorQueue(QueueBase):
                    or commit.custom_status_set or bool(commit.kv_mutations))
         code = change_code(change)
         taken = self._take_announcement(True, due, worker, changed)
-        try:
-            row = await self._commit_turn(
-                op, lock_token, commit, encoded, taken, code if changed else None
-            )
-        except BaseException:
-            if taken is not None:
-                self._announcer.restore(taken)
-            raise
-        if row is None:  # pragma: no cover - the function always returns one row
-            raise ProviderError(op, "ack returned no row", retryable=False)
-        instance_id = str(row["out_instance_id"])
-        self._after_announcement(taken, True, due, worker,
-                                 (instance_id, code) if changed else None)
-        if row["out_due"] is not None:
-            self.notifier.notify_orchestrator(int(row["out_due"]))
-        if worker:
-            self.notifier.notify_worker()
-        if row.get("st_status") is not None:  # finished: waiters here get the status as left
-            change = dataclasses.replace(change, snapshot=instance_status_row(
-                instance_id, [row[f"st_{key}"] for key in _STATUS_COLUMNS]))
-        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
-        # processes only status, custom status and creation are announced.
-        self.notifier.notify_instance(instance_id, change)
-        return TurnResult(claimed_leases(commit, encoded.claim_tokens), bool(row["out_held"]))
-
-    async def _commit_turn(
-        self, op: str, lock_token: str, commit: TurnCommit, encoded: EncodedCommit,
-        taken: Announcement | None, code: list[object] | None,
-    ) -> asyncpg.Record | None:
-        # Through the group-commit queue (batch.py): alone when quiet, together under load.
-        return await self._turns.commit((
-            lock_token,
+        args = (
             commit.execution_id,
             encoded.delta,
             encoded.worker_items,
@@ -201,8 +263,32 @@ class OrchestratorQueue(QueueBase):
             commit.hold_ms,
             list(commit.completed_work),
             None if taken is None else taken.payload(),
-            None if taken is None or code is None else json.dumps(code),
-        ))
+            None if taken is None or not changed else json.dumps(code),
+        )
+        return _TurnPlan(commit, encoded, args, change, changed, code, due, worker, taken)
+
+    def _unplan_turn(self, plan: _TurnPlan) -> None:
+        """The turn was not stored: its announcement goes back to the announcer."""
+        if plan.taken is not None:
+            self._announcer.restore(plan.taken)
+
+    def _turn_stored(self, plan: _TurnPlan, row: asyncpg.Record) -> TurnResult:
+        instance_id = str(row["out_instance_id"])
+        self._after_announcement(plan.taken, True, plan.due, plan.worker,
+                                 (instance_id, plan.code) if plan.changed else None)
+        if row["out_due"] is not None:
+            self.notifier.notify_orchestrator(int(row["out_due"]))
+        if plan.worker:
+            self.notifier.notify_worker()
+        change = plan.change
+        if row.get("st_status") is not None:  # finished: waiters here get the status as left
+            change = dataclasses.replace(change, snapshot=instance_status_row(
+                instance_id, [row[f"st_{key}"] for key in _STATUS_COLUMNS]))
+        # Locally every turn wakes the instance's waiters (cheap: a dict lookup); across
+        # processes only status, custom status and creation are announced.
+        self.notifier.notify_instance(instance_id, change)
+        return TurnResult(claimed_leases(plan.commit, plan.encoded.claim_tokens),
+                          bool(row["out_held"]))
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
