@@ -66,7 +66,8 @@ class TurnBatcher:
     def __init__(self, db: Database, operation: str) -> None:
         self._db = db
         self._op = operation
-        self._single = f"SELECT * FROM {_call(db.s, 1, status_after=True)}"
+        #: The statement of a lone commit (what ``prime.py`` warms up).
+        self.single_sql = f"SELECT * FROM {_call(db.s, 1, status_after=True)}"
         self._batches: dict[int, str] = {}
         self._queue: list[_Waiter] = []
         self._in_flight = 0
@@ -81,7 +82,7 @@ class TurnBatcher:
             # queue, future or extra task in the way (the quiet, latency-bound case).
             self._in_flight += 1
             try:
-                return await self._db.fetchrow(self._op, self._single, *args, idempotent=False)
+                return await self._db.fetchrow(self._op, self.single_sql, *args, idempotent=False)
             finally:
                 self._in_flight -= 1
                 if self._queue and self._in_flight < MAX_IN_FLIGHT:
@@ -117,7 +118,7 @@ class TurnBatcher:
     async def _alone(self, waiter: _Waiter) -> None:
         args, future = waiter
         try:
-            row = await self._db.fetchrow(self._op, self._single, *args, idempotent=False)
+            row = await self._db.fetchrow(self._op, self.single_sql, *args, idempotent=False)
         except BaseException as exc:
             if not future.done():
                 future.set_exception(exc)

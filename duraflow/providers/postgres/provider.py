@@ -22,8 +22,11 @@ notification's round trip.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
+
+import asyncpg
 
 from duraflow.bridge import run_sync
 from duraflow.core.events import HistoryEvent
@@ -47,13 +50,17 @@ from duraflow.providers.base import (
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.postgres import admin, reads, sessions, workers
 from duraflow.providers.postgres.db import open_database
-from duraflow.providers.postgres.errors import connect_error
+from duraflow.providers.postgres.errors import DB_ERRORS, connect_error
 from duraflow.providers.postgres.listen import Listener
 from duraflow.providers.postgres.migrations import Channels, migrate, validate_schema
 from duraflow.providers.postgres.orchestrator_queue import OrchestratorQueue
+from duraflow.providers.postgres.prime import prime
 from duraflow.providers.postgres.worker_queue import WorkerQueue
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+
+
+log = logging.getLogger("duraflow.provider")
 
 
 class InvalidSchemaError(ProviderError, ValueError):
@@ -109,14 +116,23 @@ class PostgresProvider(OrchestratorQueue, WorkerQueue):
             validate_schema(schema)
         except ValueError as exc:
             raise InvalidSchemaError(str(exc)) from None
+        primer: list[PostgresProvider] = []  # set once the schema's functions exist
+
+        async def init(conn: asyncpg.Connection) -> None:
+            if primer:
+                await primer[0]._prime(conn)
+
         db = await open_database(
-            url, schema, pool_max=pool_max, connect_timeout_s=connect_timeout_s
+            url, schema, pool_max=pool_max, connect_timeout_s=connect_timeout_s, init=init
         )
         channels = Channels.for_schema(schema)
         provider = cls(db, channels, asyncio.get_running_loop())
         provider.cross_process_notify = listen
         try:
             await db.run("migrate", lambda conn: migrate(conn, schema), idempotent=True)
+            # Every connection opened from now on is primed as it opens; the first one now.
+            primer.append(provider)
+            await db.run("prime", provider._prime, idempotent=True)
             if listen:
                 listener = Listener.for_url(
                     url,
@@ -135,6 +151,14 @@ class PostgresProvider(OrchestratorQueue, WorkerQueue):
             await provider.close()
             raise
         return provider
+
+    async def _prime(self, conn: Any) -> None:
+        """Warm a new connection's plans for the quiet path (``prime.py``); best effort: a
+        connection that cannot be primed simply pays on its first turns."""
+        try:
+            await prime(conn, self.start_with_turn_sql, self._turns.single_sql)
+        except DB_ERRORS as exc:
+            log.debug("could not prime a new connection: %s", exc)
 
     @property
     def listener(self) -> Listener | None:
