@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import math
 import resource
 import statistics
 import sys
 
 
 def pct(values: list[float], p: float) -> float:
-    """The ``p``-th percentile (nearest rank) of ``values``."""
+    """The ``p``-th percentile of ``values`` by nearest rank: the smallest value that at least
+    ``p`` % of the values do not exceed (the ⌈p/100·n⌉-th smallest; p99 of 200 samples is
+    the 198th, p50 of 4 the 2nd)."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+    rank = math.ceil(round(p / 100 * len(ordered), 9))  # round: 0.29 * 100 is not 29.0
+    return ordered[min(len(ordered), max(rank, 1)) - 1]
 
 
 def ms_steps(stamps: list[float]) -> list[float]:
