@@ -40,6 +40,26 @@ async def test_sequential_calls_reuse_the_warmest_connection(
         await p.close()
 
 
+async def test_a_caller_waiting_for_the_pool_gets_the_next_released_connection(
+    postgres_provider_factory: Any,
+) -> None:
+    """With every connection busy a caller waits in the pool; the next connection released
+    must go to it, not onto the warm list (where it waited out the acquire timeout: W1
+    stalled for seconds at a time before this was fixed)."""
+    p = await postgres_provider_factory(pool_max=1)
+    p._db.acquire_timeout_s = 120.0  # a stall would show as the deadline below, not a retry
+    try:
+        busy = asyncio.create_task(p._db.fetchval(
+            "sleep", "SELECT pg_sleep(0.2)", idempotent=True))
+        await wait_until(lambda: not p._db._idle and p._db.pool.get_idle_size() == 0)
+        waiting = asyncio.create_task(_pid(p))
+        await wait_until(lambda: p._db._waiting == 1)
+        await busy
+        await asyncio.wait_for(waiting, 20)
+    finally:
+        await p.close()
+
+
 async def test_unused_connection_goes_back_to_the_pool(
     postgres_provider_factory: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -120,6 +120,9 @@ class Database:
         # Last in, first out also keeps the busiest connections' plan caches hot.
         self._idle: list[tuple[Conn, float]] = []
         self._returning: set[asyncio.Task[None]] = set()
+        # Callers waiting in the pool's acquire: a released connection must go to them, not
+        # onto the warm list, or they would wait for a connection that sits unused there.
+        self._waiting = 0
 
     async def run(
         self,
@@ -134,7 +137,7 @@ class Database:
             if self.closed:
                 raise ProviderError(operation, "provider is closed", retryable=False)
             try:
-                conn = self._warm() or await self.pool.acquire(timeout=self.acquire_timeout_s)
+                conn = self._warm() or await self._acquire()
             except DB_ERRORS as exc:
                 error = map_error(operation, exc)
                 if self.closed:
@@ -166,6 +169,13 @@ class Database:
             finally:
                 await self._release(conn, broken)
 
+    async def _acquire(self) -> Conn:
+        self._waiting += 1
+        try:
+            return await self.pool.acquire(timeout=self.acquire_timeout_s)
+        finally:
+            self._waiting -= 1
+
     def _warm(self) -> Conn | None:
         while self._idle:
             conn, _ = self._idle.pop()
@@ -180,7 +190,7 @@ class Database:
         task.add_done_callback(self._returning.discard)
 
     async def _release(self, conn: Conn, broken: bool) -> None:
-        if not broken and not self.closed and _reusable(conn):
+        if not broken and not self.closed and not self._waiting and _reusable(conn):
             now = time.monotonic()
             self._idle.append((conn, now))
             if now - self._idle[0][1] > KEEP_WARM_S:  # the coldest has not been needed
