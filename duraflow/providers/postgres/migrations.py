@@ -53,6 +53,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "handoff", "0008_handoff.sql"),
     Migration(9, "status_after_commit", "0009_status_after_commit.sql"),
     Migration(10, "start_with_turn", "0010_start_with_turn.sql"),
+    Migration(11, "lean_start", "0011_lean_start.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
