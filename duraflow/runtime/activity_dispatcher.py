@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from duraflow.core import errors as er
@@ -33,6 +32,7 @@ from duraflow.providers.base import (
     now_ms,
 )
 from duraflow.runtime.activity_context import ActivityContext
+from duraflow.runtime.activity_threads import ActivityThreads
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import ActivityRegistry
@@ -72,9 +72,7 @@ class ActivityDispatcher:
         self._client_factory = client_factory
         self._async_client_factory = async_client_factory
         self._slots = asyncio.Semaphore(max(options.worker_concurrency, 1))
-        self._threads = ThreadPoolExecutor(
-            max_workers=max(options.worker_concurrency, 1), thread_name_prefix="duraflow-activity"
-        )
+        self._threads = ActivityThreads(max(options.worker_concurrency, 1), "duraflow-activity")
         self._inflight: set[asyncio.Task[None]] = set()
         self._running: dict[ActivityKey, ActivityContext] = {}
         self._free_slots = list(range(max(options.worker_concurrency, 1)))
@@ -250,7 +248,7 @@ class ActivityDispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._loop_exited.wait(), 5.0)
         await self.sessions.stop()  # after in-flight work: hand the sessions over
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads.shutdown()
 
     # ─── One activity ───────────────────────────────────────────────────────
 
@@ -354,11 +352,8 @@ class ActivityDispatcher:
             if self.registry.is_async(fn):
                 result = await fn(ctx, value)
             else:
-                loop = asyncio.get_running_loop()
                 try:
-                    pending = loop.run_in_executor(
-                        self._threads, functools.partial(fn, ctx, value)
-                    )
+                    pending = self._threads.run(functools.partial(fn, ctx, value))
                 except RuntimeError:  # "cannot schedule new futures after shutdown"
                     if self._stopping.is_set():
                         raise _Stopped from None
