@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import pgstats
+from bench import pgstats, quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The workloads each engine has (DBOS runs W6 in no form here; see bench/README.md).
@@ -115,13 +115,17 @@ def _spawn(cmd: list[str], timeout_s: float, log: Path, out: str | None) -> Outc
     return outcome
 
 
-def run_job(job: Job, base_url: str | None, log_dir: Path) -> dict[str, Any]:
-    """Run ``job`` and return its record (see bench/result.schema.json, ``runs``)."""
+def run_job(job: Job, base_url: str | None, log_dir: Path,
+            idle_gate_s: float = 0.0) -> dict[str, Any]:
+    """Run ``job`` and return its record (see bench/result.schema.json, ``runs``), once the
+    machine is quiet or ``idle_gate_s`` has passed (``bench/quiet.py``)."""
     log = log_dir / f"{job.engine}-{job.backend}-{job.workload}{job.variant}-{job.rep}.log"
+    idle_wait_s, busy_before = (quiet.wait_until_idle(max_wait_s=idle_gate_s)
+                                if idle_gate_s > 0 else (0.0, None))
     record: dict[str, Any] = {
         "engine": job.engine, "backend": job.backend, "workload": job.workload,
         "variant": job.variant, "rep": job.rep, "n": job.n, "loadavg_before":
-        list(os.getloadavg()),
+        list(os.getloadavg()), "idle_wait_s": idle_wait_s, "cpu_busy_before": busy_before,
     }
     with tempfile.TemporaryDirectory(prefix="duraflow-bench-") as tmp:
         out = os.path.join(tmp, "out.json")
