@@ -25,6 +25,7 @@ import threading
 from typing import Any
 
 from duraflow.cli.worker_config import ConfigError, WorkerConfig, add_arguments, load_config
+from duraflow.runtime.activity_threads import busy_threads
 
 log = logging.getLogger("duraflow.worker")
 #: Time allowed after the grace period to release leftover work and close connections.
@@ -123,20 +124,21 @@ async def _serve(config: WorkerConfig, options: Any) -> int:
 def _exit(code: int) -> int:
     """Return ``code``, or end the process at once if activity threads are still running.
 
-    A sync activity runs in a worker thread, which Python cannot interrupt; at exit the
-    interpreter joins such threads (``concurrent.futures`` registers that join), so a 2 s
-    grace period used to end after the activity did (4.1 s measured), and Kubernetes kills a
-    pod that overruns its termination grace period. By the time we get here the activity's
-    work item has been released to the other workers and the database connections are
-    closed, so nothing durable depends on the thread: its result would be dropped anyway.
-    So after flushing the logs we leave with ``os._exit``, which does not wait for it.
+    A sync activity runs in a worker thread, which Python cannot interrupt. Activity threads
+    are daemon threads, so they do not hold up the exit, but a thread an application started
+    itself may be joined at exit, and Kubernetes kills a pod that overruns its termination
+    grace period. By the time we get here the activity's work item has been released to the
+    other workers and the database connections are closed, so nothing durable depends on the
+    thread: its result would be dropped anyway. So after saying so and flushing the logs we
+    leave with ``os._exit``, which does not wait for any of them.
     """
     stuck = [t for t in threading.enumerate()
              if t is not threading.main_thread() and t.is_alive() and not t.daemon]
-    if not stuck:
+    running = busy_threads() + len(stuck)
+    if not running:
         return code
     log.info("exiting with %d activity thread(s) still running; their work was released "
-             "to other workers", len(stuck))
+             "to other workers", running)
     logging.shutdown()
     with contextlib.suppress(Exception):
         sys.stdout.flush()

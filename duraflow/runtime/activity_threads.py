@@ -22,6 +22,18 @@ from typing import Any
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 
+# Threads of every pool in the process that are inside an activity function right now. They
+# are daemon threads, so they never hold up the interpreter's exit; the worker CLI reports
+# them when it leaves with work abandoned (``duraflow/cli/worker.py``).
+_busy_lock = threading.Lock()
+_busy: set[threading.Thread] = set()
+
+
+def busy_threads() -> int:
+    """How many activity threads of this process are running an activity function."""
+    with _busy_lock:
+        return len(_busy)
+
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.cancelled():
@@ -86,10 +98,16 @@ class ActivityThreads:
                 return
             loop, future, fn = job
             if not future.cancelled():
+                me = threading.current_thread()
+                with _busy_lock:
+                    _busy.add(me)
                 try:
                     result, error = fn(), None
                 except BaseException as exc:  # delivered to the awaiting task, as an executor does
                     result, error = None, exc
+                finally:
+                    with _busy_lock:
+                        _busy.discard(me)
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                     loop.call_soon_threadsafe(_settle, future, result, error)
             with self._lock:

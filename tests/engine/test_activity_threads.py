@@ -96,3 +96,26 @@ async def test_shutdown_refuses_new_work_and_cancels_queued_work() -> None:
     assert await running is True  # a running job finishes
     with pytest.raises(asyncio.CancelledError):
         await queued
+
+
+async def test_busy_threads_counts_activities_in_progress() -> None:
+    from duraflow.runtime.activity_threads import busy_threads
+
+    pool = ActivityThreads(1, "t")
+    inside, gate = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        inside.set()
+        gate.wait(10)
+
+    try:
+        before = busy_threads()
+        job = pool.run(hold)
+        assert await asyncio.to_thread(inside.wait, 10)
+        assert busy_threads() == before + 1  # what the worker CLI reports when it leaves
+        gate.set()
+        await job
+        assert busy_threads() == before
+    finally:
+        gate.set()
+        pool.shutdown()
