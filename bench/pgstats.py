@@ -72,6 +72,20 @@ def drop_database(url: str, name: str) -> None:
     _run(url, lambda c: c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def drop_schema(url: str, schema: str) -> None:
+    """Drop ``schema`` (and everything in it) from the database ``url`` names."""
+    _check(schema)
+
+    async def go() -> None:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
 def backends(url: str, name: str) -> int:
     """How many sessions (engine, autovacuum, …) are connected to database ``name``."""
     return int(_run(url, lambda c: c.fetchval(

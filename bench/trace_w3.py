@@ -10,7 +10,6 @@ start call) at which each stamp happens. ``bench/PROFILE.md``'s W3 table comes f
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import time
 import uuid
@@ -18,9 +17,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
-
 import duraflow
+from bench import pgstats
 from duraflow import client as client_module
 from duraflow.providers.postgres import batch, db, orchestrator_queue
 from duraflow.runtime import activity_dispatcher, fast_path, orchestration_dispatcher
@@ -88,7 +86,7 @@ def main() -> None:
             traces.append([(name, (t - began) * 1000) for name, t in STAMPS])
     finally:
         runtime.shutdown(2_000)
-        asyncio.run(_drop(args.url, schema))
+        pgstats.drop_schema(args.url, schema)
     kept = sorted(latencies[WARM_UP:])
     print(f"{len(kept)} iterations after {WARM_UP}: p50 {statistics.median(kept):.2f} ms, "
           f"p90 {kept[int(0.9 * len(kept))]:.2f}, p99 {kept[int(0.99 * len(kept))]:.2f}")
@@ -101,14 +99,6 @@ def main() -> None:
     print("median ms after the start call, stamp (iterations that had it):")
     for key, values in sorted(at.items(), key=lambda kv: statistics.median(kv[1])):
         print(f"{statistics.median(values):8.3f}  {key} ({len(values)})")
-
-
-async def _drop(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 if __name__ == "__main__":
