@@ -1,6 +1,8 @@
 """The side of a replay that turns what the code does into writes: work to enqueue, custom
 status, KV mutations. ``Replay`` inherits it; kept apart so the replay module is about
-matching code against history, and this one about what a new action means.
+matching code against history, and this one about what a new action means. It implements
+the "work of a new action" half of ``Scheduler`` from plain values, so it knows nothing of
+the task tree.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from duraflow.core.limits import (
     check_payload_size,
 )
 from duraflow.core.output import Outgoing, ScheduledActivity, TurnOutput
-from duraflow.core.tasks import ActivityLeaf, DetachedStartLeaf, SubOrchestrationLeaf
 
 
 class Effects:
@@ -30,6 +31,7 @@ class Effects:
     name: str
     version: str
     now_ms: int
+    next_event_id: int
     custom_status: str | None
     kv: dict[str, tuple[str, int]]
     _out: TurnOutput
@@ -92,16 +94,22 @@ class Effects:
     def get_kv(self) -> dict[str, str]:
         return {key: value for key, (value, _) in self.kv.items()}
 
-    # ─── Node callbacks ─────────────────────────────────────────────────────
+    # ─── Work of a new action (Scheduler) ───────────────────────────────────
 
-    def schedule_activity(self, leaf: ActivityLeaf) -> None:
+    def schedule_activity(
+        self,
+        event_id: int,
+        name: str,
+        input: str,
+        session_id: str | None,
+        tag: str | None,
+        retry: bool,
+    ) -> None:
         item = wi.activity_execute(
-            self.instance_id, self.execution_id, leaf.event_id, leaf.name, leaf.input,
-            self.name, self.version, leaf.session_id, leaf.tag,
+            self.instance_id, self.execution_id, event_id, name, input,
+            self.name, self.version, session_id, tag,
         )
-        self._out.activities.append(
-            ScheduledActivity(leaf.event_id, item, leaf.session_id, leaf.tag, leaf.retry)
-        )
+        self._out.activities.append(ScheduledActivity(event_id, item, session_id, tag, retry))
 
     def new_guid(self) -> str:
         return self._guid_factory()
@@ -113,16 +121,22 @@ class Effects:
         item = wi.timer_fired(self.instance_id, self.execution_id, timer_id, fire_at_ms)
         self._out.messages.append(Outgoing(self.instance_id, item, fire_at_ms))
 
-    def start_child(self, leaf: SubOrchestrationLeaf) -> None:
+    def default_child_id(self) -> str:
+        return f"{self.instance_id}::sub::{self.next_event_id}"
+
+    def start_child(
+        self, event_id: int, child_id: str, name: str, input: str, version: str | None
+    ) -> None:
         item = wi.start_orchestration(
-            leaf.child_id, leaf.name, leaf.input, leaf.version,
-            self.instance_id, self.execution_id, leaf.event_id,
+            child_id, name, input, version, self.instance_id, self.execution_id, event_id
         )
-        self._out.messages.append(Outgoing(leaf.child_id, item))
+        self._out.messages.append(Outgoing(child_id, item))
 
     def cancel_child(self, child_id: str, reason: str) -> None:
         self._out.messages.append(Outgoing(child_id, wi.cancel_instance(child_id, reason)))
 
-    def start_detached(self, leaf: DetachedStartLeaf) -> None:
-        item = wi.start_orchestration(leaf.instance_id, leaf.name, leaf.input, leaf.version)
-        self._out.messages.append(Outgoing(leaf.instance_id, item))
+    def start_detached(
+        self, instance_id: str, name: str, input: str, version: str | None
+    ) -> None:
+        item = wi.start_orchestration(instance_id, name, input, version)
+        self._out.messages.append(Outgoing(instance_id, item))

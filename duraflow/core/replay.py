@@ -5,6 +5,8 @@ against recorded history (matching every action the code emits against the recor
 scheduling events, in order); ``run_turn(messages, now_ms)`` applies new messages, appends
 their events and collects what the turn must write. The runtime keeps a ``Replay`` alive
 between turns, so a turn normally costs only its new messages, not a replay of the history.
+The task nodes reach it through ``Scheduler`` (scheduler.py), the orchestration's context
+through ``ReplayHandle`` (context.py); ``Replay`` implements both.
 
 Pure: no I/O, no clock, no randomness except what the caller injects (``now_ms`` and the
 GUID factory), so the same history and code always give the same actions.
@@ -33,13 +35,8 @@ from duraflow.core.limits import (
 )
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
 from duraflow.core.output import Outgoing, TurnOutput
-from duraflow.core.tasks import (
-    ActivityLeaf,
-    DequeueLeaf,
-    Leaf,
-    Node,
-    SubOrchestrationLeaf,
-)
+from duraflow.core.scheduler import Waiter
+from duraflow.core.tasks import ActivityLeaf, Node, SubOrchestrationLeaf
 
 OrchestrationFn = Callable[[OrchestrationContext, Any], Any]
 MAX_CARRY_FORWARD_EVENTS = 100
@@ -94,11 +91,11 @@ class Replay(Effects):
         self.history: list[HistoryEvent] = []
         self.next_event_id = 1
         self.now_ms = 0
-        self.open_tasks: dict[int, Leaf] = {}
-        self.external_waiters: dict[str, list[Any]] = {}
-        self.raised_keys: set[str] = set()  # idempotency keys of this execution's events
-        self.queue_waiters: dict[str, list[DequeueLeaf]] = {}
-        self.queue_buffer: dict[str, deque[str]] = {}
+        self._open_tasks: dict[int, Waiter] = {}  # scheduling event id -> its task
+        self._event_waiters: dict[str, list[Waiter]] = {}
+        self._raised_keys: set[str] = set()  # idempotency keys of this execution's events
+        self._queue_waiters: dict[str, list[Waiter]] = {}
+        self._queue_buffer: dict[str, deque[str]] = {}
         self.status = RUNNING
         self.name = ""
         self.version = ""
@@ -232,14 +229,31 @@ class Replay(Effects):
             self._finish_failed(details)
         return self._out
 
-    # ─── Callbacks kept here (they need the event log) ───────────────────────
+    # ─── Scheduler: waiting (the rest of it is in Effects) ───────────────────
 
-    def subscribe_queue(self, leaf: DequeueLeaf) -> None:
-        buffered = self.queue_buffer.get(leaf.name)
+    def await_completion(self, event_id: int, waiter: Waiter) -> None:
+        self._open_tasks[event_id] = waiter
+
+    def forget_completion(self, event_id: int) -> bool:
+        return self._open_tasks.pop(event_id, None) is not None
+
+    def await_event(self, name: str, waiter: Waiter) -> None:
+        self._event_waiters.setdefault(name, []).append(waiter)
+
+    def forget_event(self, name: str, waiter: Waiter) -> bool:
+        return _withdraw(self._event_waiters.get(name), waiter)
+
+    def await_queue(self, name: str, waiter: Waiter) -> None:
+        buffered = self._queue_buffer.get(name)
         if buffered:
-            leaf.succeed(self, decode_payload(buffered.popleft()))
+            waiter.succeed(self, decode_payload(buffered.popleft()))
         else:
-            self.queue_waiters.setdefault(leaf.name, []).append(leaf)
+            self._queue_waiters.setdefault(name, []).append(waiter)
+
+    def forget_queue(self, name: str, waiter: Waiter) -> bool:
+        return _withdraw(self._queue_waiters.get(name), waiter)
+
+    # ─── Recording actions (Scheduler, ReplayHandle: they need the event log) ─
 
     def trace(self, level: str, message: str) -> None:
         if not self._walking:
@@ -293,8 +307,8 @@ class Replay(Effects):
         elif kind == ev.EXTERNAL_EVENT:
             key = event.data.get("key")
             if key is not None:
-                self.raised_keys.add(str(key))
-            waiters = self.external_waiters.get(str(event.data.get("name")))
+                self._raised_keys.add(str(key))
+            waiters = self._event_waiters.get(str(event.data.get("name")))
             if waiters:
                 waiters.pop(0).succeed(self, decode_payload(event.data.get("data")))
         elif kind == ev.QUEUE_EVENT_DELIVERED:
@@ -307,7 +321,7 @@ class Replay(Effects):
 
     def _apply_completion(self, event: HistoryEvent) -> None:
         source = event.source_event_id
-        leaf = self.open_tasks.pop(source, None) if source is not None else None
+        leaf = self._open_tasks.pop(source, None) if source is not None else None
         if source is not None:
             self._completed_sources.add(source)
         if leaf is None:
@@ -324,11 +338,11 @@ class Replay(Effects):
             leaf.succeed(self, decode_payload(event.data.get("result")))
 
     def _queue_arrival(self, name: str, data: Any) -> None:
-        waiters = self.queue_waiters.get(name)
+        waiters = self._queue_waiters.get(name)
         if waiters:
             waiters.pop(0).succeed(self, decode_payload(data))
         else:
-            self.queue_buffer.setdefault(name, deque()).append(str(data))
+            self._queue_buffer.setdefault(name, deque()).append(str(data))
 
     def _deliver(self, message: wi.WorkItem) -> None:
         """Turn one new message into history (or drop it, with a warning)."""
@@ -349,7 +363,7 @@ class Replay(Effects):
             if key is not None:
                 # A client that cannot know whether its earlier raise arrived (it crashed in
                 # between) raises again with the same key: record the event only once.
-                if str(key) in self.raised_keys:
+                if str(key) in self._raised_keys:
                     self._warn(f"dropped duplicate event {message['name']!r} (key {key!r})")
                     return
                 data["key"] = key
@@ -369,7 +383,7 @@ class Replay(Effects):
         self._settle()
 
     def _deliver_completion(self, kind: str, source: int, message: wi.WorkItem) -> None:
-        leaf = self.open_tasks.get(source)
+        leaf = self._open_tasks.get(source)
         if source in self._completed_sources:
             self._warn(f"dropped duplicate {kind} for event {source}")
             return
@@ -415,7 +429,7 @@ class Replay(Effects):
         for key, (value, updated) in (data.get("initial_kv") or {}).items():
             self.kv[str(key)] = (str(value), int(updated))
         for name, payload in data.get("carry_forward_events") or []:
-            self.queue_buffer.setdefault(name, deque()).append(payload)
+            self._queue_buffer.setdefault(name, deque()).append(payload)
         fn = self._lookup(self.name, self.version)
         if fn is None:  # the runtime checks registration before a turn; guard anyway
             self._finish_failed(er.application(
@@ -517,7 +531,7 @@ class Replay(Effects):
             self._out.messages.append(Outgoing(self.parent[0], item))
 
     def _finish_cancelled(self) -> None:
-        for leaf in list(self.open_tasks.values()):
+        for leaf in list(self._open_tasks.values()):
             if isinstance(leaf, SubOrchestrationLeaf):
                 self.cancel_child(leaf.child_id, "parent canceled")
         self._finish_failed(er.cancelled(self._cancel_reason or ""))
@@ -534,7 +548,7 @@ class Replay(Effects):
     def _continue_as_new(self, request: ContinueAsNewRequest) -> None:
         self._check_complete_allowed()
         carry: list[list[str]] = []
-        for name, buffered in self.queue_buffer.items():
+        for name, buffered in self._queue_buffer.items():
             carry.extend([name, data] for data in buffered)
         if len(carry) > MAX_CARRY_FORWARD_EVENTS:
             self._warn(f"continue-as-new carries {MAX_CARRY_FORWARD_EVENTS} of {len(carry)} "
@@ -555,10 +569,10 @@ class Replay(Effects):
         self.status = status
         self._out.status = status
         self._out.output = output
-        for event_id, leaf in self.open_tasks.items():
+        for event_id, leaf in self._open_tasks.items():
             if isinstance(leaf, ActivityLeaf):
                 self._out.cancelled_activity_ids.append(event_id)
-        self.open_tasks.clear()
+        self._open_tasks.clear()
         self._awaiting = None
         self._close_generator()
 
@@ -578,6 +592,13 @@ class Replay(Effects):
 
     def _warn(self, message: str) -> None:
         self._out.warnings.append(message)
+
+
+def _withdraw(waiters: list[Waiter] | None, waiter: Waiter) -> bool:
+    if not waiters or waiter not in waiters:
+        return False
+    waiters.remove(waiter)
+    return True
 
 
 def _describe(kind: str, data: dict[str, Any], fields: tuple[str, ...]) -> str:

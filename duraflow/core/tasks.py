@@ -4,19 +4,18 @@ A yielded descriptor becomes a node. Leaves (activity, timer, event wait, queue 
 sub-orchestration, detached start, deterministic value) bind to exactly one scheduling event
 in history and resolve when its completion is applied. Composites (``all``, ``race``, retry)
 combine children and may nest freely. Nodes are driven only by the replay that owns them,
-in history order, so the same history always resolves the same nodes in the same order.
+in history order, so the same history always resolves the same nodes in the same order; they
+reach it only through ``Scheduler`` (scheduler.py), never through its collections.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from duraflow.core import events as ev
 from duraflow.core.errors import ErrorDetails, application
 from duraflow.core.retry import RetryPolicy
-
-if TYPE_CHECKING:
-    from duraflow.core.replay import Replay
+from duraflow.core.scheduler import Scheduler
 
 SYSCALL_PREFIX = "__duroxide_syscall:"
 SYSCALL_NEW_GUID = SYSCALL_PREFIX + "new_guid"
@@ -39,29 +38,29 @@ class Node:
         self.error = ""
         self.details: ErrorDetails | None = None
 
-    def start(self, rp: Replay) -> None:
+    def start(self, sched: Scheduler) -> None:
         raise NotImplementedError
 
-    def cancel(self, rp: Replay) -> None:
+    def cancel(self, sched: Scheduler) -> None:
         """Drop an unresolved task (a race loser): release what it holds, leave a breadcrumb."""
 
-    def child_settled(self, rp: Replay, child: Node) -> None:
+    def child_settled(self, sched: Scheduler, child: Node) -> None:
         raise NotImplementedError
 
-    def succeed(self, rp: Replay, value: Any) -> None:
+    def succeed(self, sched: Scheduler, value: Any) -> None:
         if not self.done:
             self.done, self.value = True, value
-            self._settled(rp)
+            self._settled(sched)
 
-    def fail(self, rp: Replay, details: ErrorDetails) -> None:
+    def fail(self, sched: Scheduler, details: ErrorDetails) -> None:
         if not self.done:
             self.done, self.failed = True, True
             self.details, self.error = details, details.display_message()
-            self._settled(rp)
+            self._settled(sched)
 
-    def _settled(self, rp: Replay) -> None:
+    def _settled(self, sched: Scheduler) -> None:
         if self.parent is not None:
-            self.parent.child_settled(rp, self)
+            self.parent.child_settled(sched, self)
 
 
 class Leaf(Node):
@@ -82,26 +81,28 @@ class ActivityLeaf(Leaf):
         self.name, self.input, self.session_id, self.tag = name, input, session_id, tag
         self.retry = retry  # scheduled by a retry policy after a failed attempt
 
-    def start(self, rp: Replay) -> None:
+    def start(self, sched: Scheduler) -> None:
         data = {"name": self.name, "input": self.input}
         if self.session_id is not None:
             data["session_id"] = self.session_id
         if self.tag is not None:
             data["tag"] = self.tag
-        event, new = rp.emit(ev.ACTIVITY_SCHEDULED, data)
+        event, new = sched.emit(ev.ACTIVITY_SCHEDULED, data)
         self.event_id = event.event_id
-        rp.open_tasks[self.event_id] = self
+        sched.await_completion(self.event_id, self)
         if new:
-            rp.schedule_activity(self)
+            sched.schedule_activity(
+                self.event_id, self.name, self.input, self.session_id, self.tag, self.retry
+            )
 
-    def cancel(self, rp: Replay) -> None:
-        if self.done or rp.open_tasks.pop(self.event_id, None) is None:
+    def cancel(self, sched: Scheduler) -> None:
+        if self.done or not sched.forget_completion(self.event_id):
             return
-        _, new = rp.emit(
+        _, new = sched.emit(
             ev.ACTIVITY_CANCEL_REQUESTED, {"reason": DROPPED_FUTURE}, source=self.event_id
         )
         if new:
-            rp.cancel_activity(self.event_id)
+            sched.cancel_activity(self.event_id)
 
 
 class SyscallLeaf(Leaf):
@@ -114,13 +115,13 @@ class SyscallLeaf(Leaf):
         super().__init__()
         self.syscall = syscall
 
-    def start(self, rp: Replay) -> None:
-        event, new = rp.emit(ev.ACTIVITY_SCHEDULED, {"name": self.syscall, "input": ""})
+    def start(self, sched: Scheduler) -> None:
+        event, new = sched.emit(ev.ACTIVITY_SCHEDULED, {"name": self.syscall, "input": ""})
         self.event_id = event.event_id
-        rp.open_tasks[self.event_id] = self
+        sched.await_completion(self.event_id, self)
         if new:
-            value = rp.new_guid() if self.syscall == SYSCALL_NEW_GUID else rp.now_ms
-            rp.complete_inline(self.event_id, value)
+            value = sched.new_guid() if self.syscall == SYSCALL_NEW_GUID else sched.now_ms
+            sched.complete_inline(self.event_id, value)
 
 
 class TimerLeaf(Leaf):
@@ -130,16 +131,16 @@ class TimerLeaf(Leaf):
         super().__init__()
         self.delay_ms = delay_ms
 
-    def start(self, rp: Replay) -> None:
-        event, new = rp.emit(ev.TIMER_CREATED, {"fire_at_ms": rp.now_ms + self.delay_ms})
+    def start(self, sched: Scheduler) -> None:
+        event, new = sched.emit(ev.TIMER_CREATED, {"fire_at_ms": sched.now_ms + self.delay_ms})
         self.event_id = event.event_id
-        rp.open_tasks[self.event_id] = self
+        sched.await_completion(self.event_id, self)
         if new:
-            rp.schedule_timer(self.event_id, int(event.data["fire_at_ms"]))
+            sched.schedule_timer(self.event_id, int(event.data["fire_at_ms"]))
 
-    def cancel(self, rp: Replay) -> None:
+    def cancel(self, sched: Scheduler) -> None:
         if not self.done:
-            rp.open_tasks.pop(self.event_id, None)
+            sched.forget_completion(self.event_id)
 
 
 class ExternalWaitLeaf(Leaf):
@@ -149,17 +150,17 @@ class ExternalWaitLeaf(Leaf):
         super().__init__()
         self.name = name
 
-    def start(self, rp: Replay) -> None:
-        event, _ = rp.emit(ev.EXTERNAL_SUBSCRIBED, {"name": self.name})
+    def start(self, sched: Scheduler) -> None:
+        event, _ = sched.emit(ev.EXTERNAL_SUBSCRIBED, {"name": self.name})
         self.event_id = event.event_id
-        rp.external_waiters.setdefault(self.name, []).append(self)
+        sched.await_event(self.name, self)
 
-    def cancel(self, rp: Replay) -> None:
-        waiters = rp.external_waiters.get(self.name, [])
-        if self.done or self not in waiters:
+    def cancel(self, sched: Scheduler) -> None:
+        if self.done or not sched.forget_event(self.name, self):
             return
-        waiters.remove(self)
-        rp.emit(ev.EXTERNAL_SUBSCRIBED_CANCELLED, {"reason": DROPPED_FUTURE}, source=self.event_id)
+        sched.emit(
+            ev.EXTERNAL_SUBSCRIBED_CANCELLED, {"reason": DROPPED_FUTURE}, source=self.event_id
+        )
 
 
 class DequeueLeaf(Leaf):
@@ -169,17 +170,17 @@ class DequeueLeaf(Leaf):
         super().__init__()
         self.name = name
 
-    def start(self, rp: Replay) -> None:
-        event, _ = rp.emit(ev.QUEUE_SUBSCRIBED, {"name": self.name})
+    def start(self, sched: Scheduler) -> None:
+        event, _ = sched.emit(ev.QUEUE_SUBSCRIBED, {"name": self.name})
         self.event_id = event.event_id
-        rp.subscribe_queue(self)
+        sched.await_queue(self.name, self)
 
-    def cancel(self, rp: Replay) -> None:
-        waiters = rp.queue_waiters.get(self.name, [])
-        if self.done or self not in waiters:
+    def cancel(self, sched: Scheduler) -> None:
+        if self.done or not sched.forget_queue(self.name, self):
             return
-        waiters.remove(self)
-        rp.emit(ev.QUEUE_SUBSCRIPTION_CANCELLED, {"reason": DROPPED_FUTURE}, source=self.event_id)
+        sched.emit(
+            ev.QUEUE_SUBSCRIPTION_CANCELLED, {"reason": DROPPED_FUTURE}, source=self.event_id
+        )
 
 
 class SubOrchestrationLeaf(Leaf):
@@ -190,26 +191,26 @@ class SubOrchestrationLeaf(Leaf):
         self.name, self.instance_id, self.version, self.input = name, instance_id, version, input
         self.child_id = ""
 
-    def start(self, rp: Replay) -> None:
-        child_id = self.instance_id or f"{rp.instance_id}::sub::{rp.next_event_id}"
+    def start(self, sched: Scheduler) -> None:
+        child_id = self.instance_id or sched.default_child_id()
         data = {"name": self.name, "instance": child_id, "input": self.input}
         if self.version is not None:
             data["version"] = self.version
-        event, new = rp.emit(ev.SUB_ORCHESTRATION_SCHEDULED, data)
+        event, new = sched.emit(ev.SUB_ORCHESTRATION_SCHEDULED, data)
         self.event_id = event.event_id
         self.child_id = str(event.data["instance"])
-        rp.open_tasks[self.event_id] = self
+        sched.await_completion(self.event_id, self)
         if new:
-            rp.start_child(self)
+            sched.start_child(self.event_id, self.child_id, self.name, self.input, self.version)
 
-    def cancel(self, rp: Replay) -> None:
-        if self.done or rp.open_tasks.pop(self.event_id, None) is None:
+    def cancel(self, sched: Scheduler) -> None:
+        if self.done or not sched.forget_completion(self.event_id):
             return
-        _, new = rp.emit(
+        _, new = sched.emit(
             ev.SUB_ORCHESTRATION_CANCEL_REQUESTED, {"reason": DROPPED_FUTURE}, source=self.event_id
         )
         if new:
-            rp.cancel_child(self.child_id, "parent dropped sub-orchestration future")
+            sched.cancel_child(self.child_id, "parent dropped sub-orchestration future")
 
 
 class DetachedStartLeaf(Leaf):
@@ -219,15 +220,15 @@ class DetachedStartLeaf(Leaf):
         super().__init__()
         self.name, self.instance_id, self.version, self.input = name, instance_id, version, input
 
-    def start(self, rp: Replay) -> None:
+    def start(self, sched: Scheduler) -> None:
         data = {"name": self.name, "instance": self.instance_id, "input": self.input}
         if self.version is not None:
             data["version"] = self.version
-        event, new = rp.emit(ev.ORCHESTRATION_CHAINED, data)
+        event, new = sched.emit(ev.ORCHESTRATION_CHAINED, data)
         self.event_id = event.event_id
         if new:
-            rp.start_detached(self)
-        self.succeed(rp, None)
+            sched.start_detached(self.instance_id, self.name, self.input, self.version)
+        self.succeed(sched, None)
 
 
 class Composite(Node):
@@ -240,26 +241,26 @@ class Composite(Node):
         for child in children:
             child.parent = self
 
-    def start(self, rp: Replay) -> None:
+    def start(self, sched: Scheduler) -> None:
         # Start every child before judging any: a child that settles while starting (a
         # buffered queue message, a detached start) must not stop later ones from being
         # scheduled, or replay would depend on which child happened to settle first.
         self.starting = True
         for child in self.children:
-            child.start(rp)
+            child.start(sched)
         self.starting = False
-        self.evaluate(rp)
+        self.evaluate(sched)
 
-    def child_settled(self, rp: Replay, child: Node) -> None:
+    def child_settled(self, sched: Scheduler, child: Node) -> None:
         if not self.starting:
-            self.evaluate(rp)
+            self.evaluate(sched)
 
-    def evaluate(self, rp: Replay) -> None:
+    def evaluate(self, sched: Scheduler) -> None:
         raise NotImplementedError
 
-    def cancel(self, rp: Replay) -> None:
+    def cancel(self, sched: Scheduler) -> None:
         for child in self.children:
-            child.cancel(rp)
+            child.cancel(sched)
 
 
 class JoinNode(Composite):
@@ -269,7 +270,7 @@ class JoinNode(Composite):
         super().__init__(children)
         self.unwrap = unwrap
 
-    def evaluate(self, rp: Replay) -> None:
+    def evaluate(self, sched: Scheduler) -> None:
         if self.done or not all(child.done for child in self.children):
             return
         results: list[Any] = []
@@ -280,24 +281,24 @@ class JoinNode(Composite):
                 results.append(child.value)
             else:
                 results.append({"ok": child.value})
-        self.succeed(rp, results)
+        self.succeed(sched, results)
 
 
 class SelectNode(Composite):
     __slots__ = ()
 
-    def evaluate(self, rp: Replay) -> None:
+    def evaluate(self, sched: Scheduler) -> None:
         if self.done:
             return
         for index, child in enumerate(self.children):
             if child.done:
                 for loser in self.children:
                     if loser is not child:
-                        loser.cancel(rp)
+                        loser.cancel(sched)
                 if child.failed and child.details is not None:
-                    self.fail(rp, child.details)
+                    self.fail(sched, child.details)
                 else:
-                    self.succeed(rp, {"index": index, "value": child.value})
+                    self.succeed(sched, {"index": index, "value": child.value})
                 return
 
 
@@ -316,66 +317,66 @@ class RetryNode(Node):
         self.current: Node | None = None
         self.deadline: TimerLeaf | None = None
 
-    def start(self, rp: Replay) -> None:
+    def start(self, sched: Scheduler) -> None:
         if self.policy.total_timeout_ms is not None:
             self.deadline = TimerLeaf(self.policy.total_timeout_ms)
             self.deadline.parent = self
-            self.deadline.start(rp)
-        self._next_attempt(rp)
+            self.deadline.start(sched)
+        self._next_attempt(sched)
 
-    def _next_attempt(self, rp: Replay) -> None:
+    def _next_attempt(self, sched: Scheduler) -> None:
         self.attempt += 1
         attempt: Node = ActivityLeaf(self.name, self.input, self.session_id, self.tag,
                                      retry=self.attempt > 1)
         if self.policy.timeout_ms is not None:
             attempt = SelectNode([attempt, TimerLeaf(self.policy.timeout_ms)])
-        self._run(rp, attempt)
+        self._run(sched, attempt)
 
-    def _run(self, rp: Replay, node: Node) -> None:
+    def _run(self, sched: Scheduler, node: Node) -> None:
         self.current = node
         node.parent = self
-        node.start(rp)
+        node.start(sched)
 
-    def child_settled(self, rp: Replay, child: Node) -> None:
+    def child_settled(self, sched: Scheduler, child: Node) -> None:
         if self.done:
             return
         if child is self.deadline:
             if self.current is not None:
-                self.current.cancel(rp)
-            self._finish_timeout(rp)
+                self.current.cancel(sched)
+            self._finish_timeout(sched)
             return
         if child is not self.current:
             return
         if isinstance(child, TimerLeaf):  # backoff elapsed
-            self._next_attempt(rp)
+            self._next_attempt(sched)
             return
         if isinstance(child, SelectNode) and not child.failed and child.value["index"] == 1:
-            self._finish_timeout(rp)
+            self._finish_timeout(sched)
             return
         if not child.failed:
             value = child.value["value"] if isinstance(child, SelectNode) else child.value
-            self._cancel_deadline(rp)
-            self.succeed(rp, value)
+            self._cancel_deadline(sched)
+            self.succeed(sched, value)
             return
         if self.attempt >= self.policy.max_attempts or child.details is None:
-            self._cancel_deadline(rp)
-            self.fail(rp, child.details or application("ActivityFailed", child.error))
+            self._cancel_deadline(sched)
+            self.fail(sched, child.details or application("ActivityFailed", child.error))
             return
         delay = self.policy.delay_ms(self.attempt)
         if delay > 0:
-            self._run(rp, TimerLeaf(delay))
+            self._run(sched, TimerLeaf(delay))
         else:
-            self._next_attempt(rp)
+            self._next_attempt(sched)
 
-    def _cancel_deadline(self, rp: Replay) -> None:
+    def _cancel_deadline(self, sched: Scheduler) -> None:
         if self.deadline is not None:
-            self.deadline.cancel(rp)
+            self.deadline.cancel(sched)
 
-    def _finish_timeout(self, rp: Replay) -> None:
-        self._cancel_deadline(rp)
-        self.fail(rp, application("ActivityFailed", ACTIVITY_TIMEOUT_MESSAGE))
+    def _finish_timeout(self, sched: Scheduler) -> None:
+        self._cancel_deadline(sched)
+        self.fail(sched, application("ActivityFailed", ACTIVITY_TIMEOUT_MESSAGE))
 
-    def cancel(self, rp: Replay) -> None:
+    def cancel(self, sched: Scheduler) -> None:
         if self.current is not None:
-            self.current.cancel(rp)
-        self._cancel_deadline(rp)
+            self.current.cancel(sched)
+        self._cancel_deadline(sched)
