@@ -1,8 +1,8 @@
 """The deterministic replay engine: one live generator per execution, driven by history.
 
 A ``Replay`` owns one execution of one instance. ``load(history)`` re-runs the orchestration
-against recorded history (matching every action the code emits against the recorded
-scheduling events, in order); ``run_turn(messages, now_ms)`` applies new messages, appends
+against recorded history (every action the code emits must match the next recorded
+scheduling event: determinism.py); ``run_turn(messages, now_ms)`` applies new messages, appends
 their events and collects what the turn must write. The runtime keeps a ``Replay`` alive
 between turns, so a turn normally costs only its new messages, not a replay of the history.
 The task nodes reach it through ``Scheduler`` (scheduler.py), the orchestration's context
@@ -26,6 +26,7 @@ from duraflow.core import events as ev
 from duraflow.core import workitems as wi
 from duraflow.core.context import OrchestrationContext
 from duraflow.core.descriptors import ContinueAsNewRequest, build
+from duraflow.core.determinism import MATCH_FIELDS, left_over, match, not_emitted, recorded_actions
 from duraflow.core.effects import Effects
 from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
 from duraflow.core.events import HistoryEvent
@@ -41,23 +42,6 @@ from duraflow.core.tasks import ActivityLeaf, Node, SubOrchestrationLeaf
 OrchestrationFn = Callable[[OrchestrationContext, Any], Any]
 MAX_CARRY_FORWARD_EVENTS = 100
 
-# Events matched against the actions the code emits, with the fields that must agree.
-_MATCH_FIELDS: dict[str, tuple[str, ...]] = {
-    ev.ACTIVITY_SCHEDULED: ("name", "input", "session_id", "tag"),
-    ev.TIMER_CREATED: (),
-    ev.EXTERNAL_SUBSCRIBED: ("name",),
-    ev.QUEUE_SUBSCRIBED: ("name",),
-    ev.SUB_ORCHESTRATION_SCHEDULED: ("name", "input"),
-    ev.ORCHESTRATION_CHAINED: ("name", "instance", "input"),
-    ev.CUSTOM_STATUS_UPDATED: (),
-    ev.KEY_VALUE_SET: ("key", "value"),
-    ev.KEY_VALUE_CLEARED: ("key",),
-    ev.KEY_VALUES_CLEARED: (),
-    ev.ACTIVITY_CANCEL_REQUESTED: (),
-    ev.SUB_ORCHESTRATION_CANCEL_REQUESTED: (),
-    ev.EXTERNAL_SUBSCRIBED_CANCELLED: (),
-    ev.QUEUE_SUBSCRIPTION_CANCELLED: (),
-}
 _COMPLETION_KINDS = frozenset(
     {
         ev.ACTIVITY_COMPLETED,
@@ -142,7 +126,7 @@ class Replay(Effects):
         if terminal is not None:  # a finished execution is never re-run
             self.status = _TERMINAL_STATUS[terminal.kind]
             return self._out
-        self._pending = deque(e for e in history if e.kind in _MATCH_FIELDS)
+        self._pending = recorded_actions(history)
         self._walking = True
         try:
             for event in history:
@@ -264,19 +248,7 @@ class Replay(Effects):
     ) -> tuple[HistoryEvent, bool]:
         """The code emitted an action: match it against recorded history, or record it."""
         if self._pending:
-            recorded = self._pending.popleft()
-            fields = _MATCH_FIELDS[kind]
-            if (
-                recorded.kind != kind
-                or recorded.source_event_id != source
-                or any(recorded.data.get(f) != data.get(f) for f in fields)
-            ):
-                raise NondeterminismError(
-                    f"schedule mismatch: action={_describe(kind, data, fields)} vs "
-                    f"event={_describe(recorded.kind, recorded.data, fields)} "
-                    f"(event_id={recorded.event_id})"
-                )
-            return recorded, False
+            return match(self._pending.popleft(), kind, data, source), False
         return self._append(kind, data, source), True
 
     def complete_inline(self, event_id: int, value: Any) -> None:
@@ -294,12 +266,9 @@ class Replay(Effects):
 
     def _apply(self, event: HistoryEvent, recorded: bool) -> None:
         kind = event.kind
-        if kind in _MATCH_FIELDS:
+        if kind in MATCH_FIELDS:
             if self._pending and self._pending[0].event_id <= event.event_id:
-                raise NondeterminismError(
-                    f"history schedule but no emitted action: {kind} "
-                    f"(event_id={event.event_id}, {_describe(kind, event.data, ('name',))})"
-                )
+                raise not_emitted(event)
         elif kind in _COMPLETION_KINDS:
             self._apply_completion(event)
         elif kind == ev.ORCHESTRATION_STARTED:
@@ -516,11 +485,7 @@ class Replay(Effects):
 
     def _check_complete_allowed(self) -> None:
         if self._walking and self._pending:
-            nxt = self._pending[0]
-            raise NondeterminismError(
-                f"orchestration finished but history has more scheduled work: "
-                f"{_describe(nxt.kind, nxt.data, ('name',))} (event_id={nxt.event_id})"
-            )
+            raise left_over(self._pending[0])
 
     def _finish_failed(self, details: ErrorDetails) -> None:
         self._terminate(ev.ORCHESTRATION_FAILED, {"details": details.to_dict()}, FAILED,
@@ -600,7 +565,3 @@ def _withdraw(waiters: list[Waiter] | None, waiter: Waiter) -> bool:
     waiters.remove(waiter)
     return True
 
-
-def _describe(kind: str, data: dict[str, Any], fields: tuple[str, ...]) -> str:
-    shown = ", ".join(f"{f}={data.get(f)!r}" for f in fields if data.get(f) is not None)
-    return f"{kind}({shown})"
