@@ -28,15 +28,12 @@ from duraflow.core.models import (
     WorkerInfo,
 )
 from duraflow.core.version import ENGINE_VERSION as __version__
-from duraflow.providers.base import (
-    InstanceChangeFeed,
-    InstanceChanges,
-    Provider,
-    ProviderError,
-)
 from duraflow.providers.entra import PostgresEntraOptions
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.postgres import PostgresProvider
+from duraflow.providers.protocol import Provider
 from duraflow.providers.sqlite import SqliteProvider
+from duraflow.providers.wakeups import InstanceChangeFeed, InstanceChanges
 from duraflow.runtime.activity_context import ActivityContext
 from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions

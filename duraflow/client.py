@@ -35,13 +35,10 @@ from duraflow.core.models import (
     WorkerInfo,
 )
 from duraflow.core.version import SemVer
-from duraflow.providers.base import (
-    InstanceChange,
-    InstanceChangeFeed,
-    OutboundMessage,
-    Provider,
-    ProviderError,
-)
+from duraflow.providers.errors import ProviderError
+from duraflow.providers.items import OutboundMessage
+from duraflow.providers.protocol import Provider
+from duraflow.providers.wakeups import InstanceChange, InstanceChangeFeed
 
 TERMINAL = ("Completed", "Failed")
 

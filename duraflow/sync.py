@@ -29,7 +29,7 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.runtime import AsyncRuntime

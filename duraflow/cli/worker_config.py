@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
-from duraflow.providers.base import TagFilter
+from duraflow.providers.items import TagFilter
 
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_GRACE_MS = 25_000

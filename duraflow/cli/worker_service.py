@@ -15,8 +15,9 @@ import logging
 
 from duraflow.cli.worker_config import ConfigError, WorkerConfig
 from duraflow.core.models import QueueDepths
-from duraflow.providers.base import Provider, ProviderError
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.factory import open_provider
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.health import DatabaseProbe
 from duraflow.runtime.http_server import Check, ProbeServer
 from duraflow.runtime.options import RuntimeOptions

@@ -7,7 +7,7 @@ from typing import Any
 
 from duraflow.core.models import ExecutionInfo, InstanceInfo, InstanceStatus, WorkerInfo
 from duraflow.core.workitems import WorkItem
-from duraflow.providers.base import InstanceNotFoundError, ProviderError, describe
+from duraflow.providers.errors import InstanceNotFoundError, ProviderError, describe
 
 
 def encode_item(operation: str, item: WorkItem) -> str:

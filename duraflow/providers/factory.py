@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 
 
 async def open_provider(url: str, schema: str | None = None) -> Provider:

@@ -21,16 +21,10 @@ from duraflow.core import errors as er
 from duraflow.core import workitems as wi
 from duraflow.core.limits import check_payload_size, decode_payload
 from duraflow.core.tasks import SYSCALL_GET_KV
-from duraflow.providers.base import (
-    ActivityRef,
-    LockLostError,
-    OutboundMessage,
-    Provider,
-    ProviderError,
-    WorkerItem,
-    WorkLease,
-    now_ms,
-)
+from duraflow.providers.clock import now_ms
+from duraflow.providers.errors import LockLostError, ProviderError
+from duraflow.providers.items import ActivityRef, OutboundMessage, WorkerItem, WorkLease
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_context import ActivityContext
 from duraflow.runtime.activity_threads import ActivityThreads
 from duraflow.runtime.metrics import Metrics

@@ -16,7 +16,7 @@ import logging
 
 from duraflow.core.events import HistoryEvent
 from duraflow.core.version import pack
-from duraflow.providers.base import OrchestrationItem
+from duraflow.providers.items import OrchestrationItem
 from duraflow.runtime.turns import Abandon
 
 log = logging.getLogger("duraflow.runtime")

@@ -31,15 +31,10 @@ from dataclasses import dataclass, field
 from duraflow.core import workitems as wi
 from duraflow.core.models import RUNNING
 from duraflow.core.version import ENGINE_VERSION, pack
-from duraflow.providers.base import (
-    OrchestrationItem,
-    Provider,
-    ProviderError,
-    TurnCommit,
-    TurnResult,
-    WorkLease,
-    now_ms,
-)
+from duraflow.providers.clock import now_ms
+from duraflow.providers.errors import ProviderError
+from duraflow.providers.items import OrchestrationItem, TurnCommit, TurnResult, WorkLease
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions

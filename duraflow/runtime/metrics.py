@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED
 from duraflow.core.output import TurnOutput
-from duraflow.providers.base import LockLostError, ProviderError, TurnCommit
+from duraflow.providers.errors import LockLostError, ProviderError
+from duraflow.providers.items import TurnCommit
 from duraflow.runtime.health import DatabaseHealth
 from duraflow.runtime.prometheus import RuntimeMetrics
 

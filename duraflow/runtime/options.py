@@ -13,7 +13,7 @@ from typing import Any
 
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
 from duraflow.core.version import ENGINE_VERSION, pack
-from duraflow.providers.base import TagFilter
+from duraflow.providers.items import TagFilter
 
 _DEFAULTS: dict[str, Any] = {
     "orchestration_concurrency": 4,

@@ -18,16 +18,10 @@ from dataclasses import dataclass
 
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
-from duraflow.providers.base import (
-    ActivityRef,
-    LockLostError,
-    OrchestrationItem,
-    PreparedTurn,
-    Provider,
-    ProviderError,
-    TurnResult,
-    now_ms,
-)
+from duraflow.providers.clock import now_ms
+from duraflow.providers.errors import LockLostError, ProviderError
+from duraflow.providers.items import ActivityRef, OrchestrationItem, PreparedTurn, TurnResult
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.capability import incompatible, replayable
 from duraflow.runtime.fast_path import Claims, FastPath

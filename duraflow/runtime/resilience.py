@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from duraflow.providers.base import ProviderError
+from duraflow.providers.errors import ProviderError
 from duraflow.runtime.metrics import Metrics
 
 T = TypeVar("T")

@@ -17,7 +17,8 @@ from typing import Any, TypeVar, overload
 
 from prometheus_client import CollectorRegistry
 
-from duraflow.providers.base import Provider, now_ms
+from duraflow.providers.clock import now_ms
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.metrics import Metrics, MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions

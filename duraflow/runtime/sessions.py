@@ -24,7 +24,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from duraflow.providers.base import Provider, SessionClaim, WorkLease
+from duraflow.providers.items import SessionClaim, WorkLease
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.options import RuntimeOptions, renewal_interval_ms
 
 log = logging.getLogger("duraflow.runtime")

@@ -21,7 +21,7 @@ from duraflow.core.events import HistoryEvent
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
 from duraflow.core.output import TurnOutput
 from duraflow.core.replay import Replay
-from duraflow.providers.base import (
+from duraflow.providers.items import (
     ActivityRef,
     KvMutation,
     OrchestrationItem,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from duraflow.core.models import WorkerInfo
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import ActivityRegistry, OrchestrationRegistry
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from duraflow.providers.base import Provider
 from duraflow.providers.postgres import PostgresProvider
+from duraflow.providers.protocol import Provider
 from duraflow.providers.sqlite import SqliteProvider
 
 

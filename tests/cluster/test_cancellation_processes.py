@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from duraflow import AsyncClient, AsyncRuntime, RuntimeOptions
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 from tests.cluster.app import register_sessions
 from tests.cluster.processes import spawn_runner, stop
 

@@ -18,7 +18,7 @@ from collections import Counter
 import pytest
 
 from duraflow import AsyncClient
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 from tests.cluster.processes import spawn_runner, stop
 
 pytestmark = [pytest.mark.slow]

@@ -12,7 +12,7 @@ import asyncpg
 from duraflow.core import events as ev
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
-from duraflow.providers.base import OutboundMessage, TurnCommit, WorkerItem
+from duraflow.providers.items import OutboundMessage, TurnCommit, WorkerItem
 from duraflow.providers.postgres import PostgresProvider
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from duraflow.core import workitems as wi
-from duraflow.providers.base import OutboundMessage, SessionClaim, TagFilter, WorkerItem
+from duraflow.providers.items import OutboundMessage, SessionClaim, TagFilter, WorkerItem
 
 from .helpers import activity, create
 from .test_round_trips import _count_round_trips
@@ -51,7 +51,7 @@ async def test_ack_enqueues_the_result_and_brings_the_next_item(
 async def test_a_lost_lock_fails_the_ack_and_takes_nothing(
     postgres_provider_factory: Any,
 ) -> None:
-    from duraflow.providers.base import LockLostError
+    from duraflow.providers.errors import LockLostError
 
     p = await postgres_provider_factory()
     try:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from duraflow.core import workitems as wi
-from duraflow.providers.base import ActivityRef, OutboundMessage, TurnCommit
+from duraflow.providers.items import ActivityRef, OutboundMessage, TurnCommit
 
 from .helpers import activity, create, peer, raised
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from duraflow.providers.base import ProviderError
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.postgres import PostgresConnectError, PostgresProvider
 
 pytestmark = pytest.mark.postgres

@@ -7,7 +7,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from duraflow.providers.base import LockLostError, ProviderError, TurnCommit
+from duraflow.providers.errors import LockLostError, ProviderError
+from duraflow.providers.items import TurnCommit
 from duraflow.providers.postgres.errors import map_error, parse_target, redact
 
 from .helpers import create, raised

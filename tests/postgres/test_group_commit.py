@@ -10,7 +10,8 @@ import pytest
 
 from duraflow.core import events as ev
 from duraflow.core.events import HistoryEvent
-from duraflow.providers.base import LockLostError, TurnCommit
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import TurnCommit
 
 from .helpers import create, raised
 

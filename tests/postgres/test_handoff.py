@@ -12,7 +12,7 @@ import pytest
 from duraflow import AsyncClient, AsyncRuntime, RuntimeOptions
 from duraflow.core import workitems as wi
 from duraflow.core.version import pack
-from duraflow.providers.base import OrchestrationItem, OutboundMessage
+from duraflow.providers.items import OrchestrationItem, OutboundMessage
 
 from .helpers import activity, create, first_turn, raised, start
 from .test_round_trips import _count_round_trips

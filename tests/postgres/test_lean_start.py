@@ -13,7 +13,7 @@ import pytest
 from duraflow.core import events as ev
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
-from duraflow.providers.base import KvMutation, OutboundMessage, TurnCommit
+from duraflow.providers.items import KvMutation, OutboundMessage, TurnCommit
 from duraflow.providers.postgres import PostgresProvider
 
 from .helpers import _url, activity, admin_connection, first_turn, start

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from duraflow.providers.base import TurnCommit
+from duraflow.providers.items import TurnCommit
 
 from .helpers import activity, create, peer, raised
 
@@ -72,7 +72,7 @@ async def test_activities_wake_workers_and_completions_wake_dispatchers(
             await a.notifier.wait_orchestrator(0)
             orch_waiter = await _armed(a.notifier.wait_orchestrator(WAIT_S))
             from duraflow.core import workitems as wi
-            from duraflow.providers.base import OutboundMessage
+            from duraflow.providers.items import OutboundMessage
 
             done = wi.activity_completed("i", 1, 2, '"ok"')
             await b.ack_work_item(lease.lock_token, OutboundMessage("i", done))

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from duraflow.providers.base import ProviderError, TurnCommit
+from duraflow.providers.errors import ProviderError
+from duraflow.providers.items import TurnCommit
 
 from .helpers import admin_connection, create, peer, raised, wait_until
 

@@ -10,7 +10,7 @@ import pytest
 from duraflow.core import events as ev
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
-from duraflow.providers.base import OutboundMessage, TurnCommit
+from duraflow.providers.items import OutboundMessage, TurnCommit
 
 from .helpers import activity, create, raised
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from duraflow.providers.base import TurnCommit
+from duraflow.providers.items import TurnCommit
 
 from .helpers import activity, create, peer, raised, start
 
@@ -102,7 +102,7 @@ async def test_expiring_locks_under_contention_never_deadlock_or_duplicate(
 
     from duraflow.core import events as ev
     from duraflow.core.events import HistoryEvent
-    from duraflow.providers.base import LockLostError, ProviderError
+    from duraflow.providers.errors import LockLostError, ProviderError
 
     a = await postgres_provider_factory(pool_max=10)
     try:
@@ -161,7 +161,7 @@ async def test_many_workers_claiming_many_sessions_never_deadlock_or_share_one(
     acking as they go: every activity is taken once, no error (no deadlock), and every session
     has exactly one owner (leases are long)."""
     from duraflow.core import workitems as wi
-    from duraflow.providers.base import OutboundMessage, SessionClaim, WorkerItem
+    from duraflow.providers.items import OutboundMessage, SessionClaim, WorkerItem
 
     a = await postgres_provider_factory(pool_max=12)
     try:

@@ -14,7 +14,7 @@ from duraflow import AsyncClient, AsyncRuntime, RuntimeOptions
 from duraflow.core import events as ev
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
-from duraflow.providers.base import PreparedTurn, TurnCommit, TurnResult
+from duraflow.providers.items import PreparedTurn, TurnCommit, TurnResult
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.runtime import fast_path
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 from duraflow.providers.sqlite import SqliteProvider
 
 from .support import Turns

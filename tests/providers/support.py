@@ -17,14 +17,14 @@ from duraflow.core import events as ev
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
 from duraflow.core.workitems import WorkItem
-from duraflow.providers.base import (
+from duraflow.providers.items import (
     OrchestrationItem,
     OutboundMessage,
-    Provider,
     TurnCommit,
     WorkerItem,
     WorkLease,
 )
+from duraflow.providers.protocol import Provider
 
 T = TypeVar("T")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from duraflow.providers.base import InstanceNotFoundError, Provider, ProviderError
+from duraflow.providers.errors import InstanceNotFoundError, ProviderError
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity, now_ms, raised
 

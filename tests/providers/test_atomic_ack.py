@@ -7,13 +7,9 @@ import asyncio
 import pytest
 
 from duraflow.core import workitems as wi
-from duraflow.providers.base import (
-    LockLostError,
-    OutboundMessage,
-    Provider,
-    ProviderError,
-    TurnCommit,
-)
+from duraflow.providers.errors import LockLostError, ProviderError
+from duraflow.providers.items import OutboundMessage, TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity, event, raised, started
 

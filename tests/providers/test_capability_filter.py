@@ -10,7 +10,8 @@ import dataclasses
 
 from duraflow.core import workitems as wi
 from duraflow.core.version import pack
-from duraflow.providers.base import OutboundMessage, Provider, TurnCommit
+from duraflow.providers.items import OutboundMessage, TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import ORCH, VERSION, Turns, event, raised, start_msg, started
 

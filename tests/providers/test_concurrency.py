@@ -6,7 +6,8 @@ import asyncio
 from collections import Counter
 
 from duraflow.core import workitems as wi
-from duraflow.providers.base import OutboundMessage, Provider, TurnCommit
+from duraflow.providers.items import OutboundMessage, TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity, completion, start_msg, started
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from duraflow.providers.base import Provider, TurnCommit
+from duraflow.providers.items import TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, raised, started
 

@@ -7,13 +7,9 @@ import asyncio
 import pytest
 
 from duraflow.core.models import InstanceFilter
-from duraflow.providers.base import (
-    InstanceNotFoundError,
-    LockLostError,
-    Provider,
-    ProviderError,
-    TurnCommit,
-)
+from duraflow.providers.errors import InstanceNotFoundError, LockLostError, ProviderError
+from duraflow.providers.items import TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity, event, now_ms, raised, start_msg, started
 

@@ -12,15 +12,15 @@ import pytest
 
 from duraflow.core import events as ev
 from duraflow.core import workitems as wi
-from duraflow.providers.base import (
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import (
     ActivityRef,
-    LockLostError,
     OutboundMessage,
-    Provider,
     TurnCommit,
     TurnResult,
     WorkerItem,
 )
+from duraflow.providers.protocol import Provider
 
 from .support import (
     LONG_LOCK_MS,

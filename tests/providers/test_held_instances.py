@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from duraflow.providers.base import Notifier
+from duraflow.providers.wakeups import Notifier
 
 
 def test_held_until_released() -> None:

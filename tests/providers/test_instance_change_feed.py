@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from duraflow import AsyncClient
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 
 from .support import Turns
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from duraflow.providers.base import Provider, TurnCommit
+from duraflow.providers.items import TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, raised
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from duraflow.providers.base import KvMutation, LockLostError, Provider, TurnCommit
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import KvMutation, TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, raised
 

@@ -10,7 +10,9 @@ import asyncio
 
 import pytest
 
-from duraflow.providers.base import LockLostError, Provider, TurnCommit
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, event, eventually, now_ms, raised
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from duraflow.core import events as ev
-from duraflow.providers.base import Provider, TurnCommit
+from duraflow.providers.items import TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, event, raised, started
 

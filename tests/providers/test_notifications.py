@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity, completion, now_ms, raised
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from duraflow.core import workitems as wi
-from duraflow.providers.base import OutboundMessage, Provider, ProviderError, TurnCommit
+from duraflow.providers.errors import ProviderError
+from duraflow.providers.items import OutboundMessage, TurnCommit
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, event, now_ms, raised, start_msg, started
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from duraflow.core.models import InstanceFilter, PruneOptions
-from duraflow.providers.base import InstanceNotFoundError, Provider
+from duraflow.providers.errors import InstanceNotFoundError
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, now_ms
 

@@ -11,7 +11,9 @@ import asyncio
 
 import pytest
 
-from duraflow.providers.base import LockLostError, Provider, SessionClaim, WorkLease
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import SessionClaim, WorkLease
+from duraflow.providers.protocol import Provider
 
 from .support import LONG_LOCK_MS, Turns, activity, completion, eventually
 
@@ -367,7 +369,7 @@ async def test_a_forgotten_session_is_claimed_afresh(provider: Provider, turns: 
 async def test_a_cancelled_session_row_reports_lock_lost(
     provider: Provider, turns: Turns
 ) -> None:
-    from duraflow.providers.base import ActivityRef
+    from duraflow.providers.items import ActivityRef
 
     await turns.create("i", worker_items=[activity("i", 2, session_id="s1")])
     lease = await must_take(provider, claim("A"))

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from duraflow import bridge
-from duraflow.providers.base import Provider, ProviderError
+from duraflow.providers.errors import ProviderError
+from duraflow.providers.protocol import Provider
 from duraflow.providers.sqlite import SqliteOpenError, SqliteProvider
 from duraflow.providers.sqlite.db import map_error
 from duraflow.providers.sqlite.schema import SCHEMA_VERSION
@@ -98,7 +99,7 @@ async def test_two_connections_to_one_file_share_locks(tmp_path: Path) -> None:
 _DISPATCHER = """
 import asyncio, json, sys
 from duraflow.core.events import HistoryEvent
-from duraflow.providers.base import TurnCommit
+from duraflow.providers.items import TurnCommit
 from duraflow.providers.sqlite import SqliteProvider
 
 async def main(path):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from duraflow.providers.base import Provider, TagFilter
+from duraflow.providers.items import TagFilter
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from duraflow.core import workitems as wi
-from duraflow.providers.base import OutboundMessage, Provider
+from duraflow.providers.items import OutboundMessage
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, eventually, now_ms, raised
 

@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from duraflow.providers.base import ActivityRef, LockLostError, Provider, SessionClaim
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import ActivityRef, SessionClaim
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity, completion, eventually, now_ms
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from duraflow.core.models import WorkerInfo
-from duraflow.providers.base import Provider
+from duraflow.providers.protocol import Provider
 
 from .support import Turns, activity, eventually, now_ms
 

@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 
 from duraflow import AsyncClient, AsyncRuntime, Client, Runtime, RuntimeOptions
 from duraflow.core.models import QueueDepths
-from duraflow.providers.base import ProviderError
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.sqlite import SqliteProvider
 from duraflow.runtime.health import DatabaseHealth
 from duraflow.runtime.prometheus import QueueDepthCollector

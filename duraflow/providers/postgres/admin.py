@@ -23,7 +23,7 @@ from duraflow.core.models import (
     PruneOptions,
     PruneResult,
 )
-from duraflow.providers.base import InstanceNotFoundError, ProviderError
+from duraflow.providers.errors import InstanceNotFoundError, ProviderError
 from duraflow.providers.postgres.db import Conn, Database
 
 DEFAULT_BULK_LIMIT = 1000

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from duraflow.providers.base import InstanceChange
+from duraflow.providers.wakeups import InstanceChange
 
 log = logging.getLogger("duraflow.providers.postgres")
 

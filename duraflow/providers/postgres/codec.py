@@ -18,13 +18,9 @@ import asyncpg
 
 from duraflow.core.events import HistoryEvent, HistoryFormatError
 from duraflow.core.workitems import WorkItem
-from duraflow.providers.base import (
-    OrchestrationItem,
-    ProviderError,
-    TurnCommit,
-    WorkLease,
-)
 from duraflow.providers.common import encode_item
+from duraflow.providers.errors import ProviderError
+from duraflow.providers.items import OrchestrationItem, TurnCommit, WorkLease
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 
-from duraflow.providers.base import ProviderError
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.postgres.errors import (
     DB_ERRORS,
     connect_error,

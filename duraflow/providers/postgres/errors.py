@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote
 
 import asyncpg
 
-from duraflow.providers.base import LockLostError, ProviderError
+from duraflow.providers.errors import LockLostError, ProviderError
 
 LOCK_LOST = "DFL01"
 MISSING_METADATA = "DFM01"

@@ -34,10 +34,10 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from duraflow.providers.base import Notifier
 from duraflow.providers.postgres.announce import decode_change
 from duraflow.providers.postgres.errors import DB_ERRORS
 from duraflow.providers.postgres.migrations import Channels
+from duraflow.providers.wakeups import Notifier
 
 log = logging.getLogger("duraflow.providers.postgres")
 HELLO = '{"hello": 1}'

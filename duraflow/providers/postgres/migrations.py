@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from duraflow.providers.base import ProviderError
+from duraflow.providers.errors import ProviderError
 
 if TYPE_CHECKING:
     from duraflow.providers.postgres.db import Conn

@@ -11,19 +11,16 @@ from collections.abc import Mapping
 import asyncpg
 
 from duraflow.core import workitems as wi
-from duraflow.providers.base import (
-    InstanceChange,
-    LockLostError,
+from duraflow.providers.clock import now_ms
+from duraflow.providers.common import encode_item, instance_status_row
+from duraflow.providers.errors import LockLostError, ProviderError
+from duraflow.providers.items import (
     OrchestrationItem,
-    OrchestratorTaker,
     OutboundMessage,
     PreparedTurn,
-    ProviderError,
     TurnCommit,
     TurnResult,
-    now_ms,
 )
-from duraflow.providers.common import encode_item, instance_status_row
 from duraflow.providers.postgres.announce import Announcement, change_code
 from duraflow.providers.postgres.codec import (
     EncodedCommit,
@@ -31,6 +28,7 @@ from duraflow.providers.postgres.codec import (
     encode_commit,
 )
 from duraflow.providers.postgres.queue_base import QueueBase
+from duraflow.providers.wakeups import InstanceChange, OrchestratorTaker
 
 log = logging.getLogger("duraflow.provider")
 

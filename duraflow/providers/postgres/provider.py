@@ -43,11 +43,8 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
-from duraflow.providers.base import (
-    WORKER_ROW_RETENTION_MS,
-    ProviderError,
-)
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.postgres import admin, reads, sessions, workers
 from duraflow.providers.postgres.db import open_database
 from duraflow.providers.postgres.errors import DB_ERRORS, connect_error
@@ -56,6 +53,7 @@ from duraflow.providers.postgres.migrations import Channels, migrate, validate_s
 from duraflow.providers.postgres.orchestrator_queue import OrchestratorQueue
 from duraflow.providers.postgres.prime import prime
 from duraflow.providers.postgres.worker_queue import WorkerQueue
+from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 

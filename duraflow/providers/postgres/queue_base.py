@@ -8,10 +8,7 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from duraflow.providers.base import (
-    Notifier,
-    OrchestrationItem,
-)
+from duraflow.providers.items import OrchestrationItem
 from duraflow.providers.postgres import reads
 from duraflow.providers.postgres.announce import Announcement, Announcer
 from duraflow.providers.postgres.batch import TurnBatcher
@@ -21,6 +18,7 @@ from duraflow.providers.postgres.codec import (
 from duraflow.providers.postgres.db import Database
 from duraflow.providers.postgres.listen import Listener
 from duraflow.providers.postgres.migrations import Channels
+from duraflow.providers.wakeups import Notifier
 
 
 class QueueBase:

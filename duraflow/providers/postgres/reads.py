@@ -21,13 +21,13 @@ from duraflow.core.models import (
     SystemMetrics,
     SystemStats,
 )
-from duraflow.providers.base import ProviderError
 from duraflow.providers.common import (
     execution_row,
     instance_info_row,
     instance_status_row,
     missing_execution,
 )
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.postgres.db import Database
 
 

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from duraflow.providers.base import (
+from duraflow.providers.clock import now_ms
+from duraflow.providers.common import encode_item
+from duraflow.providers.items import (
     DEFAULT_TAG_FILTER,
-    InstanceChange,
-    OrchestratorTaker,
     OutboundMessage,
     SessionClaim,
     TagFilter,
     WorkLease,
-    now_ms,
 )
-from duraflow.providers.common import encode_item
 from duraflow.providers.postgres import sessions
 from duraflow.providers.postgres.codec import (
     build_lease,
 )
 from duraflow.providers.postgres.queue_base import QueueBase
+from duraflow.providers.wakeups import InstanceChange, OrchestratorTaker
 
 #: fetch_work_item's columns renamed, beside a take's in one row (``_ack_and_take``).
 _LEASE_COLUMNS = "".join(

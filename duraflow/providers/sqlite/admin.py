@@ -22,7 +22,7 @@ from duraflow.core.models import (
     PruneOptions,
     PruneResult,
 )
-from duraflow.providers.base import InstanceNotFoundError, ProviderError
+from duraflow.providers.errors import InstanceNotFoundError, ProviderError
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import TERMINAL_STATUSES
 

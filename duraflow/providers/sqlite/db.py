@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from duraflow.providers.base import ProviderError, now_ms
+from duraflow.providers.clock import now_ms
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.sqlite.schema import SchemaTooNewError, migrate
 
 T = TypeVar("T")

@@ -21,12 +21,9 @@ from typing import Any
 from duraflow.core.events import HistoryEvent, HistoryFormatError
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED
 from duraflow.core.workitems import WorkItem
-from duraflow.providers.base import (
-    LockLostError,
-    OrchestrationItem,
-    OutboundMessage,
-    now_ms,
-)
+from duraflow.providers.clock import now_ms
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import OrchestrationItem, OutboundMessage
 from duraflow.providers.sqlite.db import transaction
 
 TERMINAL_STATUSES = (COMPLETED, FAILED, CONTINUED_AS_NEW)

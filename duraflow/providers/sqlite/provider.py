@@ -30,11 +30,9 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
-from duraflow.providers.base import (
+from duraflow.providers.common import encode_item
+from duraflow.providers.items import (
     DEFAULT_TAG_FILTER,
-    WORKER_ROW_RETENTION_MS,
-    InstanceChange,
-    Notifier,
     OrchestrationItem,
     OutboundMessage,
     SessionClaim,
@@ -43,7 +41,7 @@ from duraflow.providers.base import (
     TurnResult,
     WorkLease,
 )
-from duraflow.providers.common import encode_item
+from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
 from duraflow.providers.sqlite import (
     admin,
     orchestration,
@@ -54,6 +52,7 @@ from duraflow.providers.sqlite import (
     workers,
 )
 from duraflow.providers.sqlite.db import MEMORY, Database
+from duraflow.providers.wakeups import InstanceChange, Notifier
 
 
 class SqliteProvider:

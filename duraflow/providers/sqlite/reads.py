@@ -22,13 +22,13 @@ from duraflow.core.models import (
     SystemMetrics,
     SystemStats,
 )
-from duraflow.providers.base import ProviderError
 from duraflow.providers.common import (
     execution_row,
     instance_info_row,
     instance_status_row,
     missing_execution,
 )
+from duraflow.providers.errors import ProviderError
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import load_history
 

@@ -16,8 +16,9 @@ import sqlite3
 from dataclasses import dataclass
 
 from duraflow.core.models import RUNNING
-from duraflow.providers.base import LockLostError, ProviderError, TurnCommit, WorkLease
 from duraflow.providers.common import encode_item
+from duraflow.providers.errors import LockLostError, ProviderError
+from duraflow.providers.items import TurnCommit, WorkLease
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import INSERT_ORCH, TERMINAL_STATUSES, new_token
 

@@ -14,7 +14,9 @@ import json
 import sqlite3
 from typing import Any
 
-from duraflow.providers.base import LockLostError, SessionClaim, TagFilter, WorkLease, now_ms
+from duraflow.providers.clock import now_ms
+from duraflow.providers.errors import LockLostError
+from duraflow.providers.items import SessionClaim, TagFilter, WorkLease
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import INSERT_ORCH, new_token
 

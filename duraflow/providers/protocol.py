@@ -1,0 +1,239 @@
+"""The provider contract: the one small async interface every storage backend implements.
+
+A provider stores instances, executions, history and two peek-lock queues (orchestrator and
+worker). It never creates events or ids and never interprets history: the runtime hands it
+pre-digested turns (``TurnCommit``) and it commits each one atomically. Everything a provider
+returns is plain data (``items``, ``duraflow.core``).
+
+All methods are coroutines bound to the event loop the provider was opened on. Times are
+milliseconds since the Unix epoch, taken from the provider's own clock (``clock.now_ms``).
+
+This module holds only the interface. What crosses it lives in ``items``, what it raises in
+``errors``, and the ``Notifier`` every provider carries in ``wakeups``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from duraflow.core.events import HistoryEvent
+from duraflow.core.models import (
+    DeleteInstanceResult,
+    ExecutionInfo,
+    InstanceFilter,
+    InstanceInfo,
+    InstanceStatus,
+    PruneOptions,
+    PruneResult,
+    QueueDepths,
+    SystemMetrics,
+    SystemStats,
+    WorkerInfo,
+)
+from duraflow.providers.items import (
+    DEFAULT_TAG_FILTER,
+    OrchestrationItem,
+    OutboundMessage,
+    SessionClaim,
+    TagFilter,
+    TurnCommit,
+    TurnResult,
+    WorkLease,
+)
+from duraflow.providers.wakeups import Notifier
+
+#: Registry rows of runtimes unseen for this long are deleted by the next heartbeat of any
+#: runtime (long enough for an operator to see that a pod went away, and why).
+WORKER_ROW_RETENTION_MS = 3_600_000
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Storage backend for Duraflow. See module docstring; every method is atomic."""
+
+    name: str
+    notifier: Notifier
+    #: True when ``notifier`` also hears other processes (no need for fast polling).
+    cross_process_notify: bool
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """One trivial round trip (``SELECT 1``); raises ``ProviderError`` when the database
+        does not answer. Health probes use it."""
+
+    # Orchestrator queue ------------------------------------------------------
+
+    async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
+        """Insert one message (never creates an instance) and notify."""
+
+    async def fetch_orchestration_item(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        replay_range: tuple[int, int] | None = None,
+    ) -> OrchestrationItem | None:
+        """Lock the next instance that has visible messages, oldest message first.
+
+        ``replay_range`` (packed versions, see ``duraflow.core.version.pack``, inclusive):
+        skip instances whose current execution is pinned to an engine version outside it
+        (unpinned instances are always eligible). The pin is the ``engine_version`` of the
+        execution's ``OrchestrationStarted`` event, recorded by the provider when it is stored.
+
+        Skips instances whose lock is live. Locks ALL messages of that instance visible
+        now (``attempt_count`` + 1 each; the item's count is their max); messages arriving
+        later stay for the next turn. ``cached`` maps instance id to the caller's
+        ``(execution_id, history_len)``; when it matches, ``history`` is returned as None.
+        Providers only call ``cached.get(instance_id)`` for the instance they picked (it may
+        be large, and may be read from a provider's own thread); they never iterate it.
+        Returns None when nothing is visible.
+        """
+
+    async def fetch_orchestration_items(
+        self,
+        lock_timeout_ms: int,
+        cached: Mapping[str, tuple[int, int]] | None = None,
+        max_items: int = 1,
+        replay_range: tuple[int, int] | None = None,
+    ) -> list[OrchestrationItem]:
+        """Up to ``max_items`` batches of different instances in ONE round trip, each
+        exactly as ``fetch_orchestration_item`` would lock and return it ([] when nothing
+        is visible). Dispatchers with several free slots use it under load."""
+
+    async def ack_orchestration_item(
+        self, lock_token: str, commit: TurnCommit
+    ) -> TurnResult | None:
+        """Commit a turn atomically (see ``TurnCommit``) and notify whoever it concerns.
+
+        Notifications skip what this process handles itself: claimed worker items wake
+        nobody, and a held instance is processed by its holder."""
+
+    async def abandon_orchestration_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None:
+        """Release the lock without consuming messages; optionally delay their visibility
+        and (``ignore_attempt``) undo the attempt increment (never below 0)."""
+
+    async def renew_orchestration_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        """Extend a live lock to now + ``extend_ms``; ``LockLostError`` if expired/unknown."""
+
+    async def next_orchestrator_due_ms(self) -> int | None:
+        """Earliest ``visible_at`` among unlocked messages not yet visible, else None."""
+
+    # Worker queue ------------------------------------------------------------
+
+    async def fetch_work_item(
+        self,
+        lock_timeout_ms: int,
+        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        session: SessionClaim | None = None,
+    ) -> WorkLease | None:
+        """Lock the oldest visible, unlocked (or lock-expired) row the filter accepts, and
+        that ``session`` allows (see ``SessionClaim``), claiming its session in the same
+        atomic step. A lost race for a session moves on to another row."""
+
+    async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
+        """Delete the locked row and enqueue its completion, atomically. ``LockLostError``
+        when the row is gone (cancelled) or the lock expired. Marks the row's session
+        active now."""
+
+    async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
+        """``LockLostError`` when the row is gone or its lock expired (= cancellation).
+        Marks the row's session active now."""
+
+    async def lost_work_items(self, lock_tokens: Sequence[str]) -> set[str]:
+        """Which of ``lock_tokens`` no longer name a live locked row (cancelled, or the lock
+        expired): one query for all of a runtime's running activities."""
+
+    # Sessions ----------------------------------------------------------------
+
+    async def renew_sessions(
+        self, owners: Sequence[str], extend_ms: int, idle_timeout_ms: int
+    ) -> list[str]:
+        """Extend to now + ``extend_ms`` the live leases of ``owners`` whose session was
+        active within ``idle_timeout_ms``; release (delete) the idle ones. Returns the
+        sessions ``owners`` still hold."""
+
+    async def release_sessions(self, owners: Sequence[str]) -> int:
+        """Drop every lease of ``owners`` (graceful shutdown), so another worker can take
+        their sessions at once. Returns how many were released."""
+
+    async def cleanup_sessions(self) -> int:
+        """Delete sessions whose lease lapsed and that have no worker rows left."""
+
+    async def abandon_work_item(
+        self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
+    ) -> None: ...
+
+    # Worker registry ---------------------------------------------------------
+
+    async def heartbeat_worker(
+        self, worker: WorkerInfo, retention_ms: int = WORKER_ROW_RETENTION_MS
+    ) -> None:
+        """Record ``worker`` (keyed by ``worker_node_id`` + ``runtime_id``) as seen now, in ONE
+        write; ``last_seen_at_ms`` comes from the store's clock and ``alive`` is ignored. The
+        same statement deletes rows unseen for more than ``retention_ms``."""
+
+    async def remove_worker(self, worker_node_id: str, runtime_id: str) -> None:
+        """Delete a runtime's registry row (graceful shutdown); no error if it is gone."""
+
+    async def list_workers(self, include_gone: bool = False) -> list[WorkerInfo]:
+        """Registered runtimes ordered by ``worker_node_id``; ``alive`` is computed with the
+        store's clock. Gone ones only with ``include_gone``."""
+
+    async def get_activity_backlog(self) -> dict[str | None, int]:
+        """Visible, unlocked worker-queue rows per tag (``None`` = untagged); tags with no
+        such rows are absent."""
+
+    # Reads -------------------------------------------------------------------
+
+    async def get_instance_status(self, instance_id: str) -> InstanceStatus | None: ...
+
+    async def get_custom_status(
+        self, instance_id: str, last_seen_version: int
+    ) -> tuple[str | None, int] | None:
+        """(custom_status, version) when version > last_seen_version, else None."""
+
+    async def read_history(
+        self, instance_id: str, execution_id: int | None = None
+    ) -> list[HistoryEvent]:
+        """History of one execution (default: current), ordered by event id; [] if none."""
+
+    async def get_kv_value(self, instance_id: str, key: str) -> str | None:
+        """The instance's current value for ``key`` (None if unset or no such instance)."""
+
+    async def get_kv_all_values(self, instance_id: str) -> dict[str, str]: ...
+
+    # Admin -------------------------------------------------------------------
+
+    async def list_instances(self) -> list[str]:
+        """All instance ids, newest first."""
+
+    async def list_instances_by_status(self, status: str) -> list[str]: ...
+
+    async def list_executions(self, instance_id: str) -> list[int]: ...
+
+    async def get_instance_info(self, instance_id: str) -> InstanceInfo:
+        """``InstanceNotFoundError`` if missing."""
+
+    async def get_execution_info(self, instance_id: str, execution_id: int) -> ExecutionInfo: ...
+
+    async def get_system_metrics(self) -> SystemMetrics: ...
+
+    async def get_queue_depths(self) -> QueueDepths: ...
+
+    async def get_instance_stats(self, instance_id: str) -> SystemStats | None: ...
+
+    async def list_children(self, instance_id: str) -> list[str]: ...
+
+    async def delete_instance_tree(self, instance_id: str, force: bool) -> DeleteInstanceResult:
+        """Delete a root instance and all its descendants atomically (see reference §2.21)."""
+
+    async def delete_instance_bulk(self, filter: InstanceFilter) -> DeleteInstanceResult: ...
+
+    async def prune_executions(self, instance_id: str, options: PruneOptions) -> PruneResult: ...
+
+    async def prune_executions_bulk(
+        self, filter: InstanceFilter, options: PruneOptions
+    ) -> PruneResult: ...
