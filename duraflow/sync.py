@@ -240,7 +240,11 @@ class Runtime:
 
 
 class TagFilter:
-    """Values for ``RuntimeOptions(worker_tag_filter=...)`` (duroxide-python's helper)."""
+    """Values for ``RuntimeOptions(worker_tag_filter=...)`` (duroxide-python's helper).
+
+    Each is the option's string form; ``RuntimeOptions`` parses it into the
+    ``WorkerTagFilter`` the runtime and providers use (``duraflow.providers.items``).
+    """
 
     DEFAULT_ONLY = "default_only"
     ANY = "any"

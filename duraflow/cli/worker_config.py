@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
-from duraflow.providers.items import TagFilter
+from duraflow.providers.items import WorkerTagFilter
 
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_GRACE_MS = 25_000
@@ -100,7 +100,7 @@ class WorkerConfig:
     app: str
     register: Callable[[Any], Any]
     worker_node_id: str | None
-    tag_filter: TagFilter
+    tag_filter: WorkerTagFilter
     orchestration_concurrency: int | None
     worker_concurrency: int | None
     max_sessions: int | None
@@ -166,10 +166,10 @@ class _Reader:
         return text
 
 
-def parse_tags(value: str | None, source: str, include_untagged: bool) -> TagFilter:
-    """``a,b`` → ``TagFilter("tags", ("a", "b"))`` (``default_and`` with untagged)."""
+def parse_tags(value: str | None, source: str, include_untagged: bool) -> WorkerTagFilter:
+    """``a,b`` → ``WorkerTagFilter("tags", ("a", "b"))`` (``default_and`` with untagged)."""
     if value is None or not value.strip():
-        return TagFilter("default_only")
+        return WorkerTagFilter("default_only")
     tags = [t.strip() for t in value.split(",")]
     if any(not t for t in tags):
         raise ConfigError(f"{source} has an empty tag in {value!r} (tags are comma-separated)")
@@ -183,7 +183,7 @@ def parse_tags(value: str | None, source: str, include_untagged: bool) -> TagFil
         if len(tag.encode()) > MAX_TAG_NAME_BYTES:
             raise ConfigError(f"{source}: tag {tag[:40]!r}... is longer than "
                               f"{MAX_TAG_NAME_BYTES} bytes")
-    return TagFilter("default_and" if include_untagged else "tags", tuple(tags))
+    return WorkerTagFilter("default_and" if include_untagged else "tags", tuple(tags))
 
 
 def load_app(spec: str, source: str) -> Callable[[Any], Any]:

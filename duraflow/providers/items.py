@@ -5,7 +5,7 @@ them is these dataclasses. A fetch returns an ``OrchestrationItem`` (a locked ba
 messages and the history to replay) or a ``WorkLease`` (one locked activity); a turn goes
 back as one ``TurnCommit`` made of ``WorkerItem``s, ``OutboundMessage``s, ``ActivityRef``s
 and ``KvMutation``s, and its ``TurnResult`` says what the commit kept for this process. A
-worker fetch is shaped by a ``TagFilter`` and a ``SessionClaim``.
+worker fetch is shaped by a ``WorkerTagFilter`` and a ``SessionClaim``.
 """
 
 from __future__ import annotations
@@ -191,11 +191,16 @@ class SessionClaim:
 
 
 @dataclass(frozen=True, slots=True)
-class TagFilter:
-    """Which tagged activities a worker takes.
+class WorkerTagFilter:
+    """Which tagged activities a worker takes: the parsed ``worker_tag_filter`` option.
 
     ``mode``: ``default_only`` (untagged only), ``tags`` (only ``tags``), ``default_and``
     (untagged and ``tags``), ``any`` (everything), ``none`` (no activities).
+
+    Not to be confused with the public ``duraflow.TagFilter`` (duroxide-python's helper),
+    which only spells the option's string values (``TagFilter.tags(["gpu"])`` is a JSON
+    string); ``RuntimeOptions`` parses that string into this, and runtimes and providers
+    work with this one only.
     """
 
     mode: str = "default_only"
@@ -211,4 +216,4 @@ class TagFilter:
         return self.mode in ("tags", "default_and") and tag in self.tags
 
 
-DEFAULT_TAG_FILTER = TagFilter()
+DEFAULT_TAG_FILTER = WorkerTagFilter()

@@ -36,9 +36,9 @@ from duraflow.providers.items import (
     OrchestrationItem,
     OutboundMessage,
     SessionClaim,
-    TagFilter,
     TurnCommit,
     TurnResult,
+    WorkerTagFilter,
     WorkLease,
 )
 from duraflow.providers.wakeups import Notifier
@@ -126,7 +126,7 @@ class Provider(Protocol):
     async def fetch_work_item(
         self,
         lock_timeout_ms: int,
-        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
     ) -> WorkLease | None:
         """Lock the oldest visible, unlocked (or lock-expired) row the filter accepts, and

@@ -13,7 +13,7 @@ from typing import Any
 
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
 from duraflow.core.version import ENGINE_VERSION, pack
-from duraflow.providers.items import TagFilter
+from duraflow.providers.items import WorkerTagFilter
 
 _DEFAULTS: dict[str, Any] = {
     "orchestration_concurrency": 4,
@@ -73,12 +73,12 @@ def renewal_interval_ms(timeout_ms: int, buffer_ms: int) -> int:
     return max(math.ceil(timeout_ms / 2), 1)
 
 
-def parse_tag_filter(value: Any) -> TagFilter:
+def parse_tag_filter(value: Any) -> WorkerTagFilter:
     if value is None or value == "default_only":
-        return TagFilter("default_only")
+        return WorkerTagFilter("default_only")
     if value in ("any", "none"):
-        return TagFilter(str(value))
-    if isinstance(value, TagFilter):
+        return WorkerTagFilter(str(value))
+    if isinstance(value, WorkerTagFilter):
         return value
     try:
         raw = json.loads(value) if isinstance(value, str) else None
@@ -97,7 +97,7 @@ def parse_tag_filter(value: Any) -> TagFilter:
     for tag in tags:
         if len(tag.encode()) > MAX_TAG_NAME_BYTES:
             raise ValueError(f"worker tag {tag[:40]!r}... exceeds {MAX_TAG_NAME_BYTES} bytes")
-    return TagFilter(mode, tuple(tags))
+    return WorkerTagFilter(mode, tuple(tags))
 
 
 def parse_replay_versions(value: Any) -> tuple[tuple[str, str] | None, tuple[int, int]]:
@@ -154,7 +154,7 @@ class RuntimeOptions:
     worker_heartbeat_interval_ms: int
     supported_replay_versions: tuple[str, str] | None
     replay_range: tuple[int, int]
-    tag_filter: TagFilter
+    tag_filter: WorkerTagFilter
 
     def __init__(self, **kwargs: Any) -> None:
         unknown = set(kwargs) - set(_DEFAULTS)

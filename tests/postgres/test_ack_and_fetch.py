@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from duraflow.core import workitems as wi
-from duraflow.providers.items import OutboundMessage, SessionClaim, TagFilter, WorkerItem
+from duraflow.providers.items import OutboundMessage, SessionClaim, WorkerItem, WorkerTagFilter
 
 from .helpers import activity, create
 from .test_round_trips import _count_round_trips
@@ -81,16 +81,16 @@ async def test_the_fetch_half_honours_tags_and_session_claims(
         assert first is not None and first.activity_id == 2
         # Default tags only, no session claim: neither remaining row qualifies.
         assert await p.ack_and_fetch_work_item(first.lock_token, done("i", 2), 30_000) is None
-        again = await p.fetch_work_item(30_000, TagFilter("tags", ("gpu",)))
+        again = await p.fetch_work_item(30_000, WorkerTagFilter("tags", ("gpu",)))
         assert again is not None and again.activity_id == 3
         claim = SessionClaim(("slot-1",), 30_000)
         chat_lease = await p.ack_and_fetch_work_item(again.lock_token, done("i", 3), 30_000,
-                                                     TagFilter(), claim)
+                                                     WorkerTagFilter(), claim)
         assert chat_lease is not None
         assert (chat_lease.session_id, chat_lease.session_owner) == ("chat", "slot-1")
         # A filter that takes nothing still acks.
         assert await p.ack_and_fetch_work_item(chat_lease.lock_token, done("i", 4), 30_000,
-                                               TagFilter("none")) is None
+                                               WorkerTagFilter("none")) is None
         item = await p.fetch_orchestration_item(30_000)
         assert item is not None and len(item.messages) == 3
     finally:

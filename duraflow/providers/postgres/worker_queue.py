@@ -11,7 +11,7 @@ from duraflow.providers.items import (
     DEFAULT_TAG_FILTER,
     OutboundMessage,
     SessionClaim,
-    TagFilter,
+    WorkerTagFilter,
     WorkLease,
 )
 from duraflow.providers.postgres import sessions
@@ -29,7 +29,7 @@ _LEASE_COLUMNS = "".join(
 
 
 def _fetch_arguments(
-    lock_timeout_ms: int, tag_filter: TagFilter, session: SessionClaim | None
+    lock_timeout_ms: int, tag_filter: WorkerTagFilter, session: SessionClaim | None
 ) -> tuple[object, ...]:
     """``fetch_work_item``'s six arguments, wherever a statement calls it."""
     return (
@@ -48,7 +48,7 @@ class WorkerQueue(QueueBase):
     async def fetch_work_item(
         self,
         lock_timeout_ms: int,
-        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
     ) -> WorkLease | None:
         if tag_filter.mode not in ("any", "default_only", "tags", "default_and"):
@@ -78,7 +78,7 @@ class WorkerQueue(QueueBase):
         lock_token: str,
         completion: OutboundMessage,
         lock_timeout_ms: int,
-        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
     ) -> WorkLease | None:
         """``ack_work_item`` and then ``fetch_work_item`` in ONE transaction and round trip:

@@ -36,9 +36,9 @@ from duraflow.providers.items import (
     OrchestrationItem,
     OutboundMessage,
     SessionClaim,
-    TagFilter,
     TurnCommit,
     TurnResult,
+    WorkerTagFilter,
     WorkLease,
 )
 from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
@@ -181,7 +181,7 @@ class SqliteProvider:
     async def fetch_work_item(
         self,
         lock_timeout_ms: int,
-        tag_filter: TagFilter = DEFAULT_TAG_FILTER,
+        tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
     ) -> WorkLease | None:
         if tag_filter.mode == "none":

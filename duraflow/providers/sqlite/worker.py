@@ -16,7 +16,7 @@ from typing import Any
 
 from duraflow.providers.clock import now_ms
 from duraflow.providers.errors import LockLostError
-from duraflow.providers.items import SessionClaim, TagFilter, WorkLease
+from duraflow.providers.items import SessionClaim, WorkerTagFilter, WorkLease
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestration import INSERT_ORCH, new_token
 
@@ -54,11 +54,11 @@ _CLAIM = (
 def fetch(
     conn: sqlite3.Connection,
     lock_timeout_ms: int,
-    tag_filter: TagFilter,
+    tag_filter: WorkerTagFilter,
     session: SessionClaim | None,
 ) -> WorkLease | None:
     sql = _FETCH_BY_MODE.get(tag_filter.mode)
-    if sql is None:  # "none", or a mode TagFilter.matches would reject everything for
+    if sql is None:  # "none", or a mode WorkerTagFilter.matches would reject everything for
         return None
     params: dict[str, Any] = {
         "tags": json.dumps(list(tag_filter.tags)),
