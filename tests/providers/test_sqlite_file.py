@@ -20,7 +20,7 @@ from duraflow.providers.errors import ProviderError
 from duraflow.providers.protocol import Provider
 from duraflow.providers.sqlite import SqliteOpenError, SqliteProvider
 from duraflow.providers.sqlite.db import map_error
-from duraflow.providers.sqlite.schema import SCHEMA_VERSION
+from duraflow.providers.sqlite.migrations import SCHEMA_VERSION
 
 from .support import Turns, raised, start_msg
 

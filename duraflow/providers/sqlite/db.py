@@ -25,7 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from duraflow.providers.clock import now_ms
 from duraflow.providers.errors import ProviderError
-from duraflow.providers.sqlite.schema import SchemaTooNewError, migrate
+from duraflow.providers.sqlite.migrations import SchemaTooNewError, migrate
 
 T = TypeVar("T")
 P = ParamSpec("P")

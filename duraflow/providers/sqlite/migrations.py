@@ -1,4 +1,5 @@
-"""The SQLite schema, versioned with ``PRAGMA user_version`` so a database file upgrades in place.
+"""The SQLite schema as migrations, versioned with ``PRAGMA user_version`` so a database file
+upgrades in place (the twin of ``postgres/migrations.py``, which keeps a ledger table instead).
 
 Migrations are lists of single statements rather than scripts: ``executescript`` commits any
 open transaction first, which would let two processes opening the same new file both run
