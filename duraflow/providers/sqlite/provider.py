@@ -48,7 +48,7 @@ from duraflow.providers.sqlite import (
     reads,
     sessions,
     turns,
-    worker,
+    worker_queue,
     workers,
 )
 from duraflow.providers.sqlite.db import MEMORY, Database
@@ -187,7 +187,7 @@ class SqliteProvider:
         if tag_filter.mode == "none":
             return None
         return await self._db.run(
-            "fetch_work_item", worker.fetch, lock_timeout_ms, tag_filter, session
+            "fetch_work_item", worker_queue.fetch, lock_timeout_ms, tag_filter, session
         )
 
     async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
@@ -199,24 +199,24 @@ class SqliteProvider:
                 encode_item(op, completion.item),
                 completion.visible_at_ms,
             )
-        visible_at = await self._db.run(op, worker.ack, lock_token, encoded)
+        visible_at = await self._db.run(op, worker_queue.ack, lock_token, encoded)
         if completion is not None:
             self.notifier.notify_orchestrator(visible_at)
             self.notifier.notify_instance(completion.instance_id, InstanceChange())
 
     async def renew_work_item_lock(self, lock_token: str, extend_ms: int) -> None:
-        await self._db.run("renew_work_item_lock", worker.renew, lock_token, extend_ms)
+        await self._db.run("renew_work_item_lock", worker_queue.renew, lock_token, extend_ms)
 
     async def lost_work_items(self, lock_tokens: Sequence[str]) -> set[str]:
         if not lock_tokens:
             return set()
-        return await self._db.run("lost_work_items", worker.lost, list(lock_tokens))
+        return await self._db.run("lost_work_items", worker_queue.lost, list(lock_tokens))
 
     async def abandon_work_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
     ) -> None:
         visible_at = await self._db.run(
-            "abandon_work_item", worker.abandon, lock_token, delay_ms, ignore_attempt
+            "abandon_work_item", worker_queue.abandon, lock_token, delay_ms, ignore_attempt
         )
         if visible_at is None:
             self.notifier.notify_worker()

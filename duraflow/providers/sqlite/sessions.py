@@ -1,7 +1,8 @@
 """Session leases on SQLite: renewal by the owning runtime, release, and cleanup.
 
-The claim itself happens inside the worker fetch (``worker.fetch``); these are the periodic
-and shutdown operations of the runtime's session manager, each one short write transaction.
+The claim itself happens inside the worker fetch (``worker_queue.fetch``); these are the
+periodic and shutdown operations of the runtime's session manager, each one short write
+transaction.
 """
 
 from __future__ import annotations
