@@ -24,7 +24,7 @@ from duraflow.core.models import (
 )
 from duraflow.providers.errors import InstanceNotFoundError, ProviderError
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestration import TERMINAL_STATUSES
+from duraflow.providers.sqlite.orchestrator_queue import TERMINAL_STATUSES
 
 DEFAULT_BULK_LIMIT = 1000
 

@@ -44,7 +44,7 @@ from duraflow.providers.items import (
 from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
 from duraflow.providers.sqlite import (
     admin,
-    orchestration,
+    orchestrator_queue,
     reads,
     sessions,
     turns,
@@ -113,7 +113,7 @@ class SqliteProvider:
     async def enqueue_orchestrator(self, message: OutboundMessage) -> None:
         op = "enqueue_orchestrator"
         encoded = encode_item(op, message.item)
-        visible_at = await self._db.run(op, orchestration.enqueue, message, encoded)
+        visible_at = await self._db.run(op, orchestrator_queue.enqueue, message, encoded)
         self.notifier.notify_orchestrator(visible_at)
 
     async def fetch_orchestration_item(
@@ -125,7 +125,7 @@ class SqliteProvider:
         # ``cached`` is only looked up (``.get``) for the instance the fetch picks, on the
         # database thread: copying it per fetch would cost O(cache size) every turn.
         return await self._db.run(
-            "fetch_orchestration_item", orchestration.fetch, lock_timeout_ms, cached,
+            "fetch_orchestration_item", orchestrator_queue.fetch, lock_timeout_ms, cached,
             replay_range,
         )
 
@@ -137,7 +137,7 @@ class SqliteProvider:
         replay_range: tuple[int, int] | None = None,
     ) -> list[OrchestrationItem]:
         return await self._db.run(
-            "fetch_orchestration_item", orchestration.fetch_many, lock_timeout_ms, cached,
+            "fetch_orchestration_item", orchestrator_queue.fetch_many, lock_timeout_ms, cached,
             max_items, replay_range,
         )
 
@@ -161,7 +161,7 @@ class SqliteProvider:
     ) -> None:
         _, visible_at = await self._db.run(
             "abandon_orchestration_item",
-            orchestration.abandon,
+            orchestrator_queue.abandon,
             lock_token,
             delay_ms,
             ignore_attempt,
@@ -170,11 +170,11 @@ class SqliteProvider:
 
     async def renew_orchestration_item_lock(self, lock_token: str, extend_ms: int) -> None:
         await self._db.run(
-            "renew_orchestration_item_lock", orchestration.renew, lock_token, extend_ms
+            "renew_orchestration_item_lock", orchestrator_queue.renew, lock_token, extend_ms
         )
 
     async def next_orchestrator_due_ms(self) -> int | None:
-        return await self._db.run("next_orchestrator_due_ms", orchestration.next_due)
+        return await self._db.run("next_orchestrator_due_ms", orchestrator_queue.next_due)
 
     # Worker queue ------------------------------------------------------------
 

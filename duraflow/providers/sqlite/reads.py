@@ -30,7 +30,7 @@ from duraflow.providers.common import (
 )
 from duraflow.providers.errors import ProviderError
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestration import load_history
+from duraflow.providers.sqlite.orchestrator_queue import load_history
 
 _CURRENT = """
     FROM instances i

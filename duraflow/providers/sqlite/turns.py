@@ -20,7 +20,7 @@ from duraflow.providers.common import encode_item
 from duraflow.providers.errors import LockLostError, ProviderError
 from duraflow.providers.items import TurnCommit, WorkLease
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestration import INSERT_ORCH, TERMINAL_STATUSES, new_token
+from duraflow.providers.sqlite.orchestrator_queue import INSERT_ORCH, TERMINAL_STATUSES, new_token
 
 _INSERT_WORKER = """
     INSERT INTO worker_queue (work_item, visible_at, created_at, instance_id, execution_id,

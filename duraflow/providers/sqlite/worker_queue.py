@@ -18,7 +18,7 @@ from duraflow.providers.clock import now_ms
 from duraflow.providers.errors import LockLostError
 from duraflow.providers.items import SessionClaim, WorkerTagFilter, WorkLease
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestration import INSERT_ORCH, new_token
+from duraflow.providers.sqlite.orchestrator_queue import INSERT_ORCH, new_token
 
 _ELIGIBLE = (
     "SELECT w.id, w.session_id, s.worker_id, s.locked_until"
