@@ -44,10 +44,10 @@ from duraflow.providers.items import (
 from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
 from duraflow.providers.sqlite import (
     admin,
+    codec,
     orchestrator_queue,
     reads,
     sessions,
-    turns,
     worker_queue,
     workers,
 )
@@ -142,9 +142,9 @@ class SqliteProvider:
         )
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
-        prepared = turns.prepare_commit(commit)
+        prepared = codec.prepare_commit(commit)
         instance_id, held = await self._db.run(
-            "ack_orchestration_item", turns.ack, lock_token, prepared
+            "ack_orchestration_item", orchestrator_queue.commit_turn, lock_token, prepared
         )
         if any(not w.claim for w in commit.worker_items):
             self.notifier.notify_worker()
@@ -154,7 +154,7 @@ class SqliteProvider:
             instance_id,
             InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
-        return TurnResult(turns.claimed_leases(prepared), held)
+        return TurnResult(codec.claimed_leases(prepared), held)
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False

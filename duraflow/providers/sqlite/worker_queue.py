@@ -17,8 +17,9 @@ from typing import Any
 from duraflow.providers.clock import now_ms
 from duraflow.providers.errors import LockLostError
 from duraflow.providers.items import SessionClaim, WorkerTagFilter, WorkLease
+from duraflow.providers.sqlite.codec import new_token
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestrator_queue import INSERT_ORCH, new_token
+from duraflow.providers.sqlite.orchestrator_queue import INSERT_ORCH
 
 _ELIGIBLE = (
     "SELECT w.id, w.session_id, s.worker_id, s.locked_until"
