@@ -1,13 +1,20 @@
-"""Small pieces every provider needs identically: encoding work items, shaping admin rows."""
+"""Small pieces both providers need identically: encoding work items, the leases of the
+activities a turn claimed, shaping rows into the admin read types.
+
+Written once here because neither provider may import the other (the rules of the admin
+operations have their own module, ``admin_rules``).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from duraflow.core.models import ExecutionInfo, InstanceInfo, InstanceStatus, WorkerInfo
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.errors import InstanceNotFoundError, ProviderError, describe
+from duraflow.providers.items import TurnCommit, WorkLease
 
 
 def encode_item(operation: str, item: WorkItem) -> str:
@@ -17,6 +24,17 @@ def encode_item(operation: str, item: WorkItem) -> str:
         raise ProviderError(
             operation, f"work item is not JSON-encodable: {describe(item)}", retryable=False
         ) from exc
+
+
+def claimed_leases(commit: TurnCommit, tokens: Sequence[str | None]) -> list[WorkLease]:
+    """The leases of the worker items a commit inserted locked (attempt 1), in order;
+    ``tokens`` has one entry per worker item, None for those queued unlocked."""
+    return [
+        WorkLease(token, 1, w.item, w.instance_id, w.execution_id, w.activity_id,
+                  w.session_id, w.tag)
+        for w, token in zip(commit.worker_items, tokens, strict=True)
+        if token is not None
+    ]
 
 
 def missing_execution(instance_exists: bool, instance_id: str, execution_id: int) -> ProviderError:

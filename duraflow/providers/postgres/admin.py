@@ -1,15 +1,13 @@
-"""Deleting instance trees and pruning old executions, each tree or instance atomically.
+"""Deleting instance trees and pruning old executions on PostgreSQL, each tree or instance
+atomically.
 
-Deletion works on whole trees (a root and every sub-orchestration below it) because a child
-without its parent is a dangling reference the runtime would try to notify. Unlike SQLite,
-PostgreSQL has many concurrent writers, so a delete first takes the advisory lock of every
-instance in the tree (in key order, so two deletes cannot deadlock) and then re-reads the
-tree: a child that committed in the meantime is locked and deleted too, and no turn of any
-tree member can be mid-commit while its rows go. The instance's ``instance_locks`` row is
-deleted as well, so a turn that fetched before the delete fails its ack with
-``LockLostError`` instead of resurrecting the instance.
-
-A child whose parent row no longer exists counts as a root, so it can still be deleted.
+What may be deleted and how much a bulk call takes are rules both providers share
+(``providers.admin_rules``). Unlike SQLite, PostgreSQL has many concurrent writers, so a delete
+first takes the advisory lock of every instance in the tree (in key order, so two deletes
+cannot deadlock) and then re-reads the tree: a child that committed in the meantime is locked
+and deleted too, and no turn of any tree member can be mid-commit while its rows go. The
+instance's ``instance_locks`` row is deleted as well, so a turn that fetched before the
+delete fails its ack with ``LockLostError`` instead of resurrecting the instance.
 """
 
 from __future__ import annotations
@@ -23,10 +21,10 @@ from duraflow.core.models import (
     PruneOptions,
     PruneResult,
 )
-from duraflow.providers.errors import InstanceNotFoundError, ProviderError
+from duraflow.providers import admin_rules as rules
+from duraflow.providers.errors import InstanceNotFoundError
 from duraflow.providers.postgres.db import Conn, Database
 
-DEFAULT_BULK_LIMIT = 1000
 TERMINAL_STATUSES = ["Completed", "Failed", "ContinuedAsNew"]
 
 
@@ -63,12 +61,7 @@ async def _delete_tree_tx(
     if row is None:
         raise InstanceNotFoundError(op, instance_id)
     if row[1] is not None:
-        raise ProviderError(
-            op,
-            f"Cannot delete sub-orchestration '{instance_id}' (parent '{row[0]}'). "
-            "Delete root instance instead",
-            retryable=False,
-        )
+        raise rules.not_a_root(op, instance_id, row[0])
     locked: set[str] = set()
     ids = await _tree(conn, s, instance_id)
     while True:  # lock, re-read; children created meanwhile get locked on the next pass
@@ -90,12 +83,7 @@ async def _delete_tree_tx(
             RUNNING,
         )
         if running is not None:
-            raise ProviderError(
-                op,
-                f"Instance '{running}' is still running. Use force=true to delete "
-                "a running instance",
-                retryable=False,
-            )
+            raise rules.still_running(op, running)
     counts: dict[str, int] = {}
     for table in (
         "history",
@@ -130,10 +118,6 @@ async def delete_tree(
     return await db.run("delete_instance", go, idempotent=False)
 
 
-def _limit(filter: InstanceFilter) -> int:
-    return DEFAULT_BULK_LIMIT if filter.limit is None else max(int(filter.limit), 0)
-
-
 async def delete_bulk(
     db: Database, filter: InstanceFilter
 ) -> tuple[DeleteInstanceResult, list[str]]:
@@ -152,7 +136,7 @@ async def delete_bulk(
         TERMINAL_STATUSES,
         None if filter.instance_ids is None else list(filter.instance_ids),
         filter.completed_before,
-        _limit(filter),
+        rules.bulk_limit(filter),
     )
     total = DeleteInstanceResult()
     deleted: list[str] = []
@@ -163,10 +147,7 @@ async def delete_bulk(
             part, ids = await delete_tree(db, str(root), True)
         except InstanceNotFoundError:
             continue  # deleted concurrently
-        total.instances_deleted += part.instances_deleted
-        total.executions_deleted += part.executions_deleted
-        total.events_deleted += part.events_deleted
-        total.queue_messages_deleted += part.queue_messages_deleted
+        rules.add_counts(total, part)
         deleted.extend(ids)
     return total, deleted
 
@@ -190,7 +171,7 @@ def _prune_sql(s: str) -> str:
 async def prune(db: Database, instance_id: str, options: PruneOptions) -> PruneResult:
     """Delete old terminal executions of one instance; never the current one."""
     s = db.s
-    keep = max(options.keep_last or 1, 1)  # None, 0 and 1 all mean "only the current one"
+    keep = rules.executions_to_keep(options)
 
     async def go(conn: Conn) -> PruneResult:
         async with conn.transaction():
@@ -230,7 +211,7 @@ async def prune_bulk(db: Database, filter: InstanceFilter, options: PruneOptions
         " ORDER BY i.created_at, i.seq LIMIT $3",
         None if filter.instance_ids is None else list(filter.instance_ids),
         filter.completed_before,
-        _limit(filter),
+        rules.bulk_limit(filter),
     )
     total = PruneResult()
     for (instance_id,) in rows:
@@ -238,7 +219,5 @@ async def prune_bulk(db: Database, filter: InstanceFilter, options: PruneOptions
             part = await prune(db, str(instance_id), options)
         except InstanceNotFoundError:
             continue
-        total.instances_processed += part.instances_processed
-        total.executions_deleted += part.executions_deleted
-        total.events_deleted += part.events_deleted
+        rules.add_counts(total, part)
     return total

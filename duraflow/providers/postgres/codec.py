@@ -92,16 +92,6 @@ def encode_commit(commit: TurnCommit) -> EncodedCommit:
     )
 
 
-def claimed_leases(commit: TurnCommit, tokens: list[str | None]) -> list[WorkLease]:
-    """The leases of the worker items a commit inserted locked (attempt 1), in order."""
-    return [
-        WorkLease(token, 1, w.item, w.instance_id, w.execution_id, w.activity_id,
-                  w.session_id, w.tag)
-        for w, token in zip(commit.worker_items, tokens, strict=True)
-        if token is not None
-    ]
-
-
 def build_item(
     row: asyncpg.Record,
     instance_id: str,

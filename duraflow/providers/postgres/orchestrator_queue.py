@@ -12,7 +12,7 @@ import asyncpg
 
 from duraflow.core import workitems as wi
 from duraflow.providers.clock import now_ms
-from duraflow.providers.common import encode_item, instance_status_row
+from duraflow.providers.common import claimed_leases, encode_item, instance_status_row
 from duraflow.providers.errors import LockLostError, ProviderError
 from duraflow.providers.items import (
     OrchestrationItem,
@@ -22,11 +22,7 @@ from duraflow.providers.items import (
     TurnResult,
 )
 from duraflow.providers.postgres.announce import Announcement, change_code
-from duraflow.providers.postgres.codec import (
-    EncodedCommit,
-    claimed_leases,
-    encode_commit,
-)
+from duraflow.providers.postgres.codec import EncodedCommit, encode_commit
 from duraflow.providers.postgres.queue_base import QueueBase
 from duraflow.providers.wakeups import InstanceChange, OrchestratorTaker
 

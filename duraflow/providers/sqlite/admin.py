@@ -1,13 +1,11 @@
-"""Deleting instance trees and pruning old executions, each as one write transaction.
+"""Deleting instance trees and pruning old executions on SQLite, each as one write transaction.
 
-Deletion works on whole trees (a root and every sub-orchestration below it) because a child
-without its parent is a dangling reference the runtime would try to notify. The tree is read
-inside the same ``BEGIN IMMEDIATE`` that deletes it, so no child can be created in between
-(duroxide needs a separate orphan check for that window; a single SQLite writer does not).
-Deleting an instance also deletes its ``instance_locks`` row: a turn still in flight then
-fails its ack with ``LockLostError`` instead of resurrecting the instance.
-
-A child whose parent row no longer exists counts as a root, so it can still be deleted.
+What may be deleted and how much a bulk call takes are rules both providers share
+(``providers.admin_rules``). Here the tree is read inside the same ``BEGIN IMMEDIATE`` that
+deletes it, so no child can be created in between (duroxide needs a separate orphan check
+for that window; a single SQLite writer does not). Deleting an instance also deletes its
+``instance_locks`` row: a turn still in flight then fails its ack with ``LockLostError``
+instead of resurrecting the instance.
 """
 
 from __future__ import annotations
@@ -22,11 +20,10 @@ from duraflow.core.models import (
     PruneOptions,
     PruneResult,
 )
-from duraflow.providers.errors import InstanceNotFoundError, ProviderError
+from duraflow.providers import admin_rules as rules
+from duraflow.providers.errors import InstanceNotFoundError
 from duraflow.providers.sqlite.db import transaction
 from duraflow.providers.sqlite.orchestrator_queue import TERMINAL_STATUSES
-
-DEFAULT_BULK_LIMIT = 1000
 
 _IN_IDS = "instance_id IN (SELECT value FROM json_each(?))"
 #: Deletion order matters: foreign-key children (history, executions) before ``instances``.
@@ -70,13 +67,6 @@ def _delete_ids(conn: sqlite3.Connection, ids: list[str]) -> DeleteInstanceResul
     )
 
 
-def _add(total: DeleteInstanceResult, part: DeleteInstanceResult) -> None:
-    total.instances_deleted += part.instances_deleted
-    total.executions_deleted += part.executions_deleted
-    total.events_deleted += part.events_deleted
-    total.queue_messages_deleted += part.queue_messages_deleted
-
-
 def delete_tree(
     conn: sqlite3.Connection, instance_id: str, force: bool
 ) -> tuple[DeleteInstanceResult, list[str]]:
@@ -92,12 +82,7 @@ def delete_tree(
         if row is None:
             raise InstanceNotFoundError(op, instance_id)
         if row[1] is not None:
-            raise ProviderError(
-                op,
-                f"Cannot delete sub-orchestration '{instance_id}' (parent '{row[0]}'). "
-                "Delete root instance instead",
-                retryable=False,
-            )
+            raise rules.not_a_root(op, instance_id, row[0])
         ids = _collect_tree(conn, instance_id)
         if not force:
             running = conn.execute(
@@ -107,12 +92,7 @@ def delete_tree(
                 (json.dumps(ids), RUNNING),
             ).fetchone()
             if running is not None:
-                raise ProviderError(
-                    op,
-                    f"Instance '{running[0]}' is still running. Use force=true to delete "
-                    "a running instance",
-                    retryable=False,
-                )
+                raise rules.still_running(op, running[0])
         return _delete_ids(conn, ids), ids
 
 
@@ -120,7 +100,7 @@ def _filter_params(filter: InstanceFilter) -> dict[str, object]:
     return {
         "ids": None if filter.instance_ids is None else json.dumps(list(filter.instance_ids)),
         "before": filter.completed_before,
-        "limit": DEFAULT_BULK_LIMIT if filter.limit is None else max(int(filter.limit), 0),
+        "limit": rules.bulk_limit(filter),
     }
 
 
@@ -151,7 +131,7 @@ def delete_bulk(
             if root in deleted_set:  # already gone with an earlier (orphan-rooted) tree
                 continue
             ids = _collect_tree(conn, root)
-            _add(total, _delete_ids(conn, ids))
+            rules.add_counts(total, _delete_ids(conn, ids))
             deleted.extend(ids)
             deleted_set.update(ids)
     return total, deleted
@@ -169,7 +149,7 @@ _PRUNABLE = """
 def _prune_one(
     conn: sqlite3.Connection, instance_id: str, current: int, options: PruneOptions
 ) -> PruneResult:
-    keep = max(options.keep_last or 1, 1)  # None, 0 and 1 all mean "only the current one"
+    keep = rules.executions_to_keep(options)
     params = {
         "id": instance_id,
         "current": current,
@@ -223,8 +203,5 @@ def prune_bulk(
     with transaction(conn, write=True):
         rows = conn.execute(_BULK_PRUNE_INSTANCES, _filter_params(filter)).fetchall()
         for instance_id, current in rows:
-            part = _prune_one(conn, str(instance_id), int(current), options)
-            total.instances_processed += part.instances_processed
-            total.executions_deleted += part.executions_deleted
-            total.events_deleted += part.events_deleted
+            rules.add_counts(total, _prune_one(conn, str(instance_id), int(current), options))
     return total

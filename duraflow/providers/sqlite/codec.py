@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from duraflow.providers.common import encode_item
-from duraflow.providers.items import TurnCommit, WorkLease
+from duraflow.providers.items import TurnCommit
 
 
 def new_token() -> str:
@@ -63,13 +63,3 @@ def prepare_commit(commit: TurnCommit) -> PreparedCommit:
         new_token() if w.claim and commit.claim_lock_ms else None for w in commit.worker_items
     ]
     return PreparedCommit(commit, events, workers, outbound, tokens)
-
-
-def claimed_leases(prepared: PreparedCommit) -> list[WorkLease]:
-    """The leases of the worker items the commit inserted locked (attempt 1), in order."""
-    return [
-        WorkLease(token, 1, w.item, w.instance_id, w.execution_id, w.activity_id,
-                  w.session_id, w.tag)
-        for w, token in zip(prepared.commit.worker_items, prepared.claim_tokens, strict=True)
-        if token is not None
-    ]

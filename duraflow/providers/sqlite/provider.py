@@ -30,7 +30,7 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
-from duraflow.providers.common import encode_item
+from duraflow.providers.common import claimed_leases, encode_item
 from duraflow.providers.items import (
     DEFAULT_TAG_FILTER,
     OrchestrationItem,
@@ -154,7 +154,7 @@ class SqliteProvider:
             instance_id,
             InstanceChange(commit.status, commit.custom_status_set, bool(commit.kv_mutations)),
         )
-        return TurnResult(codec.claimed_leases(prepared), held)
+        return TurnResult(claimed_leases(commit, prepared.claim_tokens), held)
 
     async def abandon_orchestration_item(
         self, lock_token: str, delay_ms: int | None = None, ignore_attempt: bool = False
