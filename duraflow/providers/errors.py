@@ -32,6 +32,14 @@ class LockLostError(ProviderError):
         super().__init__(operation, message, retryable=False)
 
 
+class SchemaTooNewError(ProviderError):
+    """The store was migrated by a newer Duraflow than this one (not retryable): opening it
+    would run code against tables it does not know. Both providers raise it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("migrate", message, retryable=False)
+
+
 class InstanceNotFoundError(ProviderError):
     """An admin call named an instance that does not exist."""
 

@@ -137,7 +137,7 @@ async def test_reopening_a_migrated_schema_applies_nothing(postgres_provider_fac
 
 
 async def test_a_schema_from_a_newer_duraflow_is_refused(postgres_provider_factory: Any) -> None:
-    from duraflow.providers.postgres.migrations import SchemaTooNewError
+    from duraflow.providers.errors import SchemaTooNewError
 
     first = await postgres_provider_factory()
     try:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from duraflow.providers.errors import ProviderError
+from duraflow.providers.errors import SchemaTooNewError
 
 if TYPE_CHECKING:
     from duraflow.providers.postgres.db import Conn
@@ -111,13 +111,6 @@ def render(sql: str, schema: str) -> str:
 def load(migration: Migration, schema: str) -> str:
     text = resources.files(__package__).joinpath(migration.filename).read_text("utf-8")
     return render(text, schema)
-
-
-class SchemaTooNewError(ProviderError):
-    """The schema was migrated by a newer Duraflow than this one (not retryable)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("migrate", message, retryable=False)
 
 
 async def migrate(conn: Conn, schema: str) -> list[int]:

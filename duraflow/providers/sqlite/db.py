@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from duraflow.providers.clock import now_ms
-from duraflow.providers.errors import ProviderError
-from duraflow.providers.sqlite.migrations import SchemaTooNewError, migrate
+from duraflow.providers.errors import ProviderError, SchemaTooNewError
+from duraflow.providers.sqlite.migrations import migrate
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -174,7 +174,10 @@ def _connect(path: str) -> sqlite3.Connection:
     except SqliteOpenError:
         conn.close()
         raise
-    except (sqlite3.Error, SchemaTooNewError) as exc:
+    except SchemaTooNewError as exc:
+        conn.close()
+        raise SqliteOpenError(f"{path}: {exc.message}") from exc
+    except sqlite3.Error as exc:
         conn.close()
         raise SqliteOpenError(f"{path}: {exc}") from exc
     return conn

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from duraflow.providers.errors import SchemaTooNewError
+
 MIGRATION_1: tuple[str, ...] = (
     """
     CREATE TABLE instances (
@@ -186,10 +188,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaTooNewError(Exception):
-    """The database was written by a newer Duraflow whose schema this one does not know."""
 
 
 def user_version(conn: sqlite3.Connection) -> int:
