@@ -1,5 +1,5 @@
-"""Small pieces both providers need identically: encoding work items, the leases of the
-activities a turn claimed, shaping rows into the admin read types.
+"""Small pieces both providers need identically: encoding and decoding work items, the
+leases of the activities a turn claimed, shaping rows into the admin read types.
 
 Written once here because neither provider may import the other (the rules of the admin
 operations have their own module, ``admin_rules``).
@@ -24,6 +24,14 @@ def encode_item(operation: str, item: WorkItem) -> str:
         raise ProviderError(
             operation, f"work item is not JSON-encodable: {describe(item)}", retryable=False
         ) from exc
+
+
+def decode_item(text: str) -> WorkItem:
+    """A stored work item; ``ValueError`` when it is not JSON or not a JSON object."""
+    decoded: Any = json.loads(text)
+    if not isinstance(decoded, dict):
+        raise ValueError("not a JSON object")
+    return decoded
 
 
 def claimed_leases(commit: TurnCommit, tokens: Sequence[str | None]) -> list[WorkLease]:

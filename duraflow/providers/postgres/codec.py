@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
 from duraflow.core.events import HistoryEvent, HistoryFormatError
 from duraflow.core.workitems import WorkItem
-from duraflow.providers.common import encode_item
+from duraflow.providers.common import decode_item, encode_item
 from duraflow.providers.errors import ProviderError
 from duraflow.providers.items import OrchestrationItem, TurnCommit, WorkLease
 
@@ -109,10 +108,7 @@ def build_item(
     messages: list[WorkItem] = []
     for text in row["out_messages"]:
         try:
-            decoded: Any = json.loads(text)
-            if not isinstance(decoded, dict):
-                raise ValueError("not a JSON object")
-            messages.append(decoded)
+            messages.append(decode_item(text))
         except ValueError as exc:
             errors.append(f"undecodable queue message: {exc}")
     history: list[HistoryEvent] | None = None
@@ -141,9 +137,7 @@ def build_item(
 def build_lease(row: asyncpg.Record, prefix: str = "out_") -> WorkLease:
     """A ``WorkLease`` from a ``fetch_work_item`` row (columns named ``prefix`` + field)."""
     try:
-        item: Any = json.loads(row[f"{prefix}item"])
-        if not isinstance(item, dict):
-            raise ValueError("not a JSON object")
+        item = decode_item(row[f"{prefix}item"])
     except ValueError as exc:
         raise ProviderError(
             "fetch_work_item", f"undecodable work item: {exc}", retryable=False

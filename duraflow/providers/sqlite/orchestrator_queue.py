@@ -16,15 +16,14 @@ Encoding the turn before the thread hop is ``codec``'s job.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping
-from typing import Any
 
 from duraflow.core.events import HistoryEvent, HistoryFormatError
 from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.clock import now_ms
+from duraflow.providers.common import decode_item
 from duraflow.providers.errors import LockLostError, ProviderError
 from duraflow.providers.items import OrchestrationItem, OutboundMessage
 from duraflow.providers.sqlite.codec import PreparedCommit, new_token
@@ -147,10 +146,7 @@ def _build_item(
     errors: list[str] = []
     for message_id, text, _ in rows:
         try:
-            decoded: Any = json.loads(text)
-            if not isinstance(decoded, dict):
-                raise ValueError("not a JSON object")
-            messages.append(decoded)
+            messages.append(decode_item(text))
         except ValueError as exc:
             # Poison the instance rather than the queue: the batch stays locked and counted,
             # so the runtime eventually fails it instead of every fetch erroring forever.
