@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from duraflow.providers.postgres import InvalidSchemaError, PostgresProvider
-from duraflow.providers.postgres.migrations import LATEST_VERSION, MIGRATIONS, Channels
+from duraflow.providers.postgres.migrations import LATEST_VERSION, MIGRATIONS
+from duraflow.providers.postgres.sql import Channels
 
 from .helpers import admin_connection, create, raised
 

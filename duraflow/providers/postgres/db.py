@@ -32,7 +32,7 @@ from duraflow.providers.postgres.errors import (
     connection_broken,
     map_error,
 )
-from duraflow.providers.postgres.migrations import quote_ident
+from duraflow.providers.postgres.sql import quote_ident
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy

@@ -36,7 +36,7 @@ import asyncpg
 
 from duraflow.providers.postgres.announce import decode_change
 from duraflow.providers.postgres.errors import DB_ERRORS
-from duraflow.providers.postgres.migrations import Channels
+from duraflow.providers.postgres.sql import Channels
 from duraflow.providers.wakeups import Notifier
 
 log = logging.getLogger("duraflow.providers.postgres")

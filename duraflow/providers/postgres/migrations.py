@@ -8,18 +8,16 @@ each in its own transaction together with its ledger row. Losers of the race wai
 lock, then find every version recorded and do nothing. (duroxide-pg raced here before it
 took the same lock: concurrent ``CREATE SCHEMA`` failed with a duplicate key.)
 
-The SQL lives in ``NNNN_name.sql`` files next to this module. They are templates: the
-schema identifier, its literal and the LISTEN/NOTIFY channel names are substituted in
-(the schema name is validated against a strict pattern first, so the substitution cannot
-inject anything), which lets every function reference fully qualified tables without a
-per-call ``search_path``.
+The SQL lives in ``NNNN_name.sql`` files next to this module. They are templates
+(``sql.render``): the schema identifier, its literal and the LISTEN/NOTIFY channel names are
+substituted in (the schema name is validated against a strict pattern first, so the
+substitution cannot inject anything), which lets every function reference fully qualified
+tables without a per-call ``search_path``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -27,11 +25,11 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from duraflow.providers.errors import SchemaTooNewError
+from duraflow.providers.postgres.sql import quote_ident, render, validate_schema
 
 if TYPE_CHECKING:
     from duraflow.providers.postgres.db import Conn
 
-SCHEMA_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 LEDGER = "_duraflow_migrations"
 
 
@@ -56,56 +54,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "lean_start", "0011_lean_start.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
-
-
-def validate_schema(schema: str) -> str:
-    """Return ``schema`` if it is a plain identifier, else raise ``ValueError``."""
-    if not isinstance(schema, str) or not SCHEMA_PATTERN.fullmatch(schema):
-        raise ValueError(
-            f"invalid PostgreSQL schema name {schema!r}: use 1-63 letters, digits or "
-            "underscores, not starting with a digit"
-        )
-    return schema
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-@dataclass(frozen=True, slots=True)
-class Channels:
-    """The schema's LISTEN/NOTIFY channels (names are limited to 63 bytes)."""
-
-    orchestrator: str
-    worker: str
-    instance: str
-    cancel: str = ""  # lock tokens of in-flight activities deleted by someone else
-
-    @staticmethod
-    def for_schema(schema: str) -> Channels:
-        base = f"duraflow_{schema}"
-        if len(base) + 5 > 63:
-            base = "duraflow_" + hashlib.sha256(schema.encode()).hexdigest()[:24]
-        return Channels(f"{base}_orch", f"{base}_work", f"{base}_inst", f"{base}_cncl")
-
-
-def render(sql: str, schema: str) -> str:
-    channels = Channels.for_schema(schema)
-    replacements = {
-        "{{schema}}": quote_ident(schema),
-        "{{schema_literal}}": quote_literal(schema),
-        "{{chan_orch}}": quote_literal(channels.orchestrator),
-        "{{chan_work}}": quote_literal(channels.worker),
-        "{{chan_inst}}": quote_literal(channels.instance),
-        "{{chan_cancel}}": quote_literal(channels.cancel),
-    }
-    for token, value in replacements.items():
-        sql = sql.replace(token, value)
-    return sql
 
 
 def load(migration: Migration, schema: str) -> str:

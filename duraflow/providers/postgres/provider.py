@@ -49,9 +49,10 @@ from duraflow.providers.postgres import admin, reads, sessions, workers
 from duraflow.providers.postgres.db import open_database
 from duraflow.providers.postgres.errors import DB_ERRORS, connect_error
 from duraflow.providers.postgres.listen import Listener
-from duraflow.providers.postgres.migrations import Channels, migrate, validate_schema
+from duraflow.providers.postgres.migrations import migrate
 from duraflow.providers.postgres.orchestrator_queue import OrchestratorQueue
 from duraflow.providers.postgres.prime import prime
+from duraflow.providers.postgres.sql import Channels, validate_schema
 from duraflow.providers.postgres.worker_queue import WorkerQueue
 from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
 

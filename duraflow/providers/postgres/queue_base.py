@@ -17,7 +17,7 @@ from duraflow.providers.postgres.codec import (
 )
 from duraflow.providers.postgres.db import Database
 from duraflow.providers.postgres.listen import Listener
-from duraflow.providers.postgres.migrations import Channels
+from duraflow.providers.postgres.sql import Channels
 from duraflow.providers.wakeups import Notifier
 
 
