@@ -42,10 +42,10 @@ _STATUS_ARG = 10
 
 def _call(schema_sql: str, first: int, status_after: bool = False) -> str:
     """One commit_turn call and, with ``status_after``, laterally after it in the same
-    statement, the status it left when it finished the instance (``status_after_commit``,
-    migration 9). Batches do without it: inside a UNION ALL of several such joins the
-    planner's choices made a batch of three take 30 ms instead of 2 (measured), and a
-    waiter then simply reads the status itself."""
+    statement, the status it left when it finished the instance (``status_after_commit``).
+    Batches do without it: inside a UNION ALL of several such joins the planner's choices
+    made a batch of three take 30 ms instead of 2 (measured), and a waiter then simply reads
+    the status itself."""
     args = ", ".join(f"${first + i}{cast}" for i, cast in enumerate(_CASTS))
     call = f"{schema_sql}.commit_turn({args}) c"
     if status_after:

@@ -1,99 +1,216 @@
-"""Versioned schema migrations, applied exactly once even when many processes start together.
+"""The PostgreSQL schema: versioned table migrations plus one file per function, applied by one
+advisory-locked transaction however many processes open the schema at once.
 
-Every pod of a deployment opens the provider at the same moment after a rollout, so the
-migration must be safe to race: each opener takes a session-level ``pg_advisory_lock``
-whose key is derived from the schema name, creates the schema and the
-``_duraflow_migrations`` ledger if needed, and applies only the versions the ledger lacks,
-each in its own transaction together with its ledger row. Losers of the race wait on the
-lock, then find every version recorded and do nothing. (duroxide-pg raced here before it
-took the same lock: concurrent ``CREATE SCHEMA`` failed with a duplicate key.)
+Tables and functions change differently, so they live in two kinds of files. A table change
+is a step from the old table to the new one (``ALTER TABLE ...``) that a database takes once.
+A function is replaced whole: what matters is its current text, and a reader should find it
+in one place, not in the last of several migrations that re-declared it.
 
-The SQL lives in ``NNNN_name.sql`` files next to this module. They are templates
-(``sql.render``): the schema identifier, its literal and the LISTEN/NOTIFY channel names are
-substituted in (the schema name is validated against a strict pattern first, so the
-substitution cannot inject anything), which lets every function reference fully qualified
-tables without a per-call ``search_path``.
+* ``versions/NNNN_name.sql``: tables, columns, indexes, data changes and drops. Each version
+  of ``MIGRATIONS`` runs once, in order, and is recorded in the ``_duraflow_migrations``
+  ledger. Versions 2, 3 and 7-11 only created functions, so they have no file any more.
+* ``functions/<name>.sql``: the function ``<name>`` as it is today, written
+  ``CREATE OR REPLACE``, and for a trigger function its trigger too (a trigger cannot be
+  created before its function, and function files run after the versions). The
+  ``_duraflow_functions`` ledger records the SHA-256 of each file's rendered text; a run
+  applies, in file-name order, every file whose checksum differs from the one recorded: all
+  of them on a fresh schema or on one migrated before function files existed, then only the
+  ones that changed.
+
+A run (``migrate``): every pod of a deployment opens the provider at the same moment after a
+rollout, so each opener takes a session-level ``pg_advisory_lock`` whose key is derived from
+the schema name; losers of the race wait on it, then find nothing to do. (duroxide-pg raced
+here before it took the same lock: concurrent ``CREATE SCHEMA`` failed with a duplicate key.)
+Under the lock, ONE transaction creates the schema and the ledgers if needed, refuses a
+schema that a newer Duraflow migrated (``SchemaTooNewError``, before touching anything),
+applies the missing versions and then the changed function files, and records both. Pods of
+the previous release, still running during a rollout, see the schema before or after the
+run, never new tables beside old functions, and a failed run leaves nothing behind.
+
+Changing the schema:
+
+* A table: a new version with its file. A released version's file never changes (a database
+  that ran it will not run it again); ``tests/postgres/test_migrations.py`` builds schemas
+  with earlier Duraflows and checks that migrating them ends identical to a fresh schema.
+* A function: edit its file and add a version (a ``MIGRATIONS`` entry, with a file only if
+  something else changes too). The version is what makes an older Duraflow refuse the
+  schema instead of putting its own copy of the function back when one of its pods restarts
+  during a rolling upgrade; the test pins the function files' digest per version.
+* A signature (argument types, names or defaults, return type): ``CREATE OR REPLACE`` cannot
+  change one, and new argument types would create a second function beside the old one. The
+  version that comes with the change drops the old signature (``DROP FUNCTION IF EXISTS
+  name(types)``); versions run before function files in the same transaction, so no caller
+  ever finds the function missing. A forgotten drop fails the run (SQLSTATE 42P13) or leaves
+  a stale overload that the test finds.
+* A version that removes what a function file made (a table with its trigger, a function
+  dropped with CASCADE) also deletes that file's ledger row, so the same run re-applies it.
+
+The files are templates (``sql.render``): the schema identifier, its literal and the
+LISTEN/NOTIFY channel names are substituted in (the schema name is validated against a strict
+pattern first, so the substitution cannot inject anything), which lets every function
+reference fully qualified tables without a per-call ``search_path``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
 import asyncpg
 
-from duraflow.providers.errors import SchemaTooNewError
+from duraflow.providers.errors import ProviderError, SchemaTooNewError
 from duraflow.providers.postgres.sql import quote_ident, render, validate_schema
 
 if TYPE_CHECKING:
     from duraflow.providers.postgres.db import Conn
 
 LEDGER = "_duraflow_migrations"
+FUNCTION_LEDGER = "_duraflow_functions"
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
-    filename: str
+    #: Under ``versions/``; None for a version that changed functions only.
+    filename: str | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", "0001_tables.sql"),
-    Migration(2, "orchestrator_functions", "0002_orchestrator.sql"),
-    Migration(3, "worker_functions", "0003_worker.sql"),
+    Migration(2, "orchestrator_functions"),
+    Migration(3, "worker_functions"),
     Migration(4, "kv_store", "0004_kv.sql"),
     Migration(5, "worker_registry", "0005_workers.sql"),
     Migration(6, "sessions_cancellation_capability", "0006_sessions.sql"),
-    Migration(7, "fast_path", "0007_fast_path.sql"),
-    Migration(8, "handoff", "0008_handoff.sql"),
-    Migration(9, "status_after_commit", "0009_status_after_commit.sql"),
-    Migration(10, "start_with_turn", "0010_start_with_turn.sql"),
-    Migration(11, "lean_start", "0011_lean_start.sql"),
+    Migration(7, "fast_path"),
+    Migration(8, "handoff"),
+    Migration(9, "status_after_commit"),
+    Migration(10, "start_with_turn"),
+    Migration(11, "lean_start"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionFile:
+    """``functions/<name>.sql``: what the function ``name`` is today."""
+
+    name: str
+    template: str
+
+    def render(self, schema: str) -> str:
+        return render(self.template, schema)
+
+
 def load(migration: Migration, schema: str) -> str:
-    text = resources.files(__package__).joinpath(migration.filename).read_text("utf-8")
-    return render(text, schema)
+    """The SQL of ``migration`` for ``schema`` ("" for a version without a file)."""
+    if migration.filename is None:
+        return ""
+    folder = resources.files(__package__).joinpath("versions")
+    return render(folder.joinpath(migration.filename).read_text("utf-8"), schema)
 
 
-async def migrate(conn: Conn, schema: str) -> list[int]:
-    """Bring ``schema`` up to ``LATEST_VERSION``; returns the versions applied here."""
+@cache
+def function_files() -> tuple[FunctionFile, ...]:
+    """Every function file, in the order a run applies them (by file name)."""
+    folder = resources.files(__package__).joinpath("functions")
+    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name)
+    return tuple(FunctionFile(e.name.removesuffix(".sql"), e.read_text("utf-8")) for e in entries)
+
+
+def checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+
+@dataclass(slots=True)
+class MigrationRun:
+    """What one ``migrate`` call applied: nothing at all when the schema was current."""
+
+    versions: list[int] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+
+
+async def migrate(conn: Conn, schema: str) -> MigrationRun:
+    """Bring ``schema`` up to ``LATEST_VERSION`` and this Duraflow's function files."""
     validate_schema(schema)
-    s = quote_ident(schema)
     key_source = f"duraflow-migrate:{schema}"
     await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key_source)
     try:
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-        await conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {s}.{LEDGER} ("
-            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-            " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        )
-        done = {int(r[0]) for r in await conn.fetch(f"SELECT version FROM {s}.{LEDGER}")}
-        if done and max(done) > LATEST_VERSION:
-            raise SchemaTooNewError(
-                f"schema {schema!r} is at migration {max(done)}, newer than this Duraflow "
-                f"supports ({LATEST_VERSION})"
-            )
-        applied: list[int] = []
-        for migration in MIGRATIONS:
-            if migration.version in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(load(migration, schema))
-                await conn.execute(
-                    f"INSERT INTO {s}.{LEDGER} (version, name) VALUES ($1, $2)",
-                    migration.version,
-                    migration.name,
-                )
-            applied.append(migration.version)
-        return applied
+        async with conn.transaction():
+            return await _run(conn, schema)
     finally:
         if not conn.is_closed():  # a broken connection has released the lock already
             with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key_source)
+
+
+async def _run(conn: Conn, schema: str) -> MigrationRun:
+    s = quote_ident(schema)
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+    await conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {s}.{LEDGER} ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    done = {int(r[0]) for r in await conn.fetch(f"SELECT version FROM {s}.{LEDGER}")}
+    if done and max(done) > LATEST_VERSION:
+        raise SchemaTooNewError(
+            f"schema {schema!r} is at migration {max(done)}, newer than this Duraflow "
+            f"supports ({LATEST_VERSION})"
+        )
+    await conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {s}.{FUNCTION_LEDGER} ("
+        " name TEXT PRIMARY KEY, checksum TEXT NOT NULL,"
+        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    )
+    run = MigrationRun()
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        sql = load(migration, schema)
+        if sql:
+            await conn.execute(sql)
+        await conn.execute(
+            f"INSERT INTO {s}.{LEDGER} (version, name) VALUES ($1, $2)",
+            migration.version,
+            migration.name,
+        )
+        run.versions.append(migration.version)
+
+    recorded = {
+        str(r["name"]): str(r["checksum"])
+        for r in await conn.fetch(f"SELECT name, checksum FROM {s}.{FUNCTION_LEDGER}")
+    }
+    files = function_files()
+    for function in files:
+        sql = function.render(schema)
+        digest = checksum(sql)
+        if recorded.get(function.name) == digest:
+            continue
+        try:
+            await conn.execute(sql)
+        except asyncpg.InvalidFunctionDefinitionError as exc:
+            raise ProviderError(
+                "migrate",
+                f"functions/{function.name}.sql: {exc.message} (CREATE OR REPLACE cannot "
+                "change a function's return type or its arguments' names or defaults): drop "
+                "the old signature in the version that comes with the change (migrations.py)",
+                retryable=False,
+            ) from exc
+        await conn.execute(
+            f"INSERT INTO {s}.{FUNCTION_LEDGER} (name, checksum) VALUES ($1, $2)"
+            " ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
+            function.name,
+            digest,
+        )
+        run.functions.append(function.name)
+    # A function whose file is gone was dropped by a version: forget its checksum too.
+    gone = sorted(set(recorded) - {f.name for f in files})
+    if gone:
+        await conn.execute(f"DELETE FROM {s}.{FUNCTION_LEDGER} WHERE name = ANY($1)", gone)
+    return run

@@ -95,9 +95,9 @@ class OrchestratorQueue(QueueBase):
         self, message: OutboundMessage, encoded: str, taker: OrchestratorTaker
     ) -> bool:
         """Enqueue and, in the same transaction, lock the instance for this process's
-        dispatcher, which runs the turn without a fetch (``0008_handoff.sql``). A start of
+        dispatcher, which runs the turn without a fetch (``enqueue_and_take``). A start of
         a new instance goes further: the dispatcher runs its first turn first and the same
-        transaction stores the turn instead of the message (``0010_start_with_turn.sql``).
+        transaction stores the turn instead of the message (``start_with_turn``).
         True when the dispatcher got the item or the turn was stored; the reserved slot is
         given back otherwise."""
         low, high = taker.replay_range

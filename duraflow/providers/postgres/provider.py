@@ -1,8 +1,8 @@
 """PostgreSQL provider: the production backend, shared by many worker processes and pods.
 
-All queue logic runs inside PostgreSQL as plpgsql functions installed by the migrations
-(``0002_orchestrator.sql``, ``0003_worker.sql``), so one orchestration turn costs two round
-trips (fetch, ack) and one activity two more (fetch, ack), however many rows they touch.
+All queue logic runs inside PostgreSQL as plpgsql functions (``functions/*.sql``, installed
+by ``migrations.py``), so one orchestration turn costs two round trips (fetch, ack) and one
+activity two more (fetch, ack), however many rows they touch.
 Dispatchers in any number of processes never take the same instance or activity twice and
 never block each other: instances are claimed with a schema-scoped advisory *try*-lock plus
 the ``instance_locks`` row (a lost race moves on to the next candidate instead of reporting

@@ -1,7 +1,7 @@
 """Session leases and running-activity checks on PostgreSQL, one statement each.
 
-The claim itself happens inside ``fetch_work_item`` (``0006_sessions.sql``); these are the
-periodic and shutdown operations of a runtime's session manager.
+The claim itself happens inside ``fetch_work_item`` (``functions/fetch_work_item.sql``); these
+are the periodic and shutdown operations of a runtime's session manager.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ async def list_workers(db: Database, include_gone: bool) -> list[WorkerInfo]:
 
 
 async def activity_backlog(db: Database) -> dict[str | None, int]:
-    # In-flight rows have visible_at moved to their lock expiry (0003_worker.sql), so
+    # In-flight rows have visible_at moved to their lock expiry (fetch_work_item.sql), so
     # "visible now" is exactly "visible and unlocked (or lock expired)".
     rows = await db.fetch(
         "get_activity_backlog",

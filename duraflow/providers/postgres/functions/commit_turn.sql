@@ -1,8 +1,9 @@
--- Duraflow PostgreSQL schema, migration 7: the turn fast path and O(1) notifications.
---
--- commit_turn supersedes ack_orchestration_item (kept for older providers during a rolling
--- upgrade). Compared with it, one call:
---   * applies the turn's KV mutations itself (no second function in the statement);
+-- The commit of one orchestration turn, in ONE call and transaction (the provider batches
+-- several calls into one statement under load, batch.py). It:
+--   * validates the lock by token (an expired hold is fine for a continuation, p_completed,
+--     as long as the token is unchanged);
+--   * appends the history delta, creates the instance and execution when new, sets status,
+--     output and custom status, and applies the turn's KV mutations;
 --   * inserts the worker items the runtime claimed already locked by it (the runtime passes
 --     the lock tokens), so it runs them without a worker fetch;
 --   * deletes the worker rows whose results the turn applied (p_completed: activities that
@@ -22,7 +23,7 @@
 --   "o": due time of new orchestrator work (ms), "w": 1 (unclaimed activities),
 --   "i": {instance id: [new status or "", custom status changed 0/1, kv changed 0/1]}
 --        for instances created or changed, or "*" (every waiter re-checks).
--- Plain-number payloads (the older functions) still mean "o".
+-- A plain-number payload means "o".
 
 CREATE OR REPLACE FUNCTION {{schema}}.commit_turn(
     p_token TEXT,
@@ -197,25 +198,5 @@ BEGIN
     out_due := v_due;
     out_held := v_held;
     RETURN NEXT;
-END
-$fn$;
-
--- enqueue_orchestrator with the notification chosen by the provider (p_notify: the payload,
--- NULL for none): a client whose own process runs an idle orchestration dispatcher wakes
--- it in-process and tells nobody else.
-CREATE OR REPLACE FUNCTION {{schema}}.enqueue_orchestrator(
-    p_instance TEXT, p_item TEXT, p_visible_at BIGINT, p_notify TEXT
-) RETURNS BIGINT
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    v_now BIGINT := {{schema}}.now_ms();
-    v_visible BIGINT := COALESCE(p_visible_at, v_now);
-BEGIN
-    INSERT INTO {{schema}}.orchestrator_queue (instance_id, work_item, visible_at, created_at)
-    VALUES (p_instance, p_item, v_visible, v_now);
-    IF p_notify IS NOT NULL THEN
-        PERFORM pg_notify({{chan_orch}}, p_notify);
-    END IF;
-    RETURN v_visible;
 END
 $fn$;

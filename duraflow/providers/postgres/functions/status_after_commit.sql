@@ -1,5 +1,4 @@
--- Duraflow PostgreSQL schema, migration 9: the status a finishing turn leaves, read in the
--- turn's own statement.
+-- The status a finishing turn leaves, read in the turn's own statement.
 --
 -- A client that waits for an instance in the process whose runtime finishes it would read the
 -- status right after the commit: one more round trip on the path from start to completed. The
@@ -7,6 +6,7 @@
 -- VOLATILE function's queries take a fresh snapshot, so they see what the commit_turn call
 -- before it wrote. Only Completed and Failed are read (a client waits for those); anything
 -- else returns no row.
+
 CREATE OR REPLACE FUNCTION {{schema}}.status_after_commit(p_inst TEXT, p_status TEXT)
 RETURNS TABLE (
     st_name TEXT,

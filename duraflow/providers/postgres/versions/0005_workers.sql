@@ -1,4 +1,4 @@
--- Duraflow PostgreSQL schema, migration 5: the worker registry.
+-- Duraflow PostgreSQL schema, version 5: the worker registry.
 --
 -- One row per runtime (worker_node_id + runtime_id), rewritten by each heartbeat with one
 -- UPSERT; last_seen_at comes from the database clock so pods with skewed clocks agree on

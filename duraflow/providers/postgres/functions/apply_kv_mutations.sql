@@ -1,15 +1,6 @@
--- The KV store: one row per live key. It outlives executions (continue-as-new keeps it) and
--- is removed only with its instance. Mutations of a turn are applied by apply_kv_mutations,
--- which the provider calls in the SAME statement as ack_orchestration_item (so the same
--- transaction and round trip), after the ack validated the lock.
-
-CREATE TABLE {{schema}}.kv_store (
-    instance_id   TEXT   NOT NULL,
-    key           TEXT   NOT NULL,
-    value         TEXT   NOT NULL,
-    updated_at_ms BIGINT NOT NULL,
-    PRIMARY KEY (instance_id, key)
-);
+-- A turn's KV mutations in order (set, clear one key, clear all), applied in the turn's own
+-- transaction by commit_turn and start_with_turn after the lock is validated. The KV store
+-- outlives executions (continue-as-new keeps it) and is removed only with its instance.
 
 CREATE OR REPLACE FUNCTION {{schema}}.apply_kv_mutations(p_instance TEXT, p_mutations JSONB)
 RETURNS INTEGER

@@ -1,21 +1,10 @@
--- Duraflow PostgreSQL schema, migration 1: tables and indexes.
+-- Duraflow PostgreSQL schema, version 1: tables and indexes.
 --
 -- Rendered by migrations.py: {{schema}} is the quoted schema identifier. Every time is
 -- BIGINT milliseconds since the Unix epoch. Times the provider decides itself (locks,
 -- visibility of immediate messages, created/completed stamps) come from the database clock
--- ({{schema}}.now_ms()), so many pods with skewed clocks still agree on lock expiry.
-
-CREATE OR REPLACE FUNCTION {{schema}}.now_ms() RETURNS BIGINT
-LANGUAGE sql VOLATILE PARALLEL SAFE AS $fn$
-    SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT
-$fn$;
-
--- Advisory-lock key of one instance. Scoped by schema so that two Duraflow schemas in one
--- database never contend for the same key (advisory locks are database-wide).
-CREATE OR REPLACE FUNCTION {{schema}}.lock_key(p_instance TEXT) RETURNS BIGINT
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-    SELECT hashtextextended({{schema_literal}} || '/' || p_instance, 0)
-$fn$;
+-- ({{schema}}.now_ms(), functions/now_ms.sql), so many pods with skewed clocks still agree on
+-- lock expiry.
 
 CREATE TABLE {{schema}}.instances (
     instance_id           TEXT PRIMARY KEY,

@@ -1,0 +1,294 @@
+"""The schema's two kinds of files: versions run once, function files whenever they change.
+
+What ``migrations.py`` promises and these tests hold it to: each function is defined in one
+place; a schema an earlier Duraflow created, migrated from any version it reached, ends
+identical to a fresh one (tables, columns, constraints, indexes, triggers, functions and their
+definitions); a second run changes nothing; a changed function file is applied again, and
+only it; a signature change without its drop fails loudly; a newer schema is left untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from duraflow.providers.errors import ProviderError, SchemaTooNewError
+from duraflow.providers.postgres import migrations
+from duraflow.providers.postgres.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    FunctionFile,
+    function_files,
+    migrate,
+)
+
+from .schema_history import EARLIER, build, catalog, checkout, differences
+
+#: The digest of the function files, per schema version (``function_files_digest``). A function
+#: change is a schema change: it comes with a new version, so that an older Duraflow refuses
+#: the schema instead of re-applying its own older functions (see migrations.py).
+FUNCTIONS_BY_VERSION = {
+    11: "b544a767e8a04d7e2b2ca0b1c6b9dc633e1601f4cceb93b738e547107bd194d1",
+}
+
+_FUNCTION = re.compile(r"^CREATE (OR REPLACE )?FUNCTION \{\{schema\}\}\.(\w+)\(", re.M)
+_TRIGGER = re.compile(r"^CREATE (OR REPLACE )?TRIGGER .*?EXECUTE FUNCTION \{\{schema\}\}\.(\w+)\(",
+                      re.M | re.S)
+
+
+def function_files_digest() -> str:
+    digest = hashlib.sha256()
+    for function in function_files():
+        digest.update(f"{function.name}\n{function.template}\n".encode())
+    return digest.hexdigest()
+
+
+def _versioned_sql() -> dict[str, str]:
+    folder = resources.files(migrations.__package__).joinpath("versions")
+    return {m.filename: folder.joinpath(m.filename).read_text("utf-8")
+            for m in MIGRATIONS if m.filename is not None}
+
+
+def test_each_function_is_defined_in_its_own_file_and_nowhere_else() -> None:
+    files = function_files()
+    assert files, "no function files: are they in the package data?"
+    for function in files:
+        defined = _FUNCTION.findall(function.template)
+        assert defined, f"functions/{function.name}.sql defines no function"
+        for replace, name in defined:
+            assert name == function.name, f"functions/{function.name}.sql defines {name}"
+            assert replace, f"functions/{function.name}.sql: CREATE without OR REPLACE"
+        for _, name in _TRIGGER.findall(function.template):
+            assert name == function.name, f"functions/{function.name}.sql: a trigger of {name}"
+    for filename, sql in _versioned_sql().items():
+        assert not _FUNCTION.search(sql), f"versions/{filename} defines a function"
+        assert not re.search(r"^CREATE (OR REPLACE )?TRIGGER", sql, re.M), (
+            f"versions/{filename} creates a trigger: it belongs with its function"
+        )
+    folder = Path(str(resources.files(migrations.__package__).joinpath("versions")))
+    assert sorted(p.name for p in folder.glob("*.sql")) == sorted(_versioned_sql()), (
+        "a file in versions/ that MIGRATIONS does not name"
+    )
+
+
+def test_function_files_change_only_with_a_new_version() -> None:
+    assert FUNCTIONS_BY_VERSION.get(LATEST_VERSION) == function_files_digest(), (
+        "the function files differ from what version "
+        f"{max(FUNCTIONS_BY_VERSION)} pinned: add a version to MIGRATIONS (a function change "
+        "is a schema change, see migrations.py) and pin "
+        f"{LATEST_VERSION if LATEST_VERSION not in FUNCTIONS_BY_VERSION else 'it'}: "
+        f"{function_files_digest()!r} here"
+    )
+
+
+class Scratch:
+    """A connection and the schemas a test makes on it (dropped afterwards)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.made: list[str] = []
+
+    def schema(self, prefix: str) -> str:
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        self.made.append(name)
+        return name
+
+
+@pytest.fixture
+async def scratch(postgres_url: str) -> AsyncIterator[Scratch]:
+    made = Scratch(await asyncpg.connect(postgres_url, timeout=10))
+    try:
+        yield made
+    finally:
+        for schema in made.made:
+            await made.conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await made.conn.close()
+
+
+@pytest.fixture(scope="module")
+def earlier_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    yield {commit: checkout(commit, tmp_path_factory.mktemp(commit[:7])) for commit in EARLIER}
+
+
+async def _proc_rows(conn: asyncpg.Connection, schema: str) -> dict[str, str]:
+    """Each function's catalog row version: it changes whenever the function is (re)created."""
+    rows = await conn.fetch(
+        "SELECT format('%s(%s)', p.proname, pg_get_function_identity_arguments(p.oid)) AS f,"
+        " p.xmin::TEXT AS x FROM pg_proc p"
+        " WHERE p.pronamespace = $1::regnamespace", schema)
+    return {r["f"]: r["x"] for r in rows}
+
+
+def _with_changed(name: str, change: tuple[str, str]) -> tuple[FunctionFile, ...]:
+    old, new = change
+    files = []
+    for function in function_files():
+        if function.name == name:
+            assert old in function.template
+            function = dataclasses.replace(function, template=function.template.replace(old, new))
+        files.append(function)
+    return tuple(files)
+
+
+@pytest.mark.postgres
+async def test_a_schema_from_every_earlier_version_migrates_to_exactly_a_fresh_one(
+    scratch: Scratch, postgres_url: str, earlier_tree: dict[str, Path]
+) -> None:
+    conn = scratch.conn
+    fresh = scratch.schema("t_fresh")
+    await migrate(conn, fresh)
+    expected = await catalog(conn, fresh)
+    assert expected["versions"] == [(m.version, m.name) for m in MIGRATIONS]
+
+    failures: list[str] = []
+    for commit, last in EARLIER.items():
+        plan = [(scratch.schema(f"t_v{version}"), version) for version in range(1, last + 1)]
+        build(earlier_tree[commit], postgres_url, plan)
+        for schema, version in plan:
+            before = await catalog(conn, schema)
+            assert [v for v, _ in before["versions"]] == list(range(1, version + 1))
+            run = await migrate(conn, schema)
+            assert run.versions == list(range(version + 1, LATEST_VERSION + 1))
+            failures += [f"from {commit[:7]} at version {version}: {line}"
+                         for line in differences(await catalog(conn, schema), expected)]
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.postgres
+async def test_openers_racing_on_an_earlier_schema_upgrade_it_once(
+    scratch: Scratch, postgres_url: str, earlier_tree: dict[str, Path]
+) -> None:
+    conn = scratch.conn
+    commit, last = next(iter(EARLIER.items()))
+    schema = scratch.schema("t_race")
+    build(earlier_tree[commit], postgres_url, [(schema, last)])
+    others = [await asyncpg.connect(postgres_url, timeout=10) for _ in range(4)]
+    try:
+        runs = await asyncio.gather(*(migrate(other, schema) for other in others))
+    finally:
+        for other in others:
+            await other.close()
+    changed = [run for run in runs if run.versions or run.functions]
+    assert len(changed) == 1
+    assert changed[0].functions == [f.name for f in function_files()]
+    fresh = scratch.schema("t_fresh")
+    await migrate(conn, fresh)
+    assert differences(await catalog(conn, schema), await catalog(conn, fresh)) == []
+
+
+@pytest.mark.postgres
+async def test_migrating_a_current_schema_again_changes_nothing(scratch: Scratch) -> None:
+    conn = scratch.conn
+    schema = scratch.schema("t_again")
+    first = await migrate(conn, schema)
+    assert first.versions == [m.version for m in MIGRATIONS]
+    assert first.functions == [f.name for f in function_files()]
+    before, rows = await catalog(conn, schema), await _proc_rows(conn, schema)
+
+    again = await migrate(conn, schema)
+
+    assert (again.versions, again.functions) == ([], [])
+    assert differences(await catalog(conn, schema), before) == []
+    assert await _proc_rows(conn, schema) == rows  # not even replaced by an equal copy
+
+
+@pytest.mark.postgres
+async def test_a_changed_function_file_is_applied_again_and_only_it(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = scratch.conn
+    schema = scratch.schema("t_changed")
+    await migrate(conn, schema)
+    rows = await _proc_rows(conn, schema)
+    changed = _with_changed("cleanup_sessions", ("RETURN v_count;", "RETURN v_count;  -- new"))
+    monkeypatch.setattr(migrations, "function_files", lambda: changed)
+
+    run = await migrate(conn, schema)
+
+    assert (run.versions, run.functions) == ([], ["cleanup_sessions"])
+    definition = await conn.fetchval(
+        f"SELECT pg_get_functiondef('\"{schema}\".cleanup_sessions()'::regprocedure)")
+    assert "RETURN v_count;  -- new" in definition
+    now = await _proc_rows(conn, schema)
+    assert {f for f in rows if rows[f] != now[f]} == {"cleanup_sessions()"}
+    assert ("cleanup_sessions", "current") in (await catalog(conn, schema))["function_ledger"]
+    assert (await migrate(conn, schema)).functions == []
+
+    monkeypatch.undo()  # back to the real file: applied again, like a rollback of the change
+    assert (await migrate(conn, schema)).functions == ["cleanup_sessions"]
+
+
+@pytest.mark.postgres
+async def test_a_signature_change_without_its_drop_fails_and_changes_nothing(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = scratch.conn
+    schema = scratch.schema("t_signature")
+    await migrate(conn, schema)
+    changed = _with_changed("cleanup_sessions", ("RETURNS BIGINT", "RETURNS INTEGER"))
+    monkeypatch.setattr(migrations, "function_files", lambda: changed)
+    before = await catalog(conn, schema)
+
+    hint = r"cleanup_sessions\.sql.*drop the old signature"
+    with pytest.raises(ProviderError, match=hint) as info:
+        await migrate(conn, schema)
+
+    assert not info.value.retryable
+    assert differences(await catalog(conn, schema), before) == []
+
+
+@pytest.mark.postgres
+async def test_a_schema_from_a_newer_duraflow_is_refused_and_left_untouched(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = scratch.conn
+    schema = scratch.schema("t_newer")
+    await migrate(conn, schema)
+    await conn.execute(
+        f'INSERT INTO "{schema}"._duraflow_migrations (version, name) VALUES ($1, $2)',
+        LATEST_VERSION + 1, "from_the_future")
+    changed = _with_changed("cleanup_sessions", ("RETURN v_count;", "RETURN v_count;  -- old"))
+    monkeypatch.setattr(migrations, "function_files", lambda: changed)
+    before, rows = await catalog(conn, schema), await _proc_rows(conn, schema)
+
+    with pytest.raises(SchemaTooNewError, match=str(LATEST_VERSION + 1)):
+        await migrate(conn, schema)
+
+    assert differences(await catalog(conn, schema), before) == []
+    assert await _proc_rows(conn, schema) == rows
+
+
+@pytest.mark.postgres
+async def test_the_comparison_sees_every_kind_of_difference(scratch: Scratch) -> None:
+    """The dump the upgrade test compares must not be blind: each change below shows."""
+    conn = scratch.conn
+    a, b = scratch.schema("t_cmp_a"), scratch.schema("t_cmp_b")
+    await migrate(conn, a)
+    await migrate(conn, b)
+    assert differences(await catalog(conn, a), await catalog(conn, b)) == []
+    await conn.execute(f'''
+        DROP INDEX "{b}".idx_worker_tag;
+        ALTER TABLE "{b}".workers ADD COLUMN extra TEXT;
+        ALTER TABLE "{b}".kv_store ADD CONSTRAINT k CHECK (key <> '');
+        DROP TRIGGER worker_cancelled ON "{b}".worker_queue;
+        CREATE FUNCTION "{b}".lock_key(p INTEGER) RETURNS INTEGER LANGUAGE sql AS 'SELECT p';
+        UPDATE "{b}"._duraflow_functions SET checksum = 'x' WHERE name = 'now_ms';
+    ''')
+    await conn.execute(
+        (await conn.fetchval(
+            f"SELECT pg_get_functiondef('\"{b}\".cleanup_sessions()'::regprocedure)"
+        )).replace("RETURN v_count;", "RETURN v_count + 0;"))
+    found = "\n".join(differences(await catalog(conn, a), await catalog(conn, b)))
+    for part, what in [("indexes", "idx_worker_tag"), ("columns", "extra"), ("constraints", "'k'"),
+                       ("triggers", "worker_cancelled"), ("functions", "p integer"),
+                       ("functions", "v_count + 0"), ("function_ledger", "now_ms")]:
+        assert re.search(f"^{part}: .*{re.escape(what)}", found, re.M), (part, what, found)
