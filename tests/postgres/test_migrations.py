@@ -38,6 +38,7 @@ from .schema_history import EARLIER, build, catalog, checkout, differences
 #: the schema instead of re-applying its own older functions (see migrations.py).
 FUNCTIONS_BY_VERSION = {
     11: "b544a767e8a04d7e2b2ca0b1c6b9dc633e1601f4cceb93b738e547107bd194d1",
+    12: "b4bd74b1d5a576f69bf2a45bd098b4fd493c562458b5bdf6e1c534d2e4e97883",
 }
 
 _FUNCTION = re.compile(r"^CREATE (OR REPLACE )?FUNCTION \{\{schema\}\}\.(\w+)\(", re.M)

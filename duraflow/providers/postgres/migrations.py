@@ -45,6 +45,20 @@ Changing the schema:
 * A version that removes what a function file made (a table with its trigger, a function
   dropped with CASCADE) also deletes that file's ledger row, so the same run re-applies it.
 
+When a superseded function is dropped. A function the code no longer calls (superseded)
+stays as long as code that calls it may still run against the schema, and no longer:
+during a rolling upgrade the previous release's pods keep working on the schema the first
+new pod migrated, and Duraflow upgrades in place from the previous release only. So a
+function that the previous release still calls keeps its file, which says so
+(``-- Superseded by X; the previous release calls it: drop it in the next one``), and the
+first version of the next release drops it; a function that no release calls any more is
+dropped by the version that supersedes it. Either way the drop is a ``DROP FUNCTION IF
+EXISTS`` with the exact argument types in that version, and the function's file is deleted
+in the same commit (the run then forgets its checksum). Version 12 dropped the three that
+nothing called any more: ``ack_orchestration_item`` (superseded by ``commit_turn`` in version
+7), the 3-argument ``enqueue_orchestrator`` (by its form with ``p_notify``, version 7) and
+``pack_version`` (inlined into ``pin_execution_version`` in version 8).
+
 The files are templates (``sql.render``): the schema identifier, its literal and the
 LISTEN/NOTIFY channel names are substituted in (the schema name is validated against a strict
 pattern first, so the substitution cannot inject anything), which lets every function
@@ -92,6 +106,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "status_after_commit"),
     Migration(10, "start_with_turn"),
     Migration(11, "lean_start"),
+    Migration(12, "drop_superseded_functions", "0012_drop_superseded.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

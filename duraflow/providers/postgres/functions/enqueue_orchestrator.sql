@@ -18,20 +18,3 @@ BEGIN
     RETURN v_visible;
 END
 $fn$;
-
--- Superseded by the form above (version 7), which lets the provider choose the
--- notification. Nothing calls it.
-CREATE OR REPLACE FUNCTION {{schema}}.enqueue_orchestrator(
-    p_instance TEXT, p_item TEXT, p_visible_at BIGINT
-) RETURNS BIGINT
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    v_now BIGINT := {{schema}}.now_ms();
-    v_visible BIGINT := COALESCE(p_visible_at, v_now);
-BEGIN
-    INSERT INTO {{schema}}.orchestrator_queue (instance_id, work_item, visible_at, created_at)
-    VALUES (p_instance, p_item, v_visible, v_now);
-    PERFORM pg_notify({{chan_orch}}, v_visible::TEXT);
-    RETURN v_visible;
-END
-$fn$;
