@@ -26,7 +26,6 @@ from duraflow.providers.postgres import migrations
 from duraflow.providers.postgres.migrations import (
     LATEST_VERSION,
     MIGRATIONS,
-    FunctionFile,
     function_files,
     migrate,
 )
@@ -129,15 +128,23 @@ async def _proc_rows(conn: asyncpg.Connection, schema: str) -> dict[str, str]:
     return {r["f"]: r["x"] for r in rows}
 
 
-def _with_changed(name: str, change: tuple[str, str]) -> tuple[FunctionFile, ...]:
-    old, new = change
+def _change(monkeypatch: pytest.MonkeyPatch, name: str, old: str, new: str) -> None:
+    """From now on ``functions/<name>.sql`` reads with ``old`` replaced by ``new``."""
     files = []
     for function in function_files():
         if function.name == name:
             assert old in function.template
             function = dataclasses.replace(function, template=function.template.replace(old, new))
         files.append(function)
-    return tuple(files)
+    monkeypatch.setattr(migrations, "function_files", lambda: tuple(files))
+
+
+@pytest.fixture
+async def current(scratch: Scratch) -> tuple[asyncpg.Connection, str]:
+    """A connection and a schema this Duraflow has just migrated."""
+    schema = scratch.schema("t_current")
+    await migrate(scratch.conn, schema)
+    return scratch.conn, schema
 
 
 @pytest.mark.postgres
@@ -204,14 +211,11 @@ async def test_migrating_a_current_schema_again_changes_nothing(scratch: Scratch
 
 @pytest.mark.postgres
 async def test_a_changed_function_file_is_applied_again_and_only_it(
-    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    current: tuple[asyncpg.Connection, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conn = scratch.conn
-    schema = scratch.schema("t_changed")
-    await migrate(conn, schema)
+    conn, schema = current
     rows = await _proc_rows(conn, schema)
-    changed = _with_changed("cleanup_sessions", ("RETURN v_count;", "RETURN v_count;  -- new"))
-    monkeypatch.setattr(migrations, "function_files", lambda: changed)
+    _change(monkeypatch, "cleanup_sessions", "RETURN v_count;", "RETURN v_count;  -- new")
 
     run = await migrate(conn, schema)
 
@@ -230,13 +234,10 @@ async def test_a_changed_function_file_is_applied_again_and_only_it(
 
 @pytest.mark.postgres
 async def test_a_signature_change_without_its_drop_fails_and_changes_nothing(
-    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    current: tuple[asyncpg.Connection, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conn = scratch.conn
-    schema = scratch.schema("t_signature")
-    await migrate(conn, schema)
-    changed = _with_changed("cleanup_sessions", ("RETURNS BIGINT", "RETURNS INTEGER"))
-    monkeypatch.setattr(migrations, "function_files", lambda: changed)
+    conn, schema = current
+    _change(monkeypatch, "cleanup_sessions", "RETURNS BIGINT", "RETURNS INTEGER")
     before = await catalog(conn, schema)
 
     hint = r"cleanup_sessions\.sql.*drop the old signature"
@@ -249,16 +250,13 @@ async def test_a_signature_change_without_its_drop_fails_and_changes_nothing(
 
 @pytest.mark.postgres
 async def test_a_schema_from_a_newer_duraflow_is_refused_and_left_untouched(
-    scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    current: tuple[asyncpg.Connection, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conn = scratch.conn
-    schema = scratch.schema("t_newer")
-    await migrate(conn, schema)
+    conn, schema = current
     await conn.execute(
         f'INSERT INTO "{schema}"._duraflow_migrations (version, name) VALUES ($1, $2)',
         LATEST_VERSION + 1, "from_the_future")
-    changed = _with_changed("cleanup_sessions", ("RETURN v_count;", "RETURN v_count;  -- old"))
-    monkeypatch.setattr(migrations, "function_files", lambda: changed)
+    _change(monkeypatch, "cleanup_sessions", "RETURN v_count;", "RETURN v_count;  -- old")
     before, rows = await catalog(conn, schema), await _proc_rows(conn, schema)
 
     with pytest.raises(SchemaTooNewError, match=str(LATEST_VERSION + 1)):
