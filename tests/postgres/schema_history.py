@@ -77,14 +77,16 @@ def checkout(commit: str, into: Path) -> Path:
     return into
 
 
-def build(tree: Path, url: str, plan: list[tuple[str, int]]) -> None:
-    """Migrate each ``(schema, version)`` of ``plan`` with the Duraflow unpacked in ``tree``."""
+def build(tree: Path, url: str, plan: list[tuple[str, int]], *, fails: bool = False) -> str:
+    """Migrate each ``(schema, version)`` of ``plan`` with the Duraflow unpacked in ``tree``;
+    returns what it printed on stderr (its traceback when it ``fails``, as expected)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
         [sys.executable, "-c", _BUILD, url, json.dumps(plan), str(tree)],
         cwd=tree, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert (done.returncode != 0) == fails, done.stderr
+    return done.stderr
 
 
 Catalog = dict[str, list[tuple[Any, ...]]]

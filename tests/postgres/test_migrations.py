@@ -194,6 +194,21 @@ async def test_openers_racing_on_an_earlier_schema_upgrade_it_once(
 
 
 @pytest.mark.postgres
+async def test_an_earlier_duraflow_refuses_a_schema_this_one_migrated(
+    current: tuple[asyncpg.Connection, str], postgres_url: str, earlier_tree: dict[str, Path]
+) -> None:
+    """A pod of the previous release that restarts during a rolling upgrade must not put its
+    own functions back: it stops with SchemaTooNewError and changes nothing."""
+    conn, schema = current
+    before, rows = await catalog(conn, schema), await _proc_rows(conn, schema)
+    for commit, last in EARLIER.items():
+        printed = build(earlier_tree[commit], postgres_url, [(schema, last)], fails=True)
+        assert "SchemaTooNewError" in printed
+    assert differences(await catalog(conn, schema), before) == []
+    assert await _proc_rows(conn, schema) == rows
+
+
+@pytest.mark.postgres
 async def test_migrating_a_current_schema_again_changes_nothing(scratch: Scratch) -> None:
     conn = scratch.conn
     schema = scratch.schema("t_again")
