@@ -1,5 +1,5 @@
-"""The PostgreSQL schema: versioned table migrations plus one file per function, applied by one
-advisory-locked transaction however many processes open the schema at once.
+"""The PostgreSQL schema: versioned table migrations plus one file per function, applied in one
+transaction under an advisory lock however many processes open the schema at once.
 
 Tables and functions change differently, so they live in two kinds of files. A table change
 is a step from the old table to the new one (``ALTER TABLE ...``) that a database takes once.
@@ -21,11 +21,13 @@ A run (``migrate``): every pod of a deployment opens the provider at the same mo
 rollout, so each opener takes a session-level ``pg_advisory_lock`` whose key is derived from
 the schema name; losers of the race wait on it, then find nothing to do. (duroxide-pg raced
 here before it took the same lock: concurrent ``CREATE SCHEMA`` failed with a duplicate key.)
-Under the lock, ONE transaction creates the schema and the ledgers if needed, refuses a
-schema that a newer Duraflow migrated (``SchemaTooNewError``, before touching anything),
-applies the missing versions and then the changed function files, and records both. Pods of
-the previous release, still running during a rollout, see the schema before or after the
-run, never new tables beside old functions, and a failed run leaves nothing behind.
+Under the lock the run creates the schema and the two ledgers if needed and reads the
+ledgers; a schema that a newer Duraflow migrated is refused there (``SchemaTooNewError``)
+before anything in it changes, and a current schema (every process start) has cost two round
+trips. Otherwise ONE transaction applies the missing versions, then the changed function
+files, and records both: pods of the previous release, still running during a rollout, see
+the schema before or after it, never new tables beside old functions, and a failed run
+leaves nothing behind.
 
 Changing the schema:
 
@@ -69,7 +71,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -142,12 +144,12 @@ def checksum(sql: str) -> str:
     return hashlib.sha256(sql.encode("utf-8")).hexdigest()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class MigrationRun:
     """What one ``migrate`` call applied: nothing at all when the schema was current."""
 
-    versions: list[int] = field(default_factory=list)
-    functions: list[str] = field(default_factory=list)
+    versions: list[int]
+    functions: list[str]
 
 
 async def migrate(conn: Conn, schema: str) -> MigrationRun:
@@ -156,8 +158,7 @@ async def migrate(conn: Conn, schema: str) -> MigrationRun:
     key_source = f"duraflow-migrate:{schema}"
     await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key_source)
     try:
-        async with conn.transaction():
-            return await _run(conn, schema)
+        return await _run(conn, schema)
     finally:
         if not conn.is_closed():  # a broken connection has released the lock already
             with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
@@ -165,28 +166,53 @@ async def migrate(conn: Conn, schema: str) -> MigrationRun:
 
 
 async def _run(conn: Conn, schema: str) -> MigrationRun:
+    """Under the lock nobody else migrates ``schema``, so what to do is decided from the
+    ledgers first: a current schema (every process start) costs two round trips."""
     s = quote_ident(schema)
-    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
     await conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {s}.{LEDGER} ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        f"CREATE SCHEMA IF NOT EXISTS {s};"
+        f" CREATE TABLE IF NOT EXISTS {s}.{LEDGER} ("
+        "  version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        "  applied_at TIMESTAMPTZ NOT NULL DEFAULT now());"
+        f" CREATE TABLE IF NOT EXISTS {s}.{FUNCTION_LEDGER} ("
+        "  name TEXT PRIMARY KEY, checksum TEXT NOT NULL,"
+        "  applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
     )
-    done = {int(r[0]) for r in await conn.fetch(f"SELECT version FROM {s}.{LEDGER}")}
+    rows = await conn.fetch(
+        f"SELECT version, NULL AS name, NULL AS checksum FROM {s}.{LEDGER}"
+        f" UNION ALL SELECT NULL, name, checksum FROM {s}.{FUNCTION_LEDGER}"
+    )
+    done = {int(r["version"]) for r in rows if r["version"] is not None}
+    recorded = {str(r["name"]): str(r["checksum"]) for r in rows if r["version"] is None}
     if done and max(done) > LATEST_VERSION:
         raise SchemaTooNewError(
             f"schema {schema!r} is at migration {max(done)}, newer than this Duraflow "
             f"supports ({LATEST_VERSION})"
         )
-    await conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {s}.{FUNCTION_LEDGER} ("
-        " name TEXT PRIMARY KEY, checksum TEXT NOT NULL,"
-        " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-    )
-    run = MigrationRun()
-    for migration in MIGRATIONS:
-        if migration.version in done:
-            continue
+    versions = [m for m in MIGRATIONS if m.version not in done]
+    files = function_files()
+    functions = []
+    for function in files:
+        sql = function.render(schema)
+        if recorded.get(function.name) != checksum(sql):
+            functions.append((function.name, sql))
+    # A function whose file is gone was dropped by a version: forget its checksum too.
+    gone = sorted(set(recorded) - {f.name for f in files})
+    if versions or functions or gone:
+        async with conn.transaction():
+            await _apply(conn, schema, versions, functions, gone)
+    return MigrationRun([m.version for m in versions], [name for name, _ in functions])
+
+
+async def _apply(
+    conn: Conn,
+    schema: str,
+    versions: list[Migration],
+    functions: list[tuple[str, str]],
+    gone: list[str],
+) -> None:
+    s = quote_ident(schema)
+    for migration in versions:
         sql = load(migration, schema)
         if sql:
             await conn.execute(sql)
@@ -195,24 +221,13 @@ async def _run(conn: Conn, schema: str) -> MigrationRun:
             migration.version,
             migration.name,
         )
-        run.versions.append(migration.version)
-
-    recorded = {
-        str(r["name"]): str(r["checksum"])
-        for r in await conn.fetch(f"SELECT name, checksum FROM {s}.{FUNCTION_LEDGER}")
-    }
-    files = function_files()
-    for function in files:
-        sql = function.render(schema)
-        digest = checksum(sql)
-        if recorded.get(function.name) == digest:
-            continue
+    for name, sql in functions:
         try:
             await conn.execute(sql)
         except asyncpg.InvalidFunctionDefinitionError as exc:
             raise ProviderError(
                 "migrate",
-                f"functions/{function.name}.sql: {exc.message} (CREATE OR REPLACE cannot "
+                f"functions/{name}.sql: {exc.message} (CREATE OR REPLACE cannot "
                 "change a function's return type or its arguments' names or defaults): drop "
                 "the old signature in the version that comes with the change (migrations.py)",
                 retryable=False,
@@ -220,12 +235,8 @@ async def _run(conn: Conn, schema: str) -> MigrationRun:
         await conn.execute(
             f"INSERT INTO {s}.{FUNCTION_LEDGER} (name, checksum) VALUES ($1, $2)"
             " ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()",
-            function.name,
-            digest,
+            name,
+            checksum(sql),
         )
-        run.functions.append(function.name)
-    # A function whose file is gone was dropped by a version: forget its checksum too.
-    gone = sorted(set(recorded) - {f.name for f in files})
     if gone:
         await conn.execute(f"DELETE FROM {s}.{FUNCTION_LEDGER} WHERE name = ANY($1)", gone)
-    return run
