@@ -40,9 +40,12 @@ FUNCTIONS_BY_VERSION = {
     12: "b4bd74b1d5a576f69bf2a45bd098b4fd493c562458b5bdf6e1c534d2e4e97883",
 }
 
-_FUNCTION = re.compile(r"^CREATE (OR REPLACE )?FUNCTION \{\{schema\}\}\.(\w+)\(", re.M)
-_TRIGGER = re.compile(r"^CREATE (OR REPLACE )?TRIGGER .*?EXECUTE FUNCTION \{\{schema\}\}\.(\w+)\(",
-                      re.M | re.S)
+#: How a function file defines its function: schema-qualified, replacing what is there.
+_FUNCTION = re.compile(r"^CREATE OR REPLACE FUNCTION \{\{schema\}\}\.(\w+)\(", re.M)
+#: Any definition of a function or trigger, however written.
+_ANY_FUNCTION = re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?FUNCTION\b", re.I)
+_ANY_TRIGGER = re.compile(r"\bCREATE\s+(OR\s+REPLACE\s+)?TRIGGER\b", re.I)
+_TRIGGER = re.compile(r"^CREATE TRIGGER .*?EXECUTE FUNCTION \{\{schema\}\}\.(\w+)\(", re.M | re.S)
 
 
 def function_files_digest() -> str:
@@ -62,22 +65,24 @@ def test_each_function_is_defined_in_its_own_file_and_nowhere_else() -> None:
     files = function_files()
     assert files, "no function files: are they in the package data?"
     for function in files:
+        where = f"functions/{function.name}.sql"
         defined = _FUNCTION.findall(function.template)
-        assert defined, f"functions/{function.name}.sql defines no function"
-        for replace, name in defined:
-            assert name == function.name, f"functions/{function.name}.sql defines {name}"
-            assert replace, f"functions/{function.name}.sql: CREATE without OR REPLACE"
-        for _, name in _TRIGGER.findall(function.template):
-            assert name == function.name, f"functions/{function.name}.sql: a trigger of {name}"
-    for filename, sql in _versioned_sql().items():
-        assert not _FUNCTION.search(sql), f"versions/{filename} defines a function"
-        assert not re.search(r"^CREATE (OR REPLACE )?TRIGGER", sql, re.M), (
-            f"versions/{filename} creates a trigger: it belongs with its function"
+        assert defined, f"{where} defines no function"
+        assert set(defined) == {function.name}, f"{where} defines {defined}"
+        assert len(_ANY_FUNCTION.findall(function.template)) == len(defined), (
+            f"{where}: a function not written CREATE OR REPLACE FUNCTION {{{{schema}}}}.name("
         )
-    folder = Path(str(resources.files(migrations.__package__).joinpath("versions")))
-    assert sorted(p.name for p in folder.glob("*.sql")) == sorted(_versioned_sql()), (
-        "a file in versions/ that MIGRATIONS does not name"
-    )
+        triggers = _TRIGGER.findall(function.template)
+        assert set(triggers) <= {function.name}, f"{where}: a trigger of {triggers}"
+        assert len(_ANY_TRIGGER.findall(function.template)) == len(triggers), where
+    package = Path(str(resources.files(migrations.__package__)))
+    assert sorted(p.name for p in (package / "versions").glob("*.sql")) == sorted(
+        _versioned_sql()), "a file in versions/ that MIGRATIONS does not name"
+    elsewhere = {f"versions/{name}": sql for name, sql in _versioned_sql().items()}
+    elsewhere.update({p.name: p.read_text("utf-8") for p in package.glob("*.py")})
+    for where, text in elsewhere.items():
+        assert not _ANY_FUNCTION.search(text), f"{where} defines a function: give it a file"
+        assert not _ANY_TRIGGER.search(text), f"{where} creates a trigger: put it by its function"
 
 
 def test_function_files_change_only_with_a_new_version() -> None:

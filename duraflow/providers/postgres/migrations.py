@@ -134,7 +134,9 @@ def load(migration: Migration, schema: str) -> str:
 
 @cache
 def function_files() -> tuple[FunctionFile, ...]:
-    """Every function file, in the order a run applies them (by file name)."""
+    """Every function file, in the order a run applies them: by file name. The order only
+    matters where creating one function needs another to exist (a ``LANGUAGE sql`` body is
+    checked when it is created; PL/pgSQL bodies are resolved when they run)."""
     folder = resources.files(__package__).joinpath("functions")
     entries = sorted((e for e in folder.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name)
     return tuple(FunctionFile(e.name.removesuffix(".sql"), e.read_text("utf-8")) for e in entries)
