@@ -12,12 +12,12 @@
 --   * keeps the instance lock (same token, until now + p_hold_ms) when asked and no other
 --     message waits for the instance, so the next turn needs no fetch either;
 --   * sends at most ONE notification: the payload the provider passes (p_notify, NULL for
---     none), plus this instance's change (p_notify_instance) under its id. Every listening backend pays a
---     transaction for each notification it reads, and a notifying commit serialises on
---     PostgreSQL's notify queue lock, so notifications are the cost that grows with the
---     number of pods: the provider sends them only when another process listens, never for
---     work it keeps (claimed activities, a held instance), and coalesces them under load
---     (providers/postgres/announce.py).
+--     none), plus this instance's change (p_notify_instance) under its id. Every listening
+--     backend pays a transaction for each notification it reads, and a notifying commit
+--     serialises on PostgreSQL's notify queue lock, so notifications are the cost that grows
+--     with the number of pods: the provider sends them only when another process listens,
+--     never for work it keeps (claimed activities, a held instance), and coalesces them under
+--     load (providers/postgres/announce.py).
 --
 -- Notification payload (channel chan_orch): a JSON object with any of
 --   "o": due time of new orchestrator work (ms), "w": 1 (unclaimed activities),

@@ -14,9 +14,9 @@
 -- while other work waits).
 --
 -- Lock order (no cycles): fetch locks worker rows (SKIP LOCKED, never waits) and then waits
--- for at most one session row at a time, held by a transaction that has claimed it and finishes without
--- waiting again; a failed claim leaves no lock behind. Ack and renew lock their own worker row
--- then its session row; the session functions lock only session rows.
+-- for at most one session row at a time, held by a transaction that has claimed it and
+-- finishes without waiting again; a failed claim leaves no lock behind. Ack and renew lock
+-- their own worker row then its session row; the session functions lock only session rows.
 --
 -- p_owners NULL: session rows are not eligible at all (a worker without session support).
 -- p_owners[1] claims new sessions; an owned session keeps the owner id that holds it.

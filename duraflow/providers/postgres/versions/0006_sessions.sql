@@ -12,7 +12,8 @@ CREATE INDEX idx_sessions_worker ON {{schema}}.sessions (worker_id);
 DROP FUNCTION IF EXISTS {{schema}}.fetch_work_item(BIGINT, TEXT, TEXT[]);
 
 -- Capability filtering. Each execution is pinned to the engine version that started it;
--- instances.pinned_version mirrors the current execution's pin (functions/pin_execution_version.sql).
+-- instances.pinned_version mirrors the current execution's pin
+-- (functions/pin_execution_version.sql).
 ALTER TABLE {{schema}}.instances ADD COLUMN pinned_version BIGINT;
 
 -- The orchestration fetch took the replay range: its 3-argument form is gone.
