@@ -62,7 +62,10 @@ def checkout(commit: str, into: Path) -> Path:
         capture_output=True, text=True, check=False,
     )
     if inside.returncode != 0:
-        pytest.skip("not a git checkout: earlier schemas are built from git history")
+        reason = "not a git checkout: earlier schemas are built from git history"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " (CI=true never skips a PostgreSQL test)")
+        pytest.skip(reason)
     archive = subprocess.run(
         ["git", "-C", str(_ROOT), "archive", "--format=tar", commit, "duraflow"],
         capture_output=True, check=False,
