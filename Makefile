@@ -6,11 +6,21 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install demo test lint typecheck layers unit bench bench-compare bench-operator e2e-kind sync-crds checkov-venv clean
 
+# pip's output (progress, index warnings, build backend notices) goes to $(PIP_LOG) and is shown
+# only when an install fails, so a newcomer's first `make demo` ends with the demo's table.
+PIP_LOG := $(VENV)/install.log
+define pip_install
+	@echo "pip install $(1) (log: $(PIP_LOG))"
+	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/python -m pip install $(1) >>$(PIP_LOG) 2>&1 || { \
+		tail -n 60 $(PIP_LOG); echo "pip install $(1) failed; the whole log is in $(PIP_LOG)" >&2; \
+		exit 1; }
+endef
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ required"'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(PYTHON) -m venv $(VENV)
+	$(call pip_install,--upgrade pip)
+	$(call pip_install,-e '.[dev]')
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -37,11 +47,11 @@ test: lint typecheck layers unit
 BENCH_ARGS ?=
 
 $(VENV)/.bench-stamp: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(call pip_install,-e '.[bench]')
 	@touch $@
 
 $(VENV)/.compare-stamp: $(VENV)/.bench-stamp
-	$(BIN)/python -m pip install --quiet -e '.[bench,compare]'
+	$(call pip_install,-e '.[bench,compare]')
 	@touch $@
 
 bench: $(VENV)/.bench-stamp

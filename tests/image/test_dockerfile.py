@@ -97,5 +97,7 @@ def test_image_carries_the_operator_and_the_example_app() -> None:
 def test_dockerignore_keeps_the_context_to_the_sources() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[ignore.index("**")] == "**"
-    for kept in ("!pyproject.toml", "!duraflow/**", "!operator/**", "!worker_image/app/**"):
+    kept_sources = ("!pyproject.toml", "!LICENSE", "!duraflow/**", "!operator/**",
+                    "!worker_image/app/**")
+    for kept in kept_sources:
         assert kept in ignore
