@@ -27,6 +27,7 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
+from duraflow.core.status import Status
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.entra import PostgresEntraOptions
 from duraflow.providers.errors import ProviderError
@@ -113,6 +114,7 @@ __all__ = [
     "OperationTimedOut",
     "Provider",
     "ProviderError",
+    "Status",
     "TaskFailedError",
     "WorkerInfo",
     "__version__",

@@ -34,13 +34,12 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
+from duraflow.core.status import Status
 from duraflow.core.version import SemVer
 from duraflow.providers.errors import ProviderError
 from duraflow.providers.items import OutboundMessage
 from duraflow.providers.protocol import Provider
 from duraflow.providers.wakeups import InstanceChange, InstanceChangeFeed
-
-TERMINAL = ("Completed", "Failed")
 
 
 class OperationTimedOut(TimeoutError, RuntimeError):
@@ -70,10 +69,11 @@ class OrchestrationResult:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in Status.TERMINAL
 
     def __repr__(self) -> str:
-        return (f"OrchestrationResult(status={self.status!r}, output={self.output!r}, "
+        # str(): a Status member shows as the plain string a duroxide program prints.
+        return (f"OrchestrationResult(status={str(self.status)!r}, output={self.output!r}, "
                 f"error={self.error!r}, custom_status={self.custom_status!r}, "
                 f"custom_status_version={self.custom_status_version})")
 
@@ -205,7 +205,7 @@ class AsyncClient:
         fallback = self._fallback_s if fallback_s is None else min(fallback_s, self._fallback_s)
 
         def worth_reading(change: InstanceChange | None) -> bool:
-            return (change is None or change.status in TERMINAL
+            return (change is None or change.status in Status.TERMINAL
                     or (custom_status_matters and change.custom_status_changed))
 
         notifier = self.provider.notifier

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from duraflow.core.status import Status
 from duraflow.providers.sqlite import SqliteProvider
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.sync import Client, Runtime
@@ -148,8 +149,8 @@ def run_demo(db_path: str | None = None) -> int:
                 sample.after_start(client, instance_id)
             result = client.wait_for_orchestration(instance_id, 30_000)
             elapsed = f"{(time.perf_counter() - began) * 1000:.0f} ms"
-            shown = result.output if result.status == "Completed" else result.error
-            failures += result.status != "Completed"
+            shown = result.output if result.status == Status.COMPLETED else result.error
+            failures += result.status != Status.COMPLETED
             rows.append((sample.name, sample.pattern, result.status, str(shown), elapsed))
     finally:
         runtime.shutdown(2_000)

@@ -64,6 +64,7 @@ DURAFLOW_ADDITIONS = [
     "OperationTimedOut",
     "Provider",
     "ProviderError",
+    "Status",
     "TaskFailedError",
     "WorkerInfo",
     "__version__",

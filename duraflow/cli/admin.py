@@ -19,6 +19,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from duraflow import Status
+
 if TYPE_CHECKING:
     from duraflow import AsyncClient
 
@@ -182,6 +184,6 @@ def parse_json_data(text: str, what: str) -> Any:
 async def require_instance(client: AsyncClient, instance_id: str) -> str:
     """The instance's status; exit 3 when it does not exist."""
     result = await client.get_status(instance_id)
-    if result.status == "NotFound":
+    if result.status == Status.NOT_FOUND:
         fail(EXIT_NOT_FOUND, f"instance {instance_id!r} not found")
     return result.status

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from duraflow import ProviderError
+from duraflow import ProviderError, Status
 from duraflow.cli import output
 from duraflow.cli.admin import (
     EXIT_FAILED,
@@ -25,7 +25,6 @@ from duraflow.cli.admin import (
 if TYPE_CHECKING:
     from duraflow import AsyncClient
 
-TERMINAL = ("Completed", "Failed")
 DATA_HELP = "JSON value (quote strings: '\"yes\"'); - reads stdin, @FILE reads a file"
 
 
@@ -61,7 +60,7 @@ def add_parser(sub: Any) -> None:
 
 async def _require_running(client: AsyncClient, instance_id: str, doing: str) -> None:
     status = await require_instance(client, instance_id)
-    if status in TERMINAL:
+    if status in Status.TERMINAL:
         fail(EXIT_FAILED, f"instance {instance_id!r} is already {status}; {doing}")
 
 

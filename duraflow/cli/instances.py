@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from duraflow import Status
 from duraflow.cli import output
 from duraflow.cli.admin import (
     EXIT_OK,
@@ -20,7 +21,7 @@ from duraflow.cli.admin import (
 if TYPE_CHECKING:
     from duraflow import AsyncClient, Event, ExecutionInfo, InstanceInfo
 
-STATUSES = ("Running", "Completed", "Failed", "ContinuedAsNew")
+STATUSES = Status.EXECUTION_STATUSES
 DEFAULT_LIMIT = 100
 LIST_COLUMNS = ("ID", "ORCHESTRATION", "VERSION", "STATUS", "CREATED (UTC)", "UPDATED (UTC)",
                 "OUTPUT / ERROR")
@@ -55,7 +56,7 @@ def add_parser(sub: Any) -> None:
     tree.set_defaults(func=lambda args: run_admin(show_tree, args))
 
 
-def _status(text: str) -> str:
+def _status(text: str) -> Status:
     for status in STATUSES:
         if text.lower() == status.lower():
             return status
@@ -84,7 +85,7 @@ def _positive(text: str) -> int:
 
 def instance_dict(info: InstanceInfo) -> dict[str, Any]:
     """An instance as JSON: ``output`` decoded when completed, ``error`` in full if failed."""
-    failed = info.status == "Failed"
+    failed = info.status == Status.FAILED
     return {
         "instance_id": info.instance_id,
         "orchestration_name": info.orchestration_name,
@@ -100,7 +101,7 @@ def instance_dict(info: InstanceInfo) -> dict[str, Any]:
 
 
 def instance_row(info: InstanceInfo) -> tuple[str, ...]:
-    if info.status == "Failed":
+    if info.status == Status.FAILED:
         result = output.clip(output.error_summary(info.output))
     else:
         result = output.clip(info.output)
@@ -109,7 +110,7 @@ def instance_row(info: InstanceInfo) -> tuple[str, ...]:
 
 
 def execution_dict(execution: ExecutionInfo) -> dict[str, Any]:
-    failed = execution.status == "Failed"
+    failed = execution.status == Status.FAILED
     return {
         "execution_id": execution.execution_id,
         "status": execution.status,
@@ -146,7 +147,7 @@ async def list_instances(client: AsyncClient, args: argparse.Namespace) -> int:
         try:
             infos.append(await client.get_instance_info(instance_id))
         except Exception:  # deleted between the listing and this read: not worth a failure
-            if (await client.get_status(instance_id)).status != "NotFound":
+            if (await client.get_status(instance_id)).status != Status.NOT_FOUND:
                 raise
     if args.json:
         output.print_json([instance_dict(info) for info in infos])
@@ -188,9 +189,9 @@ async def show_instance(client: AsyncClient, args: argparse.Namespace) -> int:
         ("Created", output.when(info.created_at) + " UTC"),
         ("Updated", output.when(info.updated_at) + " UTC"),
     ]
-    if info.status == "Failed":
+    if info.status == Status.FAILED:
         fields.append(("Error", info.output or ""))
-    elif info.status == "Completed":
+    elif info.status == Status.COMPLETED:
         fields.append(("Output", info.output or "null"))
     if stats is not None:
         fields.append(("History", f"{stats.history_event_count} events, "
@@ -203,7 +204,8 @@ async def show_instance(client: AsyncClient, args: argparse.Namespace) -> int:
             ("EXECUTION", "STATUS", "STARTED (UTC)", "COMPLETED (UTC)", "EVENTS", "OUTPUT / ERROR"),
             ((str(e.execution_id), e.status, output.when(e.started_at),
               output.when(e.completed_at), str(e.event_count),
-              output.clip(output.error_summary(e.output) if e.status == "Failed" else e.output))
+              output.clip(output.error_summary(e.output) if e.status == Status.FAILED
+                          else e.output))
              for e in executions),
             title="Executions",
         )

@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from duraflow import DeleteInstanceResult, InstanceFilter, PruneOptions, PruneResult
+from duraflow import DeleteInstanceResult, InstanceFilter, PruneOptions, PruneResult, Status
 from duraflow.cli import output
 from duraflow.cli.admin import (
     EXIT_OK,
@@ -165,7 +165,7 @@ async def _delete_finished(client: AsyncClient, args: argparse.Namespace) -> dic
         total.queue_messages_deleted += result.queue_messages_deleted
     # Named instances that are still there were running: say so rather than stay silent.
     skipped = [i for i in args.instances or []
-               if (await client.get_status(i)).status != "NotFound"]
+               if (await client.get_status(i)).status != Status.NOT_FOUND]
     return {"mode": "instances", "instances_deleted": total.instances_deleted,
             "executions_deleted": total.executions_deleted,
             "events_deleted": total.events_deleted,

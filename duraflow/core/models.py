@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from duraflow.core import events as ev
 from duraflow.core.errors import ErrorDetails
 from duraflow.core.events import HistoryEvent
+from duraflow.core.status import Status
 
-RUNNING = "Running"
-COMPLETED = "Completed"
-FAILED = "Failed"
-CONTINUED_AS_NEW = "ContinuedAsNew"
-NOT_FOUND = "NotFound"
-EXECUTION_STATUSES = (RUNNING, COMPLETED, FAILED, CONTINUED_AS_NEW)
+# Short names for ``Status`` members, which many modules import from here. Typed ``str``, the
+# type of every status field: a status read back from a store is a plain string.
+RUNNING: str = Status.RUNNING
+COMPLETED: str = Status.COMPLETED
+FAILED: str = Status.FAILED
+CONTINUED_AS_NEW: str = Status.CONTINUED_AS_NEW
+NOT_FOUND: str = Status.NOT_FOUND
 
 
 @dataclass(slots=True)

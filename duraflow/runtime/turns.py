@@ -18,9 +18,10 @@ from typing import Any
 from duraflow.core import errors as er
 from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
-from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
+from duraflow.core.models import CONTINUED_AS_NEW, FAILED, RUNNING
 from duraflow.core.output import TurnOutput
 from duraflow.core.replay import Replay
+from duraflow.core.status import Status
 from duraflow.providers.items import (
     ActivityRef,
     KvMutation,
@@ -106,7 +107,7 @@ class TurnBuilder:
         if item.orchestration_name is None:
             return self._new_instance(item, now_ms)
         status = item.execution_status
-        if status in (COMPLETED, FAILED):
+        if status in Status.TERMINAL:
             return self._drop_all(item, f"instance is {status}")
         if status == CONTINUED_AS_NEW:
             return self._next_execution(item, now_ms)
@@ -288,7 +289,7 @@ class TurnBuilder:
             1 for o in commit.orchestrator_items
             if o.item.get("type") == wi.START_ORCHESTRATION and o.item.get("parent_instance")
         ))
-        if output.status in (COMPLETED, FAILED, CONTINUED_AS_NEW):
+        if output.status in Status.EXECUTION_ENDED:
             m.add("orch_completions")
         if output.status == CONTINUED_AS_NEW:
             m.add("orch_continue_as_new")

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from duraflow import ProviderError
+from duraflow import ProviderError, Status
 from duraflow_operator import conditions as cond
 from duraflow_operator.spec import SpecError, parse_orchestration
 from duraflow_operator.state import OperatorState
@@ -104,7 +104,7 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
                 )
             view.waiting_for_worker = False
             current = await state.client.get_status(spec.instance_id)
-            if current.status == "NotFound":
+            if current.status == Status.NOT_FOUND:
                 if spec.version:
                     await state.client.start_orchestration_versioned(
                         spec.instance_id, spec.orchestration, spec.input, spec.version)
@@ -204,10 +204,10 @@ async def delete(
     reason = f"Orchestration {meta.get('namespace')}/{meta.get('name')} was deleted"
     try:
         current = await state.client.get_status(instance_id)
-        running = current.status not in ("Completed", "Failed", "NotFound")
+        running = current.status not in Status.TERMINAL and current.status != Status.NOT_FOUND
         if running and retry == 0:  # one cancel message is enough; retries only wait
             await state.client.cancel_instance(instance_id, reason)
-        if policy == "Purge" and current.status != "NotFound":
+        if policy == "Purge" and current.status != Status.NOT_FOUND:
             if running:
                 # Delete only once the cancellation has ended the instance: a turn in
                 # flight would otherwise write the instance back after the delete.

@@ -14,8 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from duraflow import Event, InstanceInfo, OrchestrationResult
+from duraflow import Event, InstanceInfo, OrchestrationResult, Status
 
+# CR phases: the instance's status as `kubectl get` shows it (Pending before the start, a
+# cancellation told apart from a failure), not the engine's ``Status``.
 PENDING, RUNNING, COMPLETED, FAILED, CANCELED = (
     "Pending", "Running", "Completed", "Failed", "Canceled")
 TERMINAL_PHASES = (COMPLETED, FAILED, CANCELED)
@@ -43,11 +45,11 @@ def bounded_output(value: Any, limit: int) -> tuple[Any, bool]:
 def phase_of(result: OrchestrationResult, started: bool) -> str:
     """The CR phase for the instance's state. ``started``: the operator enqueued the start,
     so a not-yet-created instance is already Running from the user's point of view."""
-    if result.status == "NotFound":
+    if result.status == Status.NOT_FOUND:
         return RUNNING if started else PENDING
-    if result.status == "Completed":
+    if result.status == Status.COMPLETED:
         return COMPLETED
-    if result.status == "Failed":
+    if result.status == Status.FAILED:
         return CANCELED if (result.error or "").startswith("canceled:") else FAILED
     return RUNNING
 
@@ -118,7 +120,7 @@ def metrics(
     }
     if info is not None:
         figures["executions"] = info.current_execution_id
-        end = info.updated_at if info.status in ("Completed", "Failed") else now_ms
+        end = info.updated_at if info.status in Status.TERMINAL else now_ms
         figures["durationSeconds"] = round(max(end - info.created_at, 0) / 1000, 3)
     return figures
 

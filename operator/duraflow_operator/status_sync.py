@@ -25,7 +25,7 @@ from duraflow import InstanceChanges, ProviderError
 from duraflow_operator import conditions as cond
 from duraflow_operator.kube import ApiError
 from duraflow_operator.state import CrView, OperatorState
-from duraflow_operator.status import TERMINAL_PHASES, differs, instance_status, metrics
+from duraflow_operator.status import FAILED, TERMINAL_PHASES, differs, instance_status, metrics
 
 log = logging.getLogger("duraflow.operator.status_sync")
 
@@ -137,7 +137,7 @@ class StatusSync:
             view.mirror = {k: patch.get(k) for k in MIRRORED}
             _merge_into(view.body.setdefault("status", {}), patch)
         if phase != previous_phase and terminal:
-            kind = "Warning" if phase == "Failed" else "Normal"
+            kind = "Warning" if phase == FAILED else "Normal"
             await state.kube.post_event(view.body, kind, phase, _ready_message(phase, patch))
 
     async def _enrich(self, patch: dict[str, Any], instance_id: str, terminal: bool) -> None:
@@ -158,7 +158,7 @@ class StatusSync:
 
 
 def _ready_message(phase: str, patch: dict[str, Any]) -> str:
-    if phase == "Failed":
+    if phase == FAILED:
         return f"the instance failed: {str(patch.get('error'))[:200]}"
     return f"the instance is {phase}"
 

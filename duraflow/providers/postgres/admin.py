@@ -21,11 +21,10 @@ from duraflow.core.models import (
     PruneOptions,
     PruneResult,
 )
+from duraflow.core.status import Status
 from duraflow.providers import admin_rules as rules
 from duraflow.providers.errors import InstanceNotFoundError
 from duraflow.providers.postgres.db import Conn, Database
-
-TERMINAL_STATUSES = ["Completed", "Failed", "ContinuedAsNew"]
 
 
 def _count(status: str) -> int:
@@ -133,7 +132,7 @@ async def delete_bulk(
         "   AND ($2::TEXT[] IS NULL OR i.instance_id = ANY($2))"
         "   AND ($3::BIGINT IS NULL OR (e.completed_at IS NOT NULL AND e.completed_at < $3))"
         " ORDER BY i.created_at, i.seq LIMIT $4",
-        TERMINAL_STATUSES,
+        sorted(Status.EXECUTION_ENDED),
         None if filter.instance_ids is None else list(filter.instance_ids),
         filter.completed_before,
         rules.bulk_limit(filter),

@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 
+from duraflow.core.status import Status
 from duraflow.providers.postgres.db import Conn
 
 log = logging.getLogger("duraflow.provider")
@@ -47,14 +48,14 @@ async def prime(conn: Conn, start_sql: str, commit_sql: str) -> None:
             start_sql,
             instance, "{}", 1_000, None, None, token,
             1, _delta((1, "OrchestrationStarted", started), (2, "ActivityScheduled", {})),
-            worker, "[]", "[]", "__prime__", "0.0.0", None, "Running", None, False, None, None,
+            worker, "[]", "[]", "__prime__", "0.0.0", None, Status.RUNNING, None, False, None, None,
             1_000, 250, [], None, None,
         )
         await conn.fetchrow(
             commit_sql,
             token, 1,
             _delta((3, "ActivityCompleted", {}), (4, "OrchestrationCompleted", {})),
-            "[]", "[]", "[]", None, None, None, "Completed", "null", False, None, None, None,
+            "[]", "[]", "[]", None, None, None, Status.COMPLETED, "null", False, None, None, None,
             None, [claim], None, None,
         )
     finally:

@@ -20,10 +20,10 @@ from duraflow.core.models import (
     PruneOptions,
     PruneResult,
 )
+from duraflow.core.status import Status
 from duraflow.providers import admin_rules as rules
 from duraflow.providers.errors import InstanceNotFoundError
 from duraflow.providers.sqlite.db import transaction
-from duraflow.providers.sqlite.orchestrator_queue import TERMINAL_STATUSES
 
 _IN_IDS = "instance_id IN (SELECT value FROM json_each(?))"
 #: Deletion order matters: foreign-key children (history, executions) before ``instances``.
@@ -125,7 +125,7 @@ def delete_bulk(
     deleted: list[str] = []
     deleted_set: set[str] = set()
     with transaction(conn, write=True):
-        params = _filter_params(filter) | {"terminal": json.dumps(list(TERMINAL_STATUSES))}
+        params = _filter_params(filter) | {"terminal": json.dumps(sorted(Status.EXECUTION_ENDED))}
         roots = [str(r[0]) for r in conn.execute(_BULK_DELETE_ROOTS, params).fetchall()]
         for root in roots:
             if root in deleted_set:  # already gone with an earlier (orphan-rooted) tree

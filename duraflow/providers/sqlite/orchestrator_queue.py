@@ -20,7 +20,8 @@ import sqlite3
 from collections.abc import Mapping
 
 from duraflow.core.events import HistoryEvent, HistoryFormatError
-from duraflow.core.models import COMPLETED, CONTINUED_AS_NEW, FAILED, RUNNING
+from duraflow.core.models import RUNNING
+from duraflow.core.status import Status
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.clock import now_ms
 from duraflow.providers.common import decode_item
@@ -28,8 +29,6 @@ from duraflow.providers.errors import LockLostError, ProviderError
 from duraflow.providers.items import OrchestrationItem, OutboundMessage
 from duraflow.providers.sqlite.codec import PreparedCommit, new_token
 from duraflow.providers.sqlite.db import transaction
-
-TERMINAL_STATUSES = (COMPLETED, FAILED, CONTINUED_AS_NEW)
 
 _CANDIDATE = """
     SELECT q.instance_id FROM orchestrator_queue q
@@ -347,7 +346,8 @@ def _write_instance_state(
             "UPDATE executions SET status = ?, output = ?,"
             " completed_at = CASE WHEN ? THEN ? ELSE completed_at END"
             " WHERE instance_id = ? AND execution_id = ?",
-            (c.status, c.output, c.status in TERMINAL_STATUSES, now, instance_id, c.execution_id),
+            (c.status, c.output, c.status in Status.EXECUTION_ENDED, now, instance_id,
+             c.execution_id),
         )
     elif c.output is not None:
         conn.execute(
