@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
@@ -64,6 +66,16 @@ _NON_NEGATIVE = (
 )
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _ALLOW_ZERO = ("orchestration_concurrency", "worker_concurrency")
+
+#: Every option's default (None: worked out at start). ``duraflow.config`` shows and applies
+#: these for the worker's settings, so each default is written once, here.
+DEFAULTS: Mapping[str, Any] = MappingProxyType(_DEFAULTS)
+
+
+def minimum(name: str) -> int:
+    """The least value integer option ``name`` accepts: 0 where 0 means "none of it" (no
+    orchestrations, no retries, no cache), else 1."""
+    return 0 if name in _NON_NEGATIVE or name in _ALLOW_ZERO else 1
 
 
 def renewal_interval_ms(timeout_ms: int, buffer_ms: int) -> int:
@@ -167,7 +179,7 @@ class RuntimeOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"RuntimeOptions.{name} must be an int, got {value!r}")
-            floor = 0 if name in _NON_NEGATIVE or name in _ALLOW_ZERO else 1
+            floor = minimum(name)
             if value < floor:
                 raise ValueError(f"RuntimeOptions.{name} must be >= {floor}, got {value}")
         object.__setattr__(self, "tag_filter", parse_tag_filter(self.worker_tag_filter))
