@@ -4,6 +4,7 @@ Public names only; the implementation lives in private-by-convention subpackages
 """
 
 from duraflow.client import AsyncClient, OperationTimedOut, OrchestrationResult
+from duraflow.config import ConfigError, read_settings
 from duraflow.core.context import OrchestrationContext, ScheduledTask
 from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
 from duraflow.core.limits import (
@@ -107,6 +108,7 @@ __all__ = [
     # Duraflow additions
     "AsyncClient",
     "AsyncRuntime",
+    "ConfigError",
     "ErrorDetails",
     "InstanceChangeFeed",
     "InstanceChanges",
@@ -118,4 +120,5 @@ __all__ = [
     "TaskFailedError",
     "WorkerInfo",
     "__version__",
+    "read_settings",
 ]

@@ -57,6 +57,7 @@ DEPRECATED_ALIASES = {
 DURAFLOW_ADDITIONS = [
     "AsyncClient",
     "AsyncRuntime",
+    "ConfigError",
     "ErrorDetails",
     "InstanceChangeFeed",
     "InstanceChanges",
@@ -68,6 +69,7 @@ DURAFLOW_ADDITIONS = [
     "TaskFailedError",
     "WorkerInfo",
     "__version__",
+    "read_settings",
 ]
 EXPECTED = sorted([*DUROXIDE_PYTHON_NAMES, *DEPRECATED_ALIASES, *DURAFLOW_ADDITIONS])
 

@@ -2,7 +2,8 @@
 
 Subcommand modules expose ``add_parser(subparsers)``, which registers the subcommand and sets
 ``func`` (``args -> exit code``) on it, so this module stays a thin dispatcher and importing it
-never loads the operator, the admin client or the runtime before they are needed.
+never loads the operator, the admin client or the runtime before they are needed. Flags that
+are settings come from ``duraflow.config``, which the command feeds with its environment.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from duraflow.cli import control, demo, instances, operator, prune, system, worker
+from duraflow.config import ConfigError, add_flags, given_flags, read_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duraflow", description="Durable workflows for Python")
-    parser.add_argument("--log-level", default=os.environ.get("DURAFLOW_LOG_LEVEL", "warning"))
+    add_flags(parser, "duraflow")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (demo, worker, operator, instances, control, prune, system):
         module.add_parser(sub)
@@ -27,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
+    try:
+        settings = read_settings("duraflow", os.environ, given_flags(args, "duraflow"))
+    except ConfigError as exc:
+        print(f"duraflow: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings["log_level"].upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     code: int = args.func(args)
     return code

@@ -17,9 +17,11 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from duraflow import Status
+from duraflow.config import ConfigError, add_flags, given_flags, read_settings
 
 if TYPE_CHECKING:
     from duraflow import AsyncClient
@@ -51,28 +53,32 @@ def fail(code: int, message: str) -> NoReturn:
 def common_options() -> argparse.ArgumentParser:
     """A parent parser with the options every admin subcommand takes (after its name)."""
     parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("database")
-    group.add_argument(
-        "--database-url",
-        default=None,
-        help="postgresql://... URL or SQLite file path (default: $DURAFLOW_DATABASE_URL)",
-    )
-    group.add_argument(
-        "--schema", default=None, help="PostgreSQL schema (default: $DURAFLOW_SCHEMA or public)"
-    )
+    add_flags(parent.add_argument_group("database"), "admin")
     parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return parent
 
 
-def resolve_location(args: argparse.Namespace) -> tuple[str, str | None]:
-    """The database URL and schema from the flags, else the environment.
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where the store is and how to open it."""
+
+    url: str
+    schema: str | None
+    pool_max: int
+
+
+def resolve_location(args: argparse.Namespace) -> Location:
+    """The database settings from the flags, else the environment.
 
     Read at run time, not when the parser is built, so tests and wrappers can set the
     environment after import. A SQLite path must already exist: opening a missing file
     would create an empty database and every read would wrongly answer "nothing there".
     """
-    url = args.database_url or os.environ.get("DURAFLOW_DATABASE_URL")
-    schema = args.schema or os.environ.get("DURAFLOW_SCHEMA") or None
+    try:
+        settings = read_settings("admin", os.environ, given_flags(args, "admin"))
+    except ConfigError as exc:
+        fail(EXIT_USAGE, str(exc))
+    url: str | None = settings["database_url"]
     if not url:
         fail(EXIT_USAGE, "no database: pass --database-url or set DURAFLOW_DATABASE_URL")
     if url.strip() in _MEMORY:
@@ -88,7 +94,7 @@ def resolve_location(args: argparse.Namespace) -> tuple[str, str | None]:
             fail(EXIT_UNREACHABLE, f"{path!r} is a directory, not a SQLite database file")
         if not os.path.isfile(path):
             fail(EXIT_UNREACHABLE, f"no SQLite database at {path!r} (file does not exist)")
-    return url, schema
+    return Location(url, settings["schema"] or None, settings["pg_pool_max"])
 
 
 def _sqlite_path(url: str) -> str:
@@ -119,9 +125,9 @@ async def _with_client(action: Action, args: argparse.Namespace) -> int:
     from duraflow import AsyncClient
     from duraflow.providers.factory import open_provider
 
-    url, schema = resolve_location(args)
+    where = resolve_location(args)
     try:
-        provider = await open_provider(url, schema)
+        provider = await open_provider(where.url, where.schema)
     except CliError:
         raise
     except ValueError as exc:  # an invalid schema name

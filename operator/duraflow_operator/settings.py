@@ -1,7 +1,12 @@
 """The operator's configuration, read from the environment (``duraflow operator`` flags override).
 
 Kept in one frozen value so every loop and handler reads the same numbers, and tests build
-one directly instead of patching the environment.
+one directly instead of patching the environment. Which variables and flags exist, their
+defaults and how their text is read are rows of Duraflow's one settings table
+(``duraflow.read_settings("operator", ...)``), shared with ``duraflow worker`` and the admin
+commands: a boolean or a list means the same thing to all of them, and docs/operator.md shows
+the same table. Only tuning knobs that no variable sets (intervals, size bounds) are written
+here.
 """
 
 from __future__ import annotations
@@ -10,21 +15,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from duraflow import read_settings
+
 GROUP = "duraflow.io"
 VERSION = "v1alpha1"
 FINALIZER = "duraflow.io/finalizer"
 MANAGED_BY = "duraflow-operator"
-DEFAULT_METRICS_PORT = 9465
-
-
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def _namespaces(value: str | None) -> tuple[str, ...]:
-    return tuple(ns.strip() for ns in (value or "").split(",") if ns.strip())
+#: The table's defaults for the operator's rows (no environment: nothing is read here).
+_DEFAULTS = read_settings("operator", env={})
+DEFAULT_METRICS_PORT: int = _DEFAULTS["metrics_port"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +31,22 @@ class OperatorSettings:
     """Everything the operator can be told. Times in seconds."""
 
     database_url: str
-    schema: str | None = None
+    schema: str | None = _DEFAULTS["schema"]
+    #: PostgreSQL connections of the operator's pool (plus one for LISTEN).
+    pg_pool_max: int = _DEFAULTS["pg_pool_max"]
     #: Namespaces to watch; empty = all namespaces (cluster-wide).
-    namespaces: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = _DEFAULTS["namespaces"]
     metrics_port: int = DEFAULT_METRICS_PORT  # 0 = no metrics/health server
     metrics_host: str = "0.0.0.0"
     #: API server URL to use instead of in-cluster config or KUBECONFIG (tests, local runs).
-    kube_url: str | None = None
-    leader_election: bool = True
+    kube_url: str | None = _DEFAULTS["kube_url"]
+    leader_election: bool = _DEFAULTS["leader_election"]
     lease_name: str = "duraflow-operator"
-    lease_namespace: str = "default"
+    lease_namespace: str = _DEFAULTS["lease_namespace"]
     lease_duration_s: float = 15.0
     lease_renew_s: float = 5.0
-    identity: str = field(default_factory=lambda: os.environ.get("HOSTNAME")
-                          or f"pid-{os.getpid()}")
+    #: The Lease holder's name: ``$POD_NAME`` or ``$HOSTNAME`` when read from the environment.
+    identity: str = field(default_factory=lambda: f"pid-{os.getpid()}")
     #: At most one status write per CR per this interval (terminal phases go at once).
     status_min_interval_s: float = 2.0
     #: How often the worker registry is read (live workers, registered orchestrations).
@@ -60,22 +61,18 @@ class OperatorSettings:
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, **overrides: object
+        cls,
+        env: Mapping[str, str] | None = None,
+        flags: Mapping[str, str] | None = None,
+        **overrides: object,
     ) -> OperatorSettings:
-        """Settings from ``DURAFLOW_*`` variables; ``overrides`` (not None) win."""
+        """Settings from the environment and ``flags`` (setting name → the flag's text, as
+        ``duraflow operator`` passes them); ``overrides`` (typed, not None) win over both.
+        A bad value raises ``duraflow.ConfigError`` (a ``ValueError``) naming its source."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {
-            "database_url": env.get("DURAFLOW_DATABASE_URL", ""),
-            "schema": env.get("DURAFLOW_SCHEMA") or None,
-            "namespaces": _namespaces(env.get("DURAFLOW_WATCH_NAMESPACES")),
-            "metrics_port": int(env.get("DURAFLOW_OPERATOR_METRICS_PORT") or DEFAULT_METRICS_PORT),
-            "kube_url": env.get("DURAFLOW_KUBE_URL") or None,
-            "leader_election": _bool(env.get("DURAFLOW_LEADER_ELECTION"), True),
-            "lease_namespace": env.get("POD_NAMESPACE") or env.get("DURAFLOW_LEASE_NAMESPACE")
-            or "default",
-        }
-        if env.get("POD_NAME"):
-            values["identity"] = env["POD_NAME"]
+        values: dict[str, object] = dict(read_settings("operator", env, flags))
+        if values["identity"] is None:
+            del values["identity"]  # the field's default
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         if not settings.database_url:

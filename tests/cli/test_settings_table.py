@@ -29,19 +29,27 @@ from duraflow.config import (
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-@pytest.mark.parametrize(("doc", "command"), [("worker.md", "worker")])
+@pytest.mark.parametrize(("doc", "command"), [
+    ("worker.md", "worker"), ("cli.md", "admin"), ("cli.md", "duraflow"),
+    ("operator.md", "operator")])
 def test_the_docs_show_the_settings_table(doc: str, command: str) -> None:
     text = (DOCS / doc).read_text()
     assert markdown_table(command) in text, (
         f"docs/{doc} is out of date; paste duraflow.config.markdown_table({command!r})")
 
 
-def test_help_names_every_flag_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("argv", "command"), [
+    (["worker"], "worker"), (["instances", "list"], "admin"), (["operator"], "operator"),
+    ([], "duraflow")])
+def test_help_names_every_flag_and_variable(
+    capsys: pytest.CaptureFixture[str], argv: list[str], command: str
+) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["worker", "--help"])
+        build_parser().parse_args([*argv, "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    for setting in settings_of("worker"):
-        assert setting.flag in shown and f"env {setting.env[0]}" in shown
+    for setting in settings_of(command):
+        if setting.flag is not None:
+            assert setting.flag in shown and f"env {setting.env[0]}" in shown
 
 
 @pytest.mark.parametrize("text", ["1", "true", "Yes", " on ", "TRUE"])

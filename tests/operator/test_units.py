@@ -96,6 +96,25 @@ def test_settings_come_from_the_environment() -> None:
 
 def test_duraflow_operator_subcommand_is_registered() -> None:
     from duraflow.cli import build_parser
+    from duraflow.config import given_flags
 
-    args = build_parser().parse_args(["operator", "--namespaces", "a,b", "--metrics-port", "0"])
-    assert args.command == "operator" and args.namespaces == "a,b" and args.metrics_port == 0
+    args = build_parser().parse_args(["operator", "--namespaces", "a,b", "--metrics-port", "0",
+                                      "--no-leader-election"])
+    assert args.command == "operator"
+    settings = OperatorSettings.from_env({"DURAFLOW_DATABASE_URL": "u",
+                                          "DURAFLOW_LEADER_ELECTION": "true"},
+                                         given_flags(args, "operator"))
+    assert settings.namespaces == ("a", "b") and settings.metrics_port == 0
+    assert settings.leader_election is False
+
+
+def test_a_bad_operator_setting_names_its_variable() -> None:
+    with pytest.raises(ValueError, match="DURAFLOW_LEADER_ELECTION must be true or false"):
+        OperatorSettings.from_env({"DURAFLOW_DATABASE_URL": "u",
+                                   "DURAFLOW_LEADER_ELECTION": "flase"})
+    with pytest.raises(ValueError, match="DURAFLOW_OPERATOR_METRICS_PORT must be a whole "):
+        OperatorSettings.from_env({"DURAFLOW_DATABASE_URL": "u",
+                                   "DURAFLOW_OPERATOR_METRICS_PORT": "ninety"})
+    settings = OperatorSettings.from_env({"DURAFLOW_DATABASE_URL": "u", "POD_NAME": "op-1",
+                                          "HOSTNAME": "host", "POD_NAMESPACE": "ops"})
+    assert (settings.identity, settings.lease_namespace) == ("op-1", "ops")
