@@ -32,6 +32,7 @@ from duraflow.core.status import Status
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.entra import PostgresEntraOptions
 from duraflow.providers.errors import ProviderError
+from duraflow.providers.factory import open_provider
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.protocol import Provider
 from duraflow.providers.sqlite import SqliteProvider
@@ -120,5 +121,6 @@ __all__ = [
     "TaskFailedError",
     "WorkerInfo",
     "__version__",
+    "open_provider",
     "read_settings",
 ]

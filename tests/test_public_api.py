@@ -69,6 +69,7 @@ DURAFLOW_ADDITIONS = [
     "TaskFailedError",
     "WorkerInfo",
     "__version__",
+    "open_provider",
     "read_settings",
 ]
 EXPECTED = sorted([*DUROXIDE_PYTHON_NAMES, *DEPRECATED_ALIASES, *DURAFLOW_ADDITIONS])

@@ -2,10 +2,10 @@
 and turning failures into one line on stderr.
 
 Admin commands talk to the store only through ``duraflow.AsyncClient`` over a provider
-opened by the factory, and never start a runtime: an operator inspecting production must not
-accidentally become a worker. Every failure a person can cause (a bad URL, a missing file, an
-unknown id, malformed data) ends as ``duraflow: error: ...`` and a documented exit code, so
-scripts can branch on the code and people never see a traceback.
+opened by ``duraflow.open_provider``, and never start a runtime: an operator inspecting
+production must not accidentally become a worker. Every failure a person can cause (a bad
+URL, a missing file, an unknown id, malformed data) ends as ``duraflow: error: ...`` and a
+documented exit code, so scripts can branch on the code and people never see a traceback.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def resolve_location(args: argparse.Namespace) -> Location:
 
 
 def _sqlite_path(url: str) -> str:
-    """The file a SQLite location names (the factory accepts ``sqlite:`` prefixes)."""
+    """The file a SQLite location names (``open_provider`` accepts ``sqlite:`` prefixes)."""
     text = url.strip()
     for prefix in ("sqlite://", "sqlite:"):
         if text.startswith(prefix):
@@ -122,12 +122,11 @@ def run_admin(action: Action, args: argparse.Namespace) -> int:
 
 
 async def _with_client(action: Action, args: argparse.Namespace) -> int:
-    from duraflow import AsyncClient
-    from duraflow.providers.factory import open_provider
+    from duraflow import AsyncClient, open_provider
 
     where = resolve_location(args)
     try:
-        provider = await open_provider(where.url, where.schema)
+        provider = await open_provider(where.url, where.schema, pool_max=where.pool_max)
     except CliError:
         raise
     except ValueError as exc:  # an invalid schema name

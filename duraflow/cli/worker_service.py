@@ -45,7 +45,8 @@ class WorkerService:
     async def start(self) -> None:
         config = self.config
         try:
-            self.provider = await open_provider(config.database_url, config.schema)
+            self.provider = await open_provider(config.database_url, config.schema,
+                                                pool_max=config.pg_pool_max)
         except (ProviderError, OSError, ValueError) as exc:
             raise ConfigError(f"cannot open the database: {exc}") from None
         runtime = self.runtime = AsyncRuntime(self.provider, self.options)

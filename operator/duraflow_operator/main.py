@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from duraflow import AsyncClient, PostgresProvider, Provider, SqliteProvider
+from duraflow import AsyncClient, Provider, open_provider
 from duraflow_operator.handlers import build_registry, credentials
 from duraflow_operator.kube import KubeApi
 from duraflow_operator.leader import LeaderElector
@@ -34,10 +34,8 @@ async def open_database(settings: OperatorSettings) -> Provider:
     delay = 0.5
     while True:
         try:
-            url = settings.database_url
-            if url.startswith(("postgres://", "postgresql://")):
-                return await PostgresProvider.connect_async(url, settings.schema or "public")
-            return await SqliteProvider.open_async(url)
+            return await open_provider(settings.database_url, settings.schema,
+                                       pool_max=settings.pg_pool_max)
         except (OSError, RuntimeError) as error:
             log.warning("database not reachable yet (retrying in %.1fs): %s", delay, error)
             await asyncio.sleep(delay)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -53,11 +52,9 @@ KEEP_WARM_S = 60.0
 
 
 def pool_size(value: int | None) -> int:
-    """``value``, else env ``DURAFLOW_PG_POOL_MAX``, else 10; at least 1."""
-    if value is None:
-        text = os.environ.get("DURAFLOW_PG_POOL_MAX", "")
-        value = int(text) if text.strip() else DEFAULT_POOL_MAX
-    return max(1, int(value))
+    """``value``, else 10; at least 1. Never the environment: the ``duraflow`` command and
+    the operator pass ``DURAFLOW_PG_POOL_MAX`` in as ``pool_max``."""
+    return DEFAULT_POOL_MAX if value is None else max(1, int(value))
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
