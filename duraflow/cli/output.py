@@ -35,7 +35,7 @@ def print_renderable(renderable: RenderableType) -> None:
     if out.isatty():
         Console(file=out, highlight=False).print(renderable)
         return
-    width = int(os.environ.get("COLUMNS") or 0) or 240
+    width = int(os.environ.get("COLUMNS") or 0) or 240  # the terminal's, not a Duraflow setting
     console = Console(file=io.StringIO(), width=width, no_color=True, highlight=False,
                       color_system=None)
     with console.capture() as captured:

@@ -121,7 +121,11 @@ class Target:
 
 
 def parse_target(dsn: str) -> Target:
-    """Best-effort host, port and password of a ``postgresql://`` URL (env defaults)."""
+    """Best-effort host, port and password of a ``postgresql://`` URL (env defaults).
+
+    ``PGHOST``/``PGPORT``/``PGPASSWORD`` are libpq's variables, which asyncpg itself falls
+    back to when it connects: reading them here names the server it really tried. They are
+    not Duraflow settings, so unlike those they are not read only at the CLI's edge."""
     rest = dsn.split("://", 1)[1] if "://" in dsn else ""
     query = ""
     if "?" in rest:
