@@ -28,6 +28,7 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
+from duraflow.core.replay_check import Divergence, ReplayCheck, replay_history
 from duraflow.core.status import Status
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.entra import PostgresEntraOptions
@@ -110,6 +111,7 @@ __all__ = [
     "AsyncClient",
     "AsyncRuntime",
     "ConfigError",
+    "Divergence",
     "ErrorDetails",
     "InstanceChangeFeed",
     "InstanceChanges",
@@ -117,10 +119,12 @@ __all__ = [
     "OperationTimedOut",
     "Provider",
     "ProviderError",
+    "ReplayCheck",
     "Status",
     "TaskFailedError",
     "WorkerInfo",
     "__version__",
     "open_provider",
     "read_settings",
+    "replay_history",
 ]

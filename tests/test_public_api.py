@@ -58,6 +58,7 @@ DURAFLOW_ADDITIONS = [
     "AsyncClient",
     "AsyncRuntime",
     "ConfigError",
+    "Divergence",
     "ErrorDetails",
     "InstanceChangeFeed",
     "InstanceChanges",
@@ -65,12 +66,14 @@ DURAFLOW_ADDITIONS = [
     "OperationTimedOut",
     "Provider",
     "ProviderError",
+    "ReplayCheck",
     "Status",
     "TaskFailedError",
     "WorkerInfo",
     "__version__",
     "open_provider",
     "read_settings",
+    "replay_history",
 ]
 EXPECTED = sorted([*DUROXIDE_PYTHON_NAMES, *DEPRECATED_ALIASES, *DURAFLOW_ADDITIONS])
 

@@ -5,6 +5,7 @@ read-only views of instances, answering first "is it done, did it fail, with wha
 from __future__ import annotations
 
 import argparse
+import json
 from typing import TYPE_CHECKING, Any
 
 from duraflow import Status
@@ -123,12 +124,16 @@ def execution_dict(execution: ExecutionInfo) -> dict[str, Any]:
 
 
 def event_dict(event: Event) -> dict[str, Any]:
+    """An event as JSON: duroxide's display ``data``, and under ``recorded`` the event as
+    stored, which ``duraflow replay-check --history-file`` and ``replay_history`` replay
+    (the display form leaves out sessions, tags, KV values and more)."""
     return {
         "event_id": event.event_id,
         "kind": event.kind,
         "source_event_id": event.source_event_id,
         "timestamp_ms": event.timestamp_ms,
         "data": output.decode(event.data),
+        "recorded": None if event.recorded is None else json.loads(event.recorded.to_json()),
     }
 
 

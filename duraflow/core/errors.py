@@ -99,7 +99,24 @@ class NondeterminismError(BaseException):
 
     A ``BaseException`` so that ``except Exception`` in orchestration code (which the check
     may run inside, e.g. in ``set_custom_status``) cannot swallow it.
+
+    The determinism check (determinism.py) also says, for a person, what history recorded
+    (``expected``, the id of that event in ``expected_event_id``) and what the code did
+    instead (``got``), so the replay checker can report the first divergence field by field.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected_event_id: int | None = None,
+        expected: str | None = None,
+        got: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.expected_event_id = expected_event_id
+        self.expected = expected
+        self.got = got
 
 
 class TaskFailedError(Exception):

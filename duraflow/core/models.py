@@ -208,6 +208,9 @@ class Event:
 
     ``data`` is a JSON string shaped like duroxide-python's: results and outputs as the
     stored JSON text, errors as serialised error details, schedules as small objects.
+    ``recorded`` is the event exactly as stored (a Duraflow addition): ``data`` leaves out
+    what replay needs (sessions, tags, KV values, ...), so ``duraflow.replay_history``
+    replays ``recorded``.
     """
 
     event_id: int
@@ -215,6 +218,7 @@ class Event:
     source_event_id: int | None
     timestamp_ms: int
     data: str | None
+    recorded: HistoryEvent | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def from_history(event: HistoryEvent) -> Event:
@@ -224,6 +228,7 @@ class Event:
             source_event_id=event.source_event_id,
             timestamp_ms=event.timestamp_ms,
             data=_event_data(event),
+            recorded=event,
         )
 
 
