@@ -32,6 +32,7 @@ from duraflow.core.models import (
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
+from duraflow.runtime.registry import DEFAULT_UPGRADE
 from duraflow.runtime.runtime import AsyncRuntime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,30 +196,46 @@ class Runtime:
         return self._async.register_activity(name, fn)
 
     @overload
-    def register_orchestration(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    def register_orchestration(
+        self, name: str, fn: None = None, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> Callable[[F], F]: ...
     @overload
-    def register_orchestration(self, name: str, fn: F) -> F: ...
+    def register_orchestration(
+        self, name: str, fn: F, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> F: ...
 
-    def register_orchestration(self, name: str, fn: F | None = None) -> Any:
-        return self._async.register_orchestration(name, fn)
+    def register_orchestration(
+        self, name: str, fn: F | None = None, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> Any:
+        return self._async.register_orchestration(name, fn, upgrade=upgrade)
 
     @overload
-    def register_orchestration_typed(self, name: str, fn: None = None) -> Callable[[F], F]: ...
+    def register_orchestration_typed(
+        self, name: str, fn: None = None, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> Callable[[F], F]: ...
     @overload
-    def register_orchestration_typed(self, name: str, fn: F) -> F: ...
+    def register_orchestration_typed(
+        self, name: str, fn: F, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> F: ...
 
-    def register_orchestration_typed(self, name: str, fn: F | None = None) -> Any:
-        return self._async.register_orchestration(name, fn)
+    def register_orchestration_typed(
+        self, name: str, fn: F | None = None, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> Any:
+        return self._async.register_orchestration(name, fn, upgrade=upgrade)
 
     @overload
     def register_orchestration_versioned(
-        self, name: str, version: str, fn: None = None
+        self, name: str, version: str, fn: None = None, *, upgrade: str = DEFAULT_UPGRADE
     ) -> Callable[[F], F]: ...
     @overload
-    def register_orchestration_versioned(self, name: str, version: str, fn: F) -> F: ...
+    def register_orchestration_versioned(
+        self, name: str, version: str, fn: F, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> F: ...
 
-    def register_orchestration_versioned(self, name: str, version: str, fn: F | None = None) -> Any:
-        return self._async.register_orchestration_versioned(name, version, fn)
+    def register_orchestration_versioned(
+        self, name: str, version: str, fn: F | None = None, *, upgrade: str = DEFAULT_UPGRADE
+    ) -> Any:
+        return self._async.register_orchestration_versioned(name, version, fn, upgrade=upgrade)
 
     register_orchestration_versioned_typed = register_orchestration_versioned
 

@@ -116,9 +116,9 @@ def run_admin(action: Action, args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_with_client(action, args))
     except CliError as exc:
-        return _report(exc.code, exc.message)
+        return report(exc.code, exc.message)
     except KeyboardInterrupt:
-        return _report(130, "interrupted")
+        return report(130, "interrupted")
 
 
 async def _with_client(action: Action, args: argparse.Namespace) -> int:
@@ -154,7 +154,7 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _report(code: int, message: str) -> int:
+def report(code: int, message: str) -> int:
     print(f"duraflow: error: {message}", file=sys.stderr)
     return code
 

@@ -18,14 +18,25 @@ from duraflow.core.version import SemVer
 
 DEFAULT_VERSION = "1.0.0"
 ActivityFn = Callable[..., Any]
+#: Upgrade policies for executions pinned to a draining build (docs/rollouts.md): move once
+#: this code reproduces the execution's history, move without a replay, or never move.
+VERIFIED, AUTO, PINNED = "verified", "auto", "pinned"
+UPGRADE_POLICIES = (VERIFIED, AUTO, PINNED)
+DEFAULT_UPGRADE = VERIFIED
 
 
 class OrchestrationRegistry:
     def __init__(self) -> None:
         self._by_name: dict[str, dict[SemVer, OrchestrationFn]] = {}
+        self._upgrade: dict[tuple[str, SemVer], str] = {}
 
-    def register(self, name: str, version: str, fn: OrchestrationFn) -> None:
+    def register(
+        self, name: str, version: str, fn: OrchestrationFn, upgrade: str = DEFAULT_UPGRADE
+    ) -> None:
         check_name("orchestration name", name)
+        if upgrade not in UPGRADE_POLICIES:
+            raise ValueError(f"orchestration {name!r}: upgrade must be one of "
+                             f"{', '.join(map(repr, UPGRADE_POLICIES))}, got {upgrade!r}")
         if not callable(fn):
             raise TypeError(f"orchestration {name!r} must be a callable, got {fn!r}")
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
@@ -35,7 +46,9 @@ class OrchestrationRegistry:
             )
         semver = SemVer(version)
         versions = self._by_name.setdefault(name, {})
-        versions.setdefault(semver, fn)  # first registration of a version wins
+        if semver not in versions:  # first registration of a version wins
+            versions[semver] = fn
+            self._upgrade[(name, semver)] = upgrade
 
     def resolve(self, name: str, version: str | None) -> tuple[str, OrchestrationFn] | None:
         """(exact version text, function); ``None`` version means the latest registered."""
@@ -58,6 +71,12 @@ class OrchestrationRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._by_name)
+
+    def upgrades(self) -> list[tuple[str, str, str]]:
+        """``(name, version, policy)`` of every registration that lets executions pinned to
+        a draining build move to this runtime's build (``verified`` and ``auto``)."""
+        return [(name, semver.text, policy) for (name, semver), policy
+                in sorted(self._upgrade.items()) if policy != PINNED]
 
     def versions(self) -> dict[str, tuple[str, ...]]:
         """Each registered name with its versions, ascending (for the worker registry)."""

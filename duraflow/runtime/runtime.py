@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -23,12 +23,11 @@ from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.metrics import Metrics, MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.orchestration_dispatcher import OrchestrationDispatcher
-from duraflow.runtime.registry import DEFAULT_VERSION, ActivityRegistry, OrchestrationRegistry
+from duraflow.runtime.registrations import Registrations
 from duraflow.runtime.tracing import configure_runtime_logging
 from duraflow.runtime.worker_registry import WorkerHeartbeat, describe_runtime
 
 log = logging.getLogger("duraflow.runtime")
-F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 1_000
 FETCH_LOOP_EXIT_S = 2.0
 
@@ -37,7 +36,7 @@ FETCH_LOOP_EXIT_S = 2.0
 _READY_WAIT_S = 1.0
 
 
-class AsyncRuntime:
+class AsyncRuntime(Registrations):
     def __init__(
         self,
         provider: Provider,
@@ -52,10 +51,9 @@ class AsyncRuntime:
         self.options = options if options is not None else RuntimeOptions()
         if not isinstance(self.options, RuntimeOptions):
             raise TypeError("options must be a RuntimeOptions")
+        super().__init__()
         self.runtime_id = secrets.token_hex(2)
         self.worker_node_id = self.options.worker_node_id or f"{os.getpid()}-{self.runtime_id}"
-        self.orchestrations = OrchestrationRegistry()
-        self.activities = ActivityRegistry()
         self.metrics = Metrics()
         self.metrics.track_sessions(lambda: self.sessions_held)
         self._client_factory = client_factory
@@ -65,58 +63,6 @@ class AsyncRuntime:
         self._activity_dispatcher: ActivityDispatcher | None = None
         self._heartbeat: WorkerHeartbeat | None = None
         self._state = "new"
-
-    # ─── Registration ───────────────────────────────────────────────────────
-
-    @overload
-    def register_activity(self, name: str, fn: None = None) -> Callable[[F], F]: ...
-    @overload
-    def register_activity(self, name: str, fn: F) -> F: ...
-
-    def register_activity(self, name: str, fn: F | None = None) -> Any:
-        if fn is not None:
-            self.activities.register(name, fn)
-            return fn
-
-        def decorator(func: F) -> F:
-            self.activities.register(name, func)
-            return func
-
-        return decorator
-
-    register_activity_typed = register_activity
-
-    @overload
-    def register_orchestration(self, name: str, fn: None = None) -> Callable[[F], F]: ...
-    @overload
-    def register_orchestration(self, name: str, fn: F) -> F: ...
-
-    def register_orchestration(self, name: str, fn: F | None = None) -> Any:
-        return self.register_orchestration_versioned(name, DEFAULT_VERSION, fn)
-
-    register_orchestration_typed = register_orchestration
-
-    @overload
-    def register_orchestration_versioned(
-        self, name: str, version: str, fn: None = None
-    ) -> Callable[[F], F]: ...
-    @overload
-    def register_orchestration_versioned(self, name: str, version: str, fn: F) -> F: ...
-
-    def register_orchestration_versioned(
-        self, name: str, version: str, fn: F | None = None
-    ) -> Any:
-        if fn is not None:
-            self.orchestrations.register(name, version, fn)
-            return fn
-
-        def decorator(func: F) -> F:
-            self.orchestrations.register(name, version, func)
-            return func
-
-        return decorator
-
-    register_orchestration_versioned_typed = register_orchestration_versioned
 
     # ─── Lifecycle ──────────────────────────────────────────────────────────
 
