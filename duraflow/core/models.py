@@ -85,6 +85,8 @@ class InstanceInfo:
     created_at: int
     updated_at: int
     parent_instance_id: str | None = None
+    #: The build its current execution is pinned to (None: unpinned; docs/rollouts.md).
+    build_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +97,8 @@ class ExecutionInfo:
     started_at: int
     completed_at: int | None
     event_count: int
+    #: The build of the runtime that ran its first turn (None: unpinned).
+    build_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -166,6 +170,8 @@ class WorkerInfo:
     last_seen_at_ms: int
     heartbeat_interval_ms: int
     alive: bool
+    #: The build the runtime runs (``RuntimeOptions.build_id``), None without one.
+    build_id: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready data (tuples become lists)."""
@@ -186,7 +192,30 @@ class WorkerInfo:
             "last_seen_at_ms": self.last_seen_at_ms,
             "heartbeat_interval_ms": self.heartbeat_interval_ms,
             "alive": self.alive,
+            "build_id": self.build_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInfo:
+    """One build as the store knows it (``AsyncClient.list_builds``).
+
+    ``state`` is a ``BuildState`` value (current, draining, retired, pending);
+    ``live_workers`` counts runtimes of the build alive in the worker registry;
+    ``pinned_running`` counts running executions pinned to it: a draining build is needed
+    exactly as long as that is above zero.
+    """
+
+    build_id: str
+    state: str
+    live_workers: int
+    pinned_running: int
+    first_seen_at: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"build_id": self.build_id, "state": self.state,
+                "live_workers": self.live_workers, "pinned_running": self.pinned_running,
+                "first_seen_at": self.first_seen_at}
 
 
 _DATA_FIELDS: dict[str, tuple[str, ...]] = {

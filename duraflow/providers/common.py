@@ -57,7 +57,7 @@ def missing_execution(instance_exists: bool, instance_id: str, execution_id: int
 
 
 def execution_row(execution_id: int, row: Any) -> ExecutionInfo:
-    """``row`` = (status, output, started_at, completed_at, event_count)."""
+    """``row`` = (status, output, started_at, completed_at, event_count, build_id)."""
     return ExecutionInfo(
         execution_id=execution_id,
         status=row[0],
@@ -65,6 +65,7 @@ def execution_row(execution_id: int, row: Any) -> ExecutionInfo:
         started_at=int(row[2]),
         completed_at=None if row[3] is None else int(row[3]),
         event_count=int(row[4]),
+        build_id=row[5],
     )
 
 
@@ -86,7 +87,7 @@ def instance_status_row(instance_id: str, row: Any) -> InstanceStatus:
 
 def instance_info_row(instance_id: str, row: Any) -> InstanceInfo:
     """``row`` = (name, version, current_execution_id, status, output, created_at,
-    updated_at, parent_instance_id), or None when the instance does not exist."""
+    updated_at, parent_instance_id, build_id), or None when the instance does not exist."""
     if row is None:
         raise InstanceNotFoundError("get_instance_info", instance_id)
     return InstanceInfo(
@@ -99,19 +100,22 @@ def instance_info_row(instance_id: str, row: Any) -> InstanceInfo:
         created_at=int(row[5]),
         updated_at=int(row[6]),
         parent_instance_id=row[7],
+        build_id=row[8],
     )
 
 
-#: Column order of every worker-registry read, in both providers.
+#: Column order of every worker-registry read, in both providers (a read adds ``alive``
+#: after them).
 WORKER_COLUMNS = (
     "worker_node_id, runtime_id, host, pid, tag_filter, tags, orchestrations, activities,"
     " orchestration_concurrency, worker_concurrency, max_sessions, sessions_held,"
-    " started_at, last_seen_at, heartbeat_interval_ms"
+    " started_at, last_seen_at, heartbeat_interval_ms, build_id"
 )
 
 
 def worker_params(worker: WorkerInfo) -> tuple[Any, ...]:
-    """The values of ``WORKER_COLUMNS`` except ``last_seen_at`` (the store's clock sets it)."""
+    """The values of ``WORKER_COLUMNS`` except ``last_seen_at`` (the store's clock sets it):
+    the 13 before it, then ``heartbeat_interval_ms`` and ``build_id``."""
     return (
         worker.worker_node_id,
         worker.runtime_id,
@@ -127,6 +131,7 @@ def worker_params(worker: WorkerInfo) -> tuple[Any, ...]:
         int(worker.sessions_held),
         int(worker.started_at_ms),
         int(worker.heartbeat_interval_ms),
+        worker.build_id,
     )
 
 
@@ -150,4 +155,5 @@ def worker_row(row: Any, alive: bool) -> WorkerInfo:
         last_seen_at_ms=int(row[13]),
         heartbeat_interval_ms=int(row[14]),
         alive=alive,
+        build_id=row[15],
     )

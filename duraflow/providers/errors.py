@@ -48,6 +48,16 @@ class InstanceNotFoundError(ProviderError):
         self.instance_id = instance_id
 
 
+class UnknownBuildError(ProviderError):
+    """A build operation named a build the store has never seen (no runtime with that build
+    id ever started on it). Not retryable."""
+
+    def __init__(self, operation: str, build_id: str, known: list[str] | None = None) -> None:
+        have = f" (known: {', '.join(known)})" if known else " (the store knows no build yet)"
+        super().__init__(operation, f"unknown build {build_id!r}{have}", retryable=False)
+        self.build_id = build_id
+
+
 def describe(value: Any) -> str:
     """Short description of a value for error messages."""
     text = repr(value)

@@ -116,6 +116,11 @@ class TurnCommit:
       released, unless other messages for the instance are visible (then it is released so
       they are processed). ``TurnResult.held`` says which happened. A held instance is
       fetchable by anyone once the hold expires: the fast path never blocks take-over.
+
+    Builds (docs/rollouts.md): ``build_id`` is the committing runtime's build. An execution
+    not pinned yet (its first turn) is pinned to it, the instance's routing pin follows its
+    running execution (cleared when the execution ends), and the worker rows are stamped
+    with it, so only workers of that build (or without one) run them.
     """
 
     execution_id: int
@@ -134,6 +139,7 @@ class TurnCommit:
     claim_lock_ms: int | None = None
     hold_ms: int | None = None
     completed_work: list[str] = field(default_factory=list)
+    build_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -153,6 +159,22 @@ class PreparedTurn:
 
     lock_token: str
     commit: TurnCommit
+
+
+@dataclass(slots=True)
+class UpgradeClaim:
+    """A running execution pinned to a draining build, locked (like a turn, by its instance
+    lock) for a replay-verified upgrade to ``to_build``; ``history`` is its recorded events.
+    Finish it with ``Provider.finish_upgrade`` before the lock expires."""
+
+    instance_id: str
+    execution_id: int
+    lock_token: str
+    from_build: str
+    to_build: str
+    orchestration_name: str
+    orchestration_version: str
+    history: list[HistoryEvent]
 
 
 @dataclass(slots=True)

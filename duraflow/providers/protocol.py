@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from duraflow.core.events import HistoryEvent
 from duraflow.core.models import (
+    BuildInfo,
     DeleteInstanceResult,
     ExecutionInfo,
     InstanceFilter,
@@ -38,6 +39,7 @@ from duraflow.providers.items import (
     SessionClaim,
     TurnCommit,
     TurnResult,
+    UpgradeClaim,
     WorkerTagFilter,
     WorkLease,
 )
@@ -73,6 +75,7 @@ class Provider(Protocol):
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
         replay_range: tuple[int, int] | None = None,
+        build_id: str | None = None,
     ) -> OrchestrationItem | None:
         """Lock the next instance that has visible messages, oldest message first.
 
@@ -80,6 +83,10 @@ class Provider(Protocol):
         skip instances whose current execution is pinned to an engine version outside it
         (unpinned instances are always eligible). The pin is the ``engine_version`` of the
         execution's ``OrchestrationStarted`` event, recorded by the provider when it is stored.
+
+        ``build_id`` (docs/rollouts.md): take only instances whose running execution is
+        pinned to that build, and unpinned ones only while it is the current build; None
+        takes every instance.
 
         Skips instances whose lock is live. Locks ALL messages of that instance visible
         now (``attempt_count`` + 1 each; the item's count is their max); messages arriving
@@ -96,6 +103,7 @@ class Provider(Protocol):
         cached: Mapping[str, tuple[int, int]] | None = None,
         max_items: int = 1,
         replay_range: tuple[int, int] | None = None,
+        build_id: str | None = None,
     ) -> list[OrchestrationItem]:
         """Up to ``max_items`` batches of different instances in ONE round trip, each
         exactly as ``fetch_orchestration_item`` would lock and return it ([] when nothing
@@ -128,10 +136,12 @@ class Provider(Protocol):
         lock_timeout_ms: int,
         tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
+        build_id: str | None = None,
     ) -> WorkLease | None:
         """Lock the oldest visible, unlocked (or lock-expired) row the filter accepts, and
         that ``session`` allows (see ``SessionClaim``), claiming its session in the same
-        atomic step. A lost race for a session moves on to another row."""
+        atomic step. A lost race for a session moves on to another row. With ``build_id``
+        only rows of that build or of none."""
 
     async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:
         """Delete the locked row and enqueue its completion, atomically. ``LockLostError``
@@ -185,6 +195,47 @@ class Provider(Protocol):
     async def get_activity_backlog(self) -> dict[str | None, int]:
         """Visible, unlocked worker-queue rows per tag (``None`` = untagged); tags with no
         such rows are absent."""
+
+    # Builds (docs/rollouts.md) -------------------------------------------------
+
+    async def register_build(self, build_id: str, auto_promote: bool) -> str:
+        """Record a runtime's build as it starts: a build the store has never seen becomes
+        current (the current one drains) with ``auto_promote``, else pending; a known one
+        keeps its state. Returns the build's state."""
+
+    async def list_builds(self) -> list[BuildInfo]:
+        """Every build the store knows, oldest first, with live workers and running
+        executions pinned to it."""
+
+    async def set_current_build(self, build_id: str) -> None:
+        """Make a known build current (the current one drains); ``UnknownBuildError``."""
+
+    async def drain_build(self, build_id: str) -> None:
+        """A current or pending build drains (takes nothing new); ``UnknownBuildError``."""
+
+    async def move_instance(self, instance_id: str, build_id: str) -> None:
+        """Re-pin the instance's running execution and its activities not running now to a
+        known build, and drop its lock so a turn in flight on the old build cannot commit.
+        ``UnknownBuildError``, ``InstanceNotFoundError``, ``ProviderError`` (not running)."""
+
+    async def refresh_build_states(self, retire_after_ms: int) -> list[tuple[str, str]]:
+        """Retire builds drained for ``retire_after_ms`` with nothing pinned; make retired
+        builds something is pinned to again draining. Returns ``(build, new state)``."""
+
+    async def claim_upgrade(
+        self, to_build: str, registered: Sequence[tuple[str, str]], lock_timeout_ms: int
+    ) -> UpgradeClaim | None:
+        """Lock (instance lock) one running execution of a ``registered`` (name, version),
+        pinned to a draining or retired build, with no verdict for ``to_build`` yet, not
+        locked, no activity running; None when none, or ``to_build`` is not current."""
+
+    async def finish_upgrade(
+        self, claim: UpgradeClaim, moved: bool, detail: str | None = None
+    ) -> str:
+        """Move the claimed execution (``moved``) or record that it diverged, and release
+        the lock, in one transaction validating it (``LockLostError`` when expired). Returns
+        ``build_rules``' outcome: moved, diverged, busy (an activity started meanwhile:
+        nothing recorded), gone (no longer on the old build)."""
 
     # Reads -------------------------------------------------------------------
 

@@ -154,6 +154,11 @@ class OrchestratorTaker(Protocol):
     def replay_range(self) -> tuple[int, int]: ...
 
     @property
+    def build_id(self) -> str | None:
+        """The dispatcher's build (None: none): the provider hands it only instances of
+        that build, and new ones only while the build is current."""
+
+    @property
     def cached(self) -> Mapping[str, tuple[int, int]]:
         """Cache keys (instance id -> (execution id, history length)) of live replays."""
 

@@ -104,6 +104,7 @@ class ActivityDispatcher:
             try:
                 lease = await self.provider.fetch_work_item(
                     self.options.worker_lock_timeout_ms, self.options.tag_filter, claim,
+                    self.options.build_id,
                 )
             except Exception as exc:
                 self.sessions.settle(claim)
@@ -385,7 +386,8 @@ class ActivityDispatcher:
                     following: WorkLease | None = await retry_call(
                         lambda: ack_and_fetch(lease.lock_token, message,
                                               self.options.worker_lock_timeout_ms,
-                                              self.options.tag_filter, claim),
+                                              self.options.tag_filter, claim,
+                                              self.options.build_id),
                         "ack work item", self.metrics,
                     )
                 finally:

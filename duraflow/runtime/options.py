@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from duraflow.core.builds import check_build_id
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
 from duraflow.core.version import ENGINE_VERSION, pack
 from duraflow.providers.items import WorkerTagFilter
@@ -42,6 +43,9 @@ _DEFAULTS: dict[str, Any] = {
     "activity_cancellation_grace_period_ms": 10_000,
     "worker_heartbeat_interval_ms": 5_000,
     "supported_replay_versions": None,
+    # Builds (docs/rollouts.md): the code this runtime runs; None = no builds (as before).
+    "build_id": None,
+    "build_auto_promote": True,
 }
 
 _POSITIVE = (
@@ -165,6 +169,8 @@ class RuntimeOptions:
     activity_cancellation_grace_period_ms: int
     worker_heartbeat_interval_ms: int
     supported_replay_versions: tuple[str, str] | None
+    build_id: str | None
+    build_auto_promote: bool
     replay_range: tuple[int, int]
     tag_filter: WorkerTagFilter
 
@@ -186,6 +192,11 @@ class RuntimeOptions:
         versions, packed = parse_replay_versions(self.supported_replay_versions)
         object.__setattr__(self, "supported_replay_versions", versions)
         object.__setattr__(self, "replay_range", packed)
+        if self.build_id is not None:
+            check_build_id(self.build_id, "RuntimeOptions.build_id")
+        if not isinstance(self.build_auto_promote, bool):
+            raise TypeError("RuntimeOptions.build_auto_promote must be a bool, got "
+                            f"{self.build_auto_promote!r}")
         if self.log_level is not None and str(self.log_level).lower() not in _LOG_LEVELS:
             raise ValueError(f"RuntimeOptions.log_level must be one of {', '.join(_LOG_LEVELS)};"
                              f" got {self.log_level!r}")

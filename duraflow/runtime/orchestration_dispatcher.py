@@ -63,7 +63,7 @@ class OrchestrationDispatcher:
         self.metrics = metrics
         self.cache = ReplayCache(options.replay_cache_size)
         self.registry = registry
-        self.builder = TurnBuilder(registry, metrics, options.max_attempts)
+        self.builder = TurnBuilder(registry, metrics, options.max_attempts, options.build_id)
         self._on_cancelled = on_activities_cancelled
         self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
         self._inflight: set[asyncio.Task[None]] = set()
@@ -119,7 +119,7 @@ class OrchestrationDispatcher:
             try:
                 items = await self.provider.fetch_orchestration_items(
                     self.options.orchestrator_lock_timeout_ms, self.cache, wanted,
-                    self.options.replay_range,
+                    self.options.replay_range, self.options.build_id,
                 )
             except Exception as exc:
                 self.ready.set()
@@ -162,6 +162,10 @@ class OrchestrationDispatcher:
     @property
     def replay_range(self) -> tuple[int, int]:
         return self.options.replay_range
+
+    @property
+    def build_id(self) -> str | None:
+        return self.options.build_id
 
     @property
     def cached(self) -> ReplayCache:

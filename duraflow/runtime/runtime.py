@@ -76,6 +76,12 @@ class AsyncRuntime(Registrations):
         if self._state == "stopped":
             raise RuntimeError("runtime was shut down; create a new Runtime to start again")
         configure_runtime_logging(self.options.log_level, self.options.log_format)
+        if self.options.build_id is not None:
+            # Before any fetch: a build the store has never seen becomes current here (unless
+            # auto-promote is off), and the fetches' build rule reads that state.
+            state = await self.provider.register_build(self.options.build_id,
+                                                       self.options.build_auto_promote)
+            log.info("build %s is %s", self.options.build_id, state)
         activities = ActivityDispatcher(
             self.provider, self.activities, self.options, self.metrics, self.worker_node_id,
             self._client_factory, self._async_client_factory,

@@ -94,11 +94,14 @@ class Turn:
 
 class TurnBuilder:
     def __init__(
-        self, registry: OrchestrationRegistry, metrics: Metrics, max_attempts: int
+        self, registry: OrchestrationRegistry, metrics: Metrics, max_attempts: int,
+        build_id: str | None = None,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.max_attempts = max_attempts
+        #: Stamped on every commit: the store pins new executions and activity rows to it.
+        self.build_id = build_id
 
     def build(
         self, item: OrchestrationItem, cached: Replay | None, history: list[HistoryEvent] | None,
@@ -278,6 +281,7 @@ class TurnBuilder:
             custom_status_set=output.custom_status_changed,
             custom_status=output.custom_status,
             kv_mutations=[KvMutation(*m) for m in output.kv_mutations],
+            build_id=self.build_id,
         )
         if count:
             self._count(output, commit)

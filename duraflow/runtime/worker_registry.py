@@ -54,6 +54,7 @@ def describe_runtime(
         last_seen_at_ms=started_at_ms,
         heartbeat_interval_ms=options.worker_heartbeat_interval_ms,
         alive=True,
+        build_id=options.build_id,
     )
 
 

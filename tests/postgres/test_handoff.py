@@ -24,11 +24,13 @@ class RecordingTaker:
     """An ``OrchestratorTaker`` that keeps what it is handed."""
 
     def __init__(self, slots: int = 1, replay_range: tuple[int, int] = (0, 10**9),
-                 cached: Mapping[str, tuple[int, int]] | None = None) -> None:
+                 cached: Mapping[str, tuple[int, int]] | None = None,
+                 build_id: str | None = None) -> None:
         self.free = slots
         self.delivered: list[OrchestrationItem] = []
         self._range = replay_range
         self._cached = cached or {}
+        self._build = build_id
 
     @property
     def lock_timeout_ms(self) -> int:
@@ -37,6 +39,10 @@ class RecordingTaker:
     @property
     def replay_range(self) -> tuple[int, int]:
         return self._range
+
+    @property
+    def build_id(self) -> str | None:
+        return self._build
 
     @property
     def cached(self) -> Mapping[str, tuple[int, int]]:

@@ -115,3 +115,22 @@ async def test_activity_backlog_counts_waiting_rows_per_tag(
     lease = await turns.lease()  # locked rows are in flight, not waiting
     assert lease.tag is None
     assert await provider.get_activity_backlog() == {None: 2, "gpu": 2}
+
+
+async def test_a_runtimes_build_is_recorded_and_counted_per_build(provider: Provider) -> None:
+    await provider.register_build("v1", True)
+    await provider.heartbeat_worker(_worker("pod-0", "a", build_id="v1"))
+    await provider.heartbeat_worker(_worker("pod-1", "b", build_id="v1"))
+    await provider.heartbeat_worker(_worker("pod-2", "c", last_seen_at_ms=0))  # no build
+    await provider.heartbeat_worker(_worker("pod-1", "b", build_id="v1",
+                                            heartbeat_interval_ms=1))  # stops beating
+    assert [w.build_id for w in await provider.list_workers(include_gone=True)] == [
+        "v1", "v1", None]
+    assert (await provider.list_workers())[0].to_dict()["build_id"] == "v1"
+    live = await eventually(lambda: _live(provider))
+    assert live == 1
+
+
+async def _live(provider: Provider) -> int | None:
+    (build,) = await provider.list_builds()
+    return build.live_workers if build.live_workers == 1 else None

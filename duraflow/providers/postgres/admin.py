@@ -91,6 +91,7 @@ async def _delete_tree_tx(
         "worker_queue",
         "instance_locks",
         "kv_store",
+        "build_verdicts",
         "instances",
     ):
         counts[table] = _count(

@@ -30,7 +30,7 @@ MAX_IN_FLIGHT = 2
 
 #: commit_turn's arguments with their casts; one call is ``commit_turn(<these>)``.
 _CASTS = ("", "", "::jsonb", "::jsonb", "::jsonb", "::jsonb", "", "", "", "", "", "", "",
-          "::jsonb", "", "", "", "", "::jsonb")
+          "::jsonb", "", "", "", "", "::jsonb", "")
 ARITY = len(_CASTS)
 
 _Waiter = tuple[Sequence[Any], "asyncio.Future[asyncpg.Record | None]"]

@@ -49,7 +49,7 @@ def encode_commit(commit: TurnCommit) -> EncodedCommit:
         str(uuid.uuid4()) if w.claim and commit.claim_lock_ms else None
         for w in commit.worker_items
     ]
-    workers = [
+    workers: list[dict[str, object]] = [
         {
             "instance_id": w.instance_id,
             "execution_id": w.execution_id,
@@ -61,6 +61,9 @@ def encode_commit(commit: TurnCommit) -> EncodedCommit:
         }
         for w, token in zip(commit.worker_items, tokens, strict=True)
     ]
+    if commit.build_id is not None:  # the activities run on workers of the turn's build
+        for worker in workers:
+            worker["build_id"] = commit.build_id
     outbound = [
         {
             "instance_id": m.instance_id,

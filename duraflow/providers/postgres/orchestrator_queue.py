@@ -29,8 +29,8 @@ from duraflow.providers.wakeups import InstanceChange, OrchestratorTaker
 log = logging.getLogger("duraflow.provider")
 
 #: start_with_turn's parameters: instance, message, lock, replay range, token, then the
-#: 18 commit_turn arguments that follow its token.
-_START_WITH_TURN_ARGS = ", ".join(f"${n}" for n in range(1, 6 + 18 + 1))
+#: 19 commit_turn arguments that follow its token (the last one: the build).
+_START_WITH_TURN_ARGS = ", ".join(f"${n}" for n in range(1, 6 + 19 + 1))
 
 #: status_after_commit's columns in ``instance_status_row``'s order.
 _STATUS_COLUMNS = ("name", "version", "execution_id", "status", "output", "custom_status",
@@ -110,8 +110,9 @@ class OrchestratorQueue(QueueBase):
                     return True
             row = await self._db.fetchrow(
                 "enqueue_orchestrator",
-                f"SELECT * FROM {self._s}.enqueue_and_take($1, $2, $3, $4, $5)",
-                message.instance_id, encoded, lock_ms, int(low), int(high), idempotent=False,
+                f"SELECT * FROM {self._s}.enqueue_and_take($1, $2, $3, $4, $5, $6)",
+                message.instance_id, encoded, lock_ms, int(low), int(high), taker.build_id,
+                idempotent=False,
             )
             item = None if row is None else await self._item(row, taker.cached)
         except BaseException:
@@ -173,8 +174,10 @@ class OrchestratorQueue(QueueBase):
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
         replay_range: tuple[int, int] | None = None,
+        build_id: str | None = None,
     ) -> OrchestrationItem | None:
-        items = await self.fetch_orchestration_items(lock_timeout_ms, cached, 1, replay_range)
+        items = await self.fetch_orchestration_items(lock_timeout_ms, cached, 1, replay_range,
+                                                     build_id)
         return items[0] if items else None
 
     async def fetch_orchestration_items(
@@ -183,6 +186,7 @@ class OrchestratorQueue(QueueBase):
         cached: Mapping[str, tuple[int, int]] | None = None,
         max_items: int = 1,
         replay_range: tuple[int, int] | None = None,
+        build_id: str | None = None,
     ) -> list[OrchestrationItem]:
         op = "fetch_orchestration_item"
         # With a replay cache the history is NOT loaded by the fetch: the cache entry of the
@@ -196,8 +200,9 @@ class OrchestratorQueue(QueueBase):
         if max_items <= 1:
             row = await self._db.fetchrow(
                 op,
-                f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3, $4, $5)",
-                lock_ms, None, load_history, low, high, idempotent=True,
+                f"SELECT * FROM {self._s}.fetch_orchestration_item($1, $2::jsonb, $3, $4, $5,"
+                " $6)",
+                lock_ms, None, load_history, low, high, build_id, idempotent=True,
             )
             rows = [] if row is None else [row]
         else:
@@ -208,8 +213,10 @@ class OrchestratorQueue(QueueBase):
             rows = list(await self._db.fetch(
                 op,
                 f"SELECT r.* FROM generate_series(1, $6) AS g (n), LATERAL"
-                f" {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3, $4, $5) AS r",
-                lock_ms, None, load_history, low, high, int(max_items), idempotent=True,
+                f" {self._s}.fetch_orchestration_item($1 + 0 * g.n, $2::jsonb, $3, $4, $5, $7)"
+                " AS r",
+                lock_ms, None, load_history, low, high, int(max_items), build_id,
+                idempotent=True,
             ))
         return [await self._item(row, cached) for row in rows]
 
@@ -258,6 +265,7 @@ class OrchestratorQueue(QueueBase):
             list(commit.completed_work),
             None if taken is None else taken.payload(),
             None if taken is None or not changed else json.dumps(code),
+            commit.build_id,
         )
         return _TurnPlan(commit, encoded, args, change, changed, code, due, worker, taken)
 

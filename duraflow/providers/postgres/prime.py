@@ -49,14 +49,14 @@ async def prime(conn: Conn, start_sql: str, commit_sql: str) -> None:
             instance, "{}", 1_000, None, None, token,
             1, _delta((1, "OrchestrationStarted", started), (2, "ActivityScheduled", {})),
             worker, "[]", "[]", "__prime__", "0.0.0", None, Status.RUNNING, None, False, None, None,
-            1_000, 250, [], None, None,
+            1_000, 250, [], None, None, None,
         )
         await conn.fetchrow(
             commit_sql,
             token, 1,
             _delta((3, "ActivityCompleted", {}), (4, "OrchestrationCompleted", {})),
             "[]", "[]", "[]", None, None, None, Status.COMPLETED, "null", False, None, None, None,
-            None, [claim], None, None,
+            None, [claim], None, None, None,
         )
     finally:
         await transaction.rollback()

@@ -46,6 +46,7 @@ from duraflow.core.models import (
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
 from duraflow.providers.errors import ProviderError
 from duraflow.providers.postgres import admin, reads, sessions, workers
+from duraflow.providers.postgres.builds import BuildOperations
 from duraflow.providers.postgres.db import open_database
 from duraflow.providers.postgres.errors import DB_ERRORS, connect_error
 from duraflow.providers.postgres.listen import Listener
@@ -69,9 +70,10 @@ class InvalidSchemaError(ProviderError, ValueError):
         super().__init__("connect", message, retryable=False)
 
 
-class PostgresProvider(OrchestratorQueue, WorkerQueue):
+class PostgresProvider(OrchestratorQueue, WorkerQueue, BuildOperations):
     """Durable state in PostgreSQL schema ``schema``; build it with ``connect*``. The queue
-    operations live in ``orchestrator_queue.py`` and ``worker_queue.py``."""
+    operations live in ``orchestrator_queue.py`` and ``worker_queue.py``, the build
+    operations in ``builds.py``."""
 
     _type = "postgres"
     name = "postgres"

@@ -135,8 +135,8 @@ async def instance_info(db: Database, instance_id: str) -> InstanceInfo:
     row = await db.fetchrow(
         "get_instance_info",
         "SELECT i.orchestration_name, i.orchestration_version, i.current_execution_id,"
-        " COALESCE(e.status, $2), e.output, i.created_at, i.updated_at, i.parent_instance_id"
-        + _current(db.s)
+        " COALESCE(e.status, $2), e.output, i.created_at, i.updated_at, i.parent_instance_id,"
+        " e.build_id" + _current(db.s)
         + " WHERE i.instance_id = $1",
         instance_id,
         RUNNING,
@@ -149,7 +149,7 @@ async def execution_info(db: Database, instance_id: str, execution_id: int) -> E
     s = db.s
     row = await db.fetchrow(
         "get_execution_info",
-        f"SELECT e.status, e.output, e.started_at, e.completed_at, e.event_count,"
+        f"SELECT e.status, e.output, e.started_at, e.completed_at, e.event_count, e.build_id,"
         f" EXISTS (SELECT 1 FROM {s}.instances WHERE instance_id = $1) AS found"
         f" FROM (SELECT 1) AS one LEFT JOIN {s}.executions e"
         " ON e.instance_id = $1 AND e.execution_id = $2",

@@ -29,9 +29,10 @@ _LEASE_COLUMNS = "".join(
 
 
 def _fetch_arguments(
-    lock_timeout_ms: int, tag_filter: WorkerTagFilter, session: SessionClaim | None
+    lock_timeout_ms: int, tag_filter: WorkerTagFilter, session: SessionClaim | None,
+    build_id: str | None,
 ) -> tuple[object, ...]:
-    """``fetch_work_item``'s six arguments, wherever a statement calls it."""
+    """``fetch_work_item``'s seven arguments, wherever a statement calls it."""
     return (
         max(int(lock_timeout_ms), 0),
         tag_filter.mode,
@@ -39,6 +40,7 @@ def _fetch_arguments(
         None if session is None else list(session.owners),
         0 if session is None else max(int(session.lock_timeout_ms), 0),
         session is not None and session.allow_new,
+        build_id,
     )
 
 
@@ -50,14 +52,15 @@ class WorkerQueue(QueueBase):
         lock_timeout_ms: int,
         tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
+        build_id: str | None = None,
     ) -> WorkLease | None:
         if tag_filter.mode not in ("any", "default_only", "tags", "default_and"):
             return None  # "none": this worker takes no activities, so do not even ask
         op = "fetch_work_item"
         row = await self._db.fetchrow(
             op,
-            f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3, $4, $5, $6)",
-            *_fetch_arguments(lock_timeout_ms, tag_filter, session),
+            f"SELECT * FROM {self._s}.fetch_work_item($1, $2, $3, $4, $5, $6, $7)",
+            *_fetch_arguments(lock_timeout_ms, tag_filter, session, build_id),
             idempotent=True,
         )
         if row is None:
@@ -80,6 +83,7 @@ class WorkerQueue(QueueBase):
         lock_timeout_ms: int,
         tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
+        build_id: str | None = None,
     ) -> WorkLease | None:
         """``ack_work_item`` and then ``fetch_work_item`` in ONE transaction and round trip:
         a worker slot that finishes an activity reports it and takes its next one together,
@@ -87,7 +91,7 @@ class WorkerQueue(QueueBase):
         if tag_filter.mode not in ("any", "default_only", "tags", "default_and"):
             await self._ack_work_item(lock_token, completion, None)
             return None
-        fetch = _fetch_arguments(lock_timeout_ms, tag_filter, session)
+        fetch = _fetch_arguments(lock_timeout_ms, tag_filter, session, build_id)
         return await self._ack_work_item(lock_token, completion, fetch)
 
     async def _ack_work_item(
@@ -117,7 +121,7 @@ class WorkerQueue(QueueBase):
                 row = await self._db.fetchrow(
                     op,
                     f"SELECT a.visible, f.* FROM ({acked}) a LEFT JOIN LATERAL"
-                    f" {self._s}.fetch_work_item($6 + 0 * a.visible, $7, $8, $9, $10, $11) f"
+                    f" {self._s}.fetch_work_item($6 + 0 * a.visible, $7, $8, $9, $10, $11, $12) f"
                     f" ON TRUE",
                     *args, *fetch, idempotent=False,
                 )
@@ -146,11 +150,12 @@ class WorkerQueue(QueueBase):
         low, high = taker.replay_range
         sql = (f"SELECT t.*{_LEASE_COLUMNS if fetch is not None else ''}"
                f" FROM (SELECT {self._s}.ack_work_item($1, NULL, NULL, NULL) AS acked) a"
-               f" LEFT JOIN {self._s}.enqueue_and_take($2, $3, $4, $5, $6) t ON TRUE")
+               f" LEFT JOIN {self._s}.enqueue_and_take($2, $3, $4, $5, $6, $7) t ON TRUE")
         args: list[object] = [lock_token, completion.instance_id, encoded,
-                              max(int(taker.lock_timeout_ms), 0), int(low), int(high)]
+                              max(int(taker.lock_timeout_ms), 0), int(low), int(high),
+                              taker.build_id]
         if fetch is not None:
-            sql += (f" LEFT JOIN {self._s}.fetch_work_item($7, $8, $9, $10, $11, $12) f"
+            sql += (f" LEFT JOIN {self._s}.fetch_work_item($8, $9, $10, $11, $12, $13, $14) f"
                     " ON TRUE")
             args += fetch
         try:

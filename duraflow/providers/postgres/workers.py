@@ -16,10 +16,11 @@ async def heartbeat(db: Database, worker: WorkerInfo, retention_ms: int) -> None
     s = db.s
     await db.fetchval(
         "heartbeat_worker",
-        f"WITH gone AS (DELETE FROM {s}.workers WHERE last_seen_at < {s}.now_ms() - $15"
+        f"WITH gone AS (DELETE FROM {s}.workers WHERE last_seen_at < {s}.now_ms() - $16"
         " AND NOT (worker_node_id = $1 AND runtime_id = $2))"
         f" INSERT INTO {s}.workers AS w ({WORKER_COLUMNS})"
-        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {s}.now_ms(), $14)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {s}.now_ms(), $14,"
+        " $15)"
         " ON CONFLICT (worker_node_id, runtime_id) DO UPDATE SET"
         " host = EXCLUDED.host, pid = EXCLUDED.pid, tag_filter = EXCLUDED.tag_filter,"
         " tags = EXCLUDED.tags, orchestrations = EXCLUDED.orchestrations,"
@@ -28,7 +29,7 @@ async def heartbeat(db: Database, worker: WorkerInfo, retention_ms: int) -> None
         " worker_concurrency = EXCLUDED.worker_concurrency,"
         " max_sessions = EXCLUDED.max_sessions, sessions_held = EXCLUDED.sessions_held,"
         " started_at = EXCLUDED.started_at, last_seen_at = EXCLUDED.last_seen_at,"
-        " heartbeat_interval_ms = EXCLUDED.heartbeat_interval_ms",
+        " heartbeat_interval_ms = EXCLUDED.heartbeat_interval_ms, build_id = EXCLUDED.build_id",
         *worker_params(worker),
         int(retention_ms),
         idempotent=True,
@@ -56,7 +57,7 @@ async def list_workers(db: Database, include_gone: bool) -> list[WorkerInfo]:
         WORKER_GONE_AFTER_HEARTBEATS,
         include_gone,
     )
-    return [worker_row(row, bool(row[15])) for row in rows]
+    return [worker_row(row, bool(row[-1])) for row in rows]
 
 
 async def activity_backlog(db: Database) -> dict[str | None, int]:

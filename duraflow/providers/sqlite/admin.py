@@ -34,6 +34,7 @@ _DELETE_TREE = (
     ("worker_queue", "DELETE FROM worker_queue WHERE " + _IN_IDS),
     ("instance_locks", "DELETE FROM instance_locks WHERE " + _IN_IDS),
     ("kv_store", "DELETE FROM kv_store WHERE " + _IN_IDS),
+    ("build_verdicts", "DELETE FROM build_verdicts WHERE " + _IN_IDS),
     ("instances", "DELETE FROM instances WHERE " + _IN_IDS),
 )
 

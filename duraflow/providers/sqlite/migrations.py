@@ -182,10 +182,48 @@ MIGRATION_4: tuple[str, ...] = (
     "PRAGMA user_version = 4",
 )
 
+#: Builds (docs/rollouts.md; PostgreSQL's versions/0013_builds.sql says what each part is
+#: for): the builds and their states (at most one current, by a partial unique index), each
+#: execution's pin, the running execution's pin on its instance (what the orchestration
+#: fetch filters on), the build of each activity row and of each registered runtime, and
+#: the verdicts of replay-verified upgrades.
+MIGRATION_5: tuple[str, ...] = (
+    """
+    CREATE TABLE builds (
+        build_id         TEXT PRIMARY KEY,
+        state            TEXT NOT NULL
+                         CHECK (state IN ('current', 'draining', 'retired', 'pending')),
+        first_seen_at    INTEGER NOT NULL,
+        state_changed_at INTEGER NOT NULL
+    )
+    """,
+    "CREATE UNIQUE INDEX idx_builds_one_current ON builds(state) WHERE state = 'current'",
+    "ALTER TABLE instances ADD COLUMN pinned_build TEXT",
+    "ALTER TABLE executions ADD COLUMN build_id TEXT",
+    "CREATE INDEX idx_executions_pinned ON executions(build_id)"
+    " WHERE build_id IS NOT NULL AND status = 'Running'",
+    "ALTER TABLE worker_queue ADD COLUMN build_id TEXT",
+    "CREATE INDEX idx_worker_build ON worker_queue(build_id) WHERE build_id IS NOT NULL",
+    "ALTER TABLE workers ADD COLUMN build_id TEXT",
+    """
+    CREATE TABLE build_verdicts (
+        instance_id  TEXT NOT NULL,
+        execution_id INTEGER NOT NULL,
+        from_build   TEXT NOT NULL,
+        to_build     TEXT NOT NULL,
+        verdict      TEXT NOT NULL CHECK (verdict IN ('moved', 'diverged')),
+        detail       TEXT,
+        decided_at   INTEGER NOT NULL,
+        PRIMARY KEY (instance_id, execution_id, from_build, to_build)
+    )
+    """,
+    "PRAGMA user_version = 5",
+)
+
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``; each ends by setting ``user_version`` to n
 #: (a literal: PRAGMA arguments cannot be bound as parameters).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

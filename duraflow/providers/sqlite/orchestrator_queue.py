@@ -37,9 +37,18 @@ _CANDIDATE = """
       AND (:max_v IS NULL OR NOT EXISTS (
           SELECT 1 FROM instances pv WHERE pv.instance_id = q.instance_id
           AND pv.pinned_version NOT BETWEEN :min_v AND :max_v))
-    ORDER BY q.visible_at, q.id
+    {build}ORDER BY q.visible_at, q.id
     LIMIT 1
 """
+#: Builds: a runtime with a build takes instances pinned to it, and unpinned ones (new
+#: instances, the next execution after a continue-as-new) only while its build is current.
+#: A runtime without one takes everything: its statement has no such clause at all.
+_BUILD_RULE = """AND COALESCE(
+          (SELECT pb.pinned_build FROM instances pb WHERE pb.instance_id = q.instance_id),
+          (SELECT b.build_id FROM builds b WHERE b.build_id = :build AND b.state = 'current')
+      ) = :build
+    """
+_CANDIDATES = {False: _CANDIDATE.format(build=""), True: _CANDIDATE.format(build=_BUILD_RULE)}
 _TAKE_LOCK = """
     INSERT INTO instance_locks (instance_id, lock_token, locked_until, locked_at)
     VALUES (:instance, :token, :until, :now)
@@ -69,8 +78,8 @@ INSERT_ORCH = """
 _INSERT_WORKER = """
     INSERT INTO worker_queue (work_item, visible_at, created_at, instance_id, execution_id,
                               activity_id, session_id, tag, lock_token, locked_until,
-                              attempt_count)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              attempt_count, build_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -91,15 +100,17 @@ def fetch(
     lock_timeout_ms: int,
     cached: Mapping[str, tuple[int, int]] | None,
     replay_range: tuple[int, int] | None = None,
+    build_id: str | None = None,
 ) -> OrchestrationItem | None:
     # A lock-free probe first: idle pollers in other processes must not queue up on the
     # write lock just to learn that there is nothing to do.
     low, high = replay_range if replay_range is not None else (None, None)
-    probe = {"now": now_ms(), "min_v": low, "max_v": high}
-    if conn.execute(_CANDIDATE, probe).fetchone() is None:
+    probe = {"now": now_ms(), "min_v": low, "max_v": high, "build": build_id}
+    candidate = _CANDIDATES[build_id is not None]
+    if conn.execute(candidate, probe).fetchone() is None:
         return None
     with transaction(conn, write=True) as now:
-        row = conn.execute(_CANDIDATE, {**probe, "now": now}).fetchone()
+        row = conn.execute(candidate, {**probe, "now": now}).fetchone()
         if row is None:
             return None
         instance_id = str(row[0])
@@ -118,12 +129,13 @@ def fetch_many(
     cached: Mapping[str, tuple[int, int]] | None,
     max_items: int,
     replay_range: tuple[int, int] | None = None,
+    build_id: str | None = None,
 ) -> list[OrchestrationItem]:
     """Up to ``max_items`` fetches in one hop to the database thread (each its own short
     write transaction, so the write lock is never held across instances)."""
     items: list[OrchestrationItem] = []
     for _ in range(max(int(max_items), 1)):
-        item = fetch(conn, lock_timeout_ms, cached, replay_range)
+        item = fetch(conn, lock_timeout_ms, cached, replay_range, build_id)
         if item is None:
             break
         items.append(item)
@@ -260,7 +272,7 @@ def commit_turn(
             _INSERT_WORKER,
             [
                 (item, now, now, inst, ex, act, ses, tag, claim,
-                 None if claim is None else claim_until, 0 if claim is None else 1)
+                 None if claim is None else claim_until, 0 if claim is None else 1, c.build_id)
                 for (item, inst, ex, act, ses, tag), claim in zip(
                     prepared.worker_rows, prepared.claim_tokens, strict=True)
             ],
@@ -309,14 +321,23 @@ def _write_instance_state(
             (c.orchestration_version, instance_id, c.execution_id),
         )
     conn.execute(
-        "INSERT INTO executions (instance_id, execution_id, status, started_at)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (instance_id, execution_id) DO NOTHING",
-        (instance_id, c.execution_id, RUNNING, now),
+        "INSERT INTO executions (instance_id, execution_id, status, started_at, build_id)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, execution_id) DO NOTHING",
+        (instance_id, c.execution_id, RUNNING, now, c.build_id),
     )
+    if c.build_id is not None:  # an execution started before builds is pinned now
+        conn.execute(
+            "UPDATE executions SET build_id = ? WHERE instance_id = ? AND execution_id = ?"
+            " AND build_id IS NULL",
+            (c.build_id, instance_id, c.execution_id),
+        )
+    # The instance carries its running execution's pin (what the fetch filters on); an
+    # execution that ends leaves it unpinned, so the next one pins on its own first turn.
     conn.execute(
         "UPDATE instances SET current_execution_id = MAX(current_execution_id, ?),"
-        " updated_at = ? WHERE instance_id = ?",
-        (c.execution_id, now, instance_id),
+        " updated_at = ?, pinned_build = CASE WHEN ? THEN NULL"
+        " ELSE COALESCE(pinned_build, ?) END WHERE instance_id = ?",
+        (c.execution_id, now, c.status in Status.EXECUTION_ENDED, c.build_id, instance_id),
     )
     if prepared.events:
         try:

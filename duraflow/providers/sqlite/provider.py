@@ -51,11 +51,12 @@ from duraflow.providers.sqlite import (
     worker_queue,
     workers,
 )
+from duraflow.providers.sqlite.builds import BuildOperations
 from duraflow.providers.sqlite.db import MEMORY, Database
 from duraflow.providers.wakeups import InstanceChange, Notifier
 
 
-class SqliteProvider:
+class SqliteProvider(BuildOperations):
     """Durable storage in one SQLite file (or a private in-memory database).
 
     Build it with ``SqliteProvider.open(path)`` / ``in_memory()`` from blocking code (the
@@ -121,12 +122,13 @@ class SqliteProvider:
         lock_timeout_ms: int,
         cached: Mapping[str, tuple[int, int]] | None = None,
         replay_range: tuple[int, int] | None = None,
+        build_id: str | None = None,
     ) -> OrchestrationItem | None:
         # ``cached`` is only looked up (``.get``) for the instance the fetch picks, on the
         # database thread: copying it per fetch would cost O(cache size) every turn.
         return await self._db.run(
             "fetch_orchestration_item", orchestrator_queue.fetch, lock_timeout_ms, cached,
-            replay_range,
+            replay_range, build_id,
         )
 
     async def fetch_orchestration_items(
@@ -135,10 +137,11 @@ class SqliteProvider:
         cached: Mapping[str, tuple[int, int]] | None = None,
         max_items: int = 1,
         replay_range: tuple[int, int] | None = None,
+        build_id: str | None = None,
     ) -> list[OrchestrationItem]:
         return await self._db.run(
             "fetch_orchestration_item", orchestrator_queue.fetch_many, lock_timeout_ms, cached,
-            max_items, replay_range,
+            max_items, replay_range, build_id,
         )
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
@@ -183,11 +186,12 @@ class SqliteProvider:
         lock_timeout_ms: int,
         tag_filter: WorkerTagFilter = DEFAULT_TAG_FILTER,
         session: SessionClaim | None = None,
+        build_id: str | None = None,
     ) -> WorkLease | None:
         if tag_filter.mode == "none":
             return None
         return await self._db.run(
-            "fetch_work_item", worker_queue.fetch, lock_timeout_ms, tag_filter, session
+            "fetch_work_item", worker_queue.fetch, lock_timeout_ms, tag_filter, session, build_id
         )
 
     async def ack_work_item(self, lock_token: str, completion: OutboundMessage | None) -> None:

@@ -111,8 +111,8 @@ def list_executions(conn: sqlite3.Connection, instance_id: str) -> list[int]:
 def instance_info(conn: sqlite3.Connection, instance_id: str) -> InstanceInfo:
     row = conn.execute(
         "SELECT i.orchestration_name, i.orchestration_version, i.current_execution_id,"
-        " COALESCE(e.status, ?), e.output, i.created_at, i.updated_at, i.parent_instance_id"
-        + _CURRENT
+        " COALESCE(e.status, ?), e.output, i.created_at, i.updated_at, i.parent_instance_id,"
+        " e.build_id" + _CURRENT
         + " WHERE i.instance_id = ?",
         (RUNNING, instance_id),
     ).fetchone()
@@ -123,7 +123,8 @@ def execution_info(conn: sqlite3.Connection, instance_id: str, execution_id: int
     exists = None
     with transaction(conn, write=False):
         row = conn.execute(
-            "SELECT status, output, started_at, completed_at, event_count FROM executions"
+            "SELECT status, output, started_at, completed_at, event_count, build_id"
+            " FROM executions"
             " WHERE instance_id = ? AND execution_id = ?",
             (instance_id, execution_id),
         ).fetchone()

@@ -34,15 +34,19 @@ _SESSIONS = (
     " OR (:allow_new AND (s.session_id IS NULL OR s.locked_until <= :now)))))"
 )
 _ORDER = " ORDER BY w.id LIMIT 1"
-#: One complete statement per filter mode; only the fixed fragments are concatenated.
-_FETCH_BY_MODE: dict[str, str] = {
-    "any": _ELIGIBLE + _SESSIONS + _ORDER,
-    "default_only": _ELIGIBLE + " AND w.tag IS NULL" + _SESSIONS + _ORDER,
-    "tags": _ELIGIBLE + " AND w.tag IN (SELECT value FROM json_each(:tags))" + _SESSIONS + _ORDER,
-    "default_and": _ELIGIBLE
-    + " AND (w.tag IS NULL OR w.tag IN (SELECT value FROM json_each(:tags)))"
-    + _SESSIONS
-    + _ORDER,
+#: Builds: a worker with a build takes the rows of its build and unpinned ones.
+_BUILD = " AND (w.build_id IS NULL OR w.build_id = :build)"
+_TAGS: dict[str, str] = {
+    "any": "",
+    "default_only": " AND w.tag IS NULL",
+    "tags": " AND w.tag IN (SELECT value FROM json_each(:tags))",
+    "default_and": " AND (w.tag IS NULL OR w.tag IN (SELECT value FROM json_each(:tags)))",
+}
+#: One complete statement per filter mode, with and without a build; only the fixed
+#: fragments are concatenated (a worker without a build runs today's statement exactly).
+_FETCH_BY_MODE: dict[tuple[str, bool], str] = {
+    (mode, built): _ELIGIBLE + tags + (_BUILD if built else "") + _SESSIONS + _ORDER
+    for mode, tags in _TAGS.items() for built in (False, True)
 }
 _CLAIM = (
     "INSERT INTO sessions (session_id, worker_id, locked_until, last_activity_at)"
@@ -57,11 +61,13 @@ def fetch(
     lock_timeout_ms: int,
     tag_filter: WorkerTagFilter,
     session: SessionClaim | None,
+    build_id: str | None = None,
 ) -> WorkLease | None:
-    sql = _FETCH_BY_MODE.get(tag_filter.mode)
+    sql = _FETCH_BY_MODE.get((tag_filter.mode, build_id is not None))
     if sql is None:  # "none", or a mode WorkerTagFilter.matches would reject everything for
         return None
     params: dict[str, Any] = {
+        "build": build_id,
         "tags": json.dumps(list(tag_filter.tags)),
         "claim": session is not None,
         "owners": json.dumps(list(session.owners) if session is not None else []),

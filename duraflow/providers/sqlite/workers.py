@@ -14,7 +14,8 @@ from duraflow.providers.common import WORKER_COLUMNS, worker_params, worker_row
 from duraflow.providers.sqlite.db import transaction
 
 _UPSERT = (
-    f"INSERT INTO workers ({WORKER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO workers ({WORKER_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (worker_node_id, runtime_id) DO UPDATE SET"
     " host = excluded.host, pid = excluded.pid, tag_filter = excluded.tag_filter,"
     " tags = excluded.tags, orchestrations = excluded.orchestrations,"
@@ -23,7 +24,7 @@ _UPSERT = (
     " worker_concurrency = excluded.worker_concurrency, max_sessions = excluded.max_sessions,"
     " sessions_held = excluded.sessions_held, started_at = excluded.started_at,"
     " last_seen_at = excluded.last_seen_at,"
-    " heartbeat_interval_ms = excluded.heartbeat_interval_ms"
+    " heartbeat_interval_ms = excluded.heartbeat_interval_ms, build_id = excluded.build_id"
 )
 
 
@@ -31,7 +32,7 @@ def heartbeat(conn: sqlite3.Connection, worker: WorkerInfo, retention_ms: int) -
     params = worker_params(worker)
     with transaction(conn, write=True) as now:
         # last_seen_at sits between started_at and heartbeat_interval_ms in WORKER_COLUMNS
-        conn.execute(_UPSERT, (*params[:13], now, params[13]))
+        conn.execute(_UPSERT, (*params[:13], now, *params[13:]))
         conn.execute("DELETE FROM workers WHERE last_seen_at < ?", (now - retention_ms,))
 
 
@@ -51,7 +52,7 @@ def list_workers(conn: sqlite3.Connection, include_gone: bool) -> list[WorkerInf
             " FROM workers ORDER BY worker_node_id, started_at, runtime_id",
             (now, WORKER_GONE_AFTER_HEARTBEATS),
         ).fetchall()
-    workers = [worker_row(row, bool(row[15])) for row in rows]
+    workers = [worker_row(row, bool(row[-1])) for row in rows]
     return workers if include_gone else [w for w in workers if w.alive]
 
 

@@ -4,6 +4,10 @@
 --     as long as the token is unchanged);
 --   * appends the history delta, creates the instance and execution when new, sets status,
 --     output and custom status, and applies the turn's KV mutations;
+--   * pins the execution to the committing runtime's build (p_build) when it is not pinned
+--     yet (its first turn, or one of an execution started before builds), and keeps the
+--     instance's pinned_build equal to the pin of its running execution (NULL once it
+--     ends: a continue-as-new's next execution pins on its own first turn);
 --   * inserts the worker items the runtime claimed already locked by it (the runtime passes
 --     the lock tokens), so it runs them without a worker fetch;
 --   * deletes the worker rows whose results the turn applied (p_completed: activities that
@@ -44,7 +48,8 @@ CREATE OR REPLACE FUNCTION {{schema}}.commit_turn(
     p_hold_ms BIGINT,
     p_completed TEXT[],
     p_notify JSONB,
-    p_notify_instance JSONB
+    p_notify_instance JSONB,
+    p_build TEXT DEFAULT NULL
 )
 RETURNS TABLE (out_instance_id TEXT, out_due BIGINT, out_held BOOLEAN)
 LANGUAGE plpgsql AS $fn$
@@ -59,6 +64,7 @@ DECLARE
     v_left BIGINT;
     v_held BOOLEAN := FALSE;
     v_payload JSONB := p_notify;
+    v_build TEXT;
 BEGIN
     -- A continuation (p_completed) may find its hold expired: that is fine as long as the
     -- token is unchanged, because taking an instance over always replaces the token.
@@ -86,8 +92,9 @@ BEGIN
     END IF;
 
     IF v_exists THEN
-        INSERT INTO {{schema}}.executions (instance_id, execution_id, status, started_at)
-        VALUES (v_inst, p_execution_id, 'Running', v_now)
+        INSERT INTO {{schema}}.executions (instance_id, execution_id, status, started_at,
+                                           build_id)
+        VALUES (v_inst, p_execution_id, 'Running', v_now, p_build)
         ON CONFLICT (instance_id, execution_id) DO NOTHING;
 
         IF jsonb_array_length(p_delta) > 0 THEN
@@ -108,8 +115,10 @@ BEGIN
             output = CASE WHEN p_status IS NOT NULL OR p_output IS NOT NULL
                           THEN p_output ELSE output END,
             completed_at = CASE WHEN p_status IN ('Completed', 'Failed', 'ContinuedAsNew')
-                                THEN v_now ELSE completed_at END
-        WHERE instance_id = v_inst AND execution_id = p_execution_id;
+                                THEN v_now ELSE completed_at END,
+            build_id = COALESCE(build_id, p_build)
+        WHERE instance_id = v_inst AND execution_id = p_execution_id
+        RETURNING build_id INTO v_build;
 
         UPDATE {{schema}}.instances SET
             current_execution_id = GREATEST(current_execution_id, p_execution_id),
@@ -121,7 +130,9 @@ BEGIN
             custom_status = CASE WHEN p_custom_status_set THEN p_custom_status
                                  ELSE custom_status END,
             custom_status_version = custom_status_version
-                                    + CASE WHEN p_custom_status_set THEN 1 ELSE 0 END
+                                    + CASE WHEN p_custom_status_set THEN 1 ELSE 0 END,
+            pinned_build = CASE WHEN p_status IN ('Completed', 'Failed', 'ContinuedAsNew')
+                                THEN NULL ELSE v_build END
         WHERE instance_id = v_inst;
         PERFORM {{schema}}.apply_kv_mutations(v_inst, p_kv);
     ELSIF jsonb_array_length(p_delta) > 0 OR p_status IS NOT NULL OR p_output IS NOT NULL
@@ -134,7 +145,7 @@ BEGIN
     IF jsonb_array_length(p_worker) > 0 THEN
         INSERT INTO {{schema}}.worker_queue (instance_id, execution_id, activity_id, work_item,
                                              visible_at, lock_token, locked_until, attempt_count,
-                                             session_id, tag, created_at)
+                                             session_id, tag, created_at, build_id)
         SELECT w.value ->> 'instance_id', (w.value ->> 'execution_id')::BIGINT,
                (w.value ->> 'activity_id')::BIGINT, w.value ->> 'item',
                CASE WHEN w.value ->> 'claim_token' IS NULL THEN v_now
@@ -143,7 +154,7 @@ BEGIN
                CASE WHEN w.value ->> 'claim_token' IS NULL THEN NULL
                     ELSE v_now + p_claim_ms END,
                CASE WHEN w.value ->> 'claim_token' IS NULL THEN 0 ELSE 1 END,
-               w.value ->> 'session_id', w.value ->> 'tag', v_now
+               w.value ->> 'session_id', w.value ->> 'tag', v_now, w.value ->> 'build_id'
         FROM jsonb_array_elements(p_worker) WITH ORDINALITY AS w (value, ord)
         ORDER BY w.ord;
     END IF;

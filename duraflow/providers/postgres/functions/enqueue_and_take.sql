@@ -2,12 +2,15 @@
 -- message (start, event, cancel) and locks the instance for that dispatcher in the same
 -- transaction, so the first turn needs no fetch round trip and no wake-up. Nothing is taken
 -- when the instance is locked elsewhere, is pinned to an engine version the dispatcher does
--- not replay, or the advisory lock is busy: the message is then simply queued, exactly as
+-- not replay, belongs to another build than the dispatcher's (p_build: the rule of
+-- fetch_orchestration_item, so a build that is not current never takes a new instance), or
+-- the advisory lock is busy: the message is then simply queued, exactly as
 -- enqueue_orchestrator does.
 
 CREATE OR REPLACE FUNCTION {{schema}}.enqueue_and_take(
     p_instance TEXT, p_item TEXT, p_lock_ms BIGINT,
-    p_min_version BIGINT DEFAULT NULL, p_max_version BIGINT DEFAULT NULL
+    p_min_version BIGINT DEFAULT NULL, p_max_version BIGINT DEFAULT NULL,
+    p_build TEXT DEFAULT NULL
 )
 RETURNS TABLE (
     out_instance_id TEXT,
@@ -29,6 +32,12 @@ BEGIN
         SELECT 1 FROM {{schema}}.instances pv
         WHERE pv.instance_id = p_instance
           AND pv.pinned_version NOT BETWEEN p_min_version AND p_max_version) THEN
+        RETURN;
+    END IF;
+    IF p_build IS NOT NULL AND COALESCE(
+        (SELECT pb.pinned_build FROM {{schema}}.instances pb WHERE pb.instance_id = p_instance),
+        (SELECT b.build_id FROM {{schema}}.builds b
+         WHERE b.build_id = p_build AND b.state = 'current')) IS DISTINCT FROM p_build THEN
         RETURN;
     END IF;
     RETURN QUERY SELECT * FROM {{schema}}.take_instance(p_instance, p_lock_ms, NULL, FALSE);

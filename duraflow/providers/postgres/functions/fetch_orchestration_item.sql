@@ -3,6 +3,11 @@
 -- NULL = any), locked with all its visible messages by take_instance. The provider calls it
 -- once per free slot in one statement (orchestrator_queue.py).
 --
+-- Builds. A caller with a build (p_build) takes only instances whose running execution is
+-- pinned to that build, and unpinned ones (new instances, the next execution after a
+-- continue-as-new) only while its build is current: an unpinned instance's build is taken
+-- to be the current one. Without a build (NULL, today's callers) nothing is filtered.
+--
 -- Concurrency rule (why nothing here can deadlock or double-lock): every transaction that
 -- changes an instance's lock row or its existing queue rows first takes the instance's
 -- transaction-level advisory lock (lock_key). Fetch only ever TRIES it
@@ -16,7 +21,8 @@
 
 CREATE OR REPLACE FUNCTION {{schema}}.fetch_orchestration_item(
     p_lock_ms BIGINT, p_cached JSONB, p_load_history BOOLEAN,
-    p_min_version BIGINT DEFAULT NULL, p_max_version BIGINT DEFAULT NULL
+    p_min_version BIGINT DEFAULT NULL, p_max_version BIGINT DEFAULT NULL,
+    p_build TEXT DEFAULT NULL
 )
 RETURNS TABLE (
     out_instance_id TEXT,
@@ -36,7 +42,12 @@ DECLARE
     v_now BIGINT;
     v_inst TEXT;
     v_skip TEXT[] := '{}';
+    v_current TEXT;  -- p_build when it is the current build, else NULL
 BEGIN
+    IF p_build IS NOT NULL THEN
+        SELECT b.build_id INTO v_current FROM {{schema}}.builds b
+        WHERE b.build_id = p_build AND b.state = 'current';
+    END IF;
     -- Losing a race is not "no work": retry with the next candidate (bounded).
     FOR i IN 1..50 LOOP
         v_now := {{schema}}.now_ms();
@@ -51,6 +62,9 @@ BEGIN
               SELECT 1 FROM {{schema}}.instances pv
               WHERE pv.instance_id = q.instance_id
                 AND pv.pinned_version NOT BETWEEN p_min_version AND p_max_version))
+          AND (p_build IS NULL OR COALESCE(
+              (SELECT pb.pinned_build FROM {{schema}}.instances pb
+               WHERE pb.instance_id = q.instance_id), v_current) = p_build)
         ORDER BY q.visible_at, q.id
         LIMIT 1;
         IF NOT FOUND THEN

@@ -20,10 +20,15 @@
 --
 -- p_owners NULL: session rows are not eligible at all (a worker without session support).
 -- p_owners[1] claims new sessions; an owned session keeps the owner id that holds it.
+--
+-- Builds: a worker with a build (p_build) takes the rows of its build and unpinned ones (an
+-- activity's inputs and outputs belong to the code that scheduled it); without one (NULL)
+-- it takes every row, as before builds existed.
 
 CREATE OR REPLACE FUNCTION {{schema}}.fetch_work_item(
     p_lock_ms BIGINT, p_mode TEXT, p_tags TEXT[],
-    p_owners TEXT[], p_session_lock_ms BIGINT, p_allow_new BOOLEAN
+    p_owners TEXT[], p_session_lock_ms BIGINT, p_allow_new BOOLEAN,
+    p_build TEXT DEFAULT NULL
 )
 RETURNS TABLE (
     out_lock_token TEXT,
@@ -57,6 +62,7 @@ BEGIN
                   WHEN 'default_and' THEN w.tag IS NULL OR w.tag = ANY (p_tags)
                   ELSE FALSE
               END
+          AND (p_build IS NULL OR w.build_id IS NULL OR w.build_id = p_build)
           AND (w.session_id IS NULL
                OR (p_owners IS NOT NULL
                    AND w.session_id <> ALL (v_lost)

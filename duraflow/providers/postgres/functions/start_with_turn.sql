@@ -9,9 +9,11 @@
 --
 -- It only does so when the turn is exactly what a dispatcher would run: the instance does
 -- not exist and no other message waits for it (an event raised before the start, an
--- earlier start), and nobody holds its lock. Otherwise it behaves exactly like
--- enqueue_and_take (queue the start; lock the instance when it is free) and says the turn
--- was not stored (out_committed = FALSE), so the runtime runs the usual turn instead.
+-- earlier start), nobody holds its lock, and the caller's build (p_build, if any) is the
+-- current one: a build that is not current takes no new instance, so it must not pin one.
+-- Otherwise it behaves exactly like enqueue_and_take (queue the start; lock the instance
+-- when it is free and the build rule allows) and says the turn was not stored
+-- (out_committed = FALSE), so the runtime runs the usual turn instead.
 --
 -- commit_turn is written for any turn of any instance: it looks the lock up again by token,
 -- inserts the execution and then updates it, updates the instance it has just inserted,
@@ -49,7 +51,8 @@ CREATE OR REPLACE FUNCTION {{schema}}.start_with_turn(
     p_hold_ms BIGINT,
     p_completed TEXT[],
     p_notify JSONB,
-    p_notify_instance JSONB
+    p_notify_instance JSONB,
+    p_build TEXT DEFAULT NULL
 )
 RETURNS TABLE (
     out_instance_id TEXT,
@@ -84,7 +87,9 @@ BEGIN
     IF pg_try_advisory_xact_lock({{schema}}.lock_key(p_instance))
        AND NOT EXISTS (SELECT 1 FROM {{schema}}.instances WHERE instance_id = p_instance)
        AND NOT EXISTS (SELECT 1 FROM {{schema}}.orchestrator_queue
-                       WHERE instance_id = p_instance) THEN
+                       WHERE instance_id = p_instance)
+       AND (p_build IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.builds
+                                       WHERE build_id = p_build AND state = 'current')) THEN
         v_now := {{schema}}.now_ms();
         -- The lean path locks for the hold straight away and releases the lock below if
         -- the turn may not keep it; commit_turn adjusts the lock itself.
@@ -106,15 +111,17 @@ BEGIN
                     p_token, p_execution_id, p_delta, p_worker, p_orchestrator, p_cancelled,
                     p_name, p_version, p_parent, p_status, p_output, p_custom_status_set,
                     p_custom_status, p_kv, p_claim_ms, p_hold_ms, p_completed, p_notify,
-                    p_notify_instance) c;
+                    p_notify_instance, p_build) c;
             ELSE
                 INSERT INTO {{schema}}.instances (instance_id, orchestration_name,
                                                   orchestration_version, current_execution_id,
                                                   parent_instance_id, created_at, updated_at,
-                                                  custom_status, custom_status_version)
+                                                  custom_status, custom_status_version,
+                                                  pinned_build)
                 VALUES (p_instance, p_name, p_version, p_execution_id, p_parent, v_now, v_now,
                         CASE WHEN p_custom_status_set THEN p_custom_status END,
-                        CASE WHEN p_custom_status_set THEN 1 ELSE 0 END);
+                        CASE WHEN p_custom_status_set THEN 1 ELSE 0 END,
+                        CASE WHEN COALESCE(p_status, 'Running') = 'Running' THEN p_build END);
                 -- After the instance: the history trigger pins its engine version.
                 WITH ins AS (
                     INSERT INTO {{schema}}.history (instance_id, execution_id, event_id,
@@ -126,11 +133,11 @@ BEGIN
                 SELECT count(*), COALESCE(sum(b), 0) INTO v_events, v_bytes FROM ins;
                 INSERT INTO {{schema}}.executions (instance_id, execution_id, status, output,
                                                    started_at, completed_at, event_count,
-                                                   history_bytes)
+                                                   history_bytes, build_id)
                 VALUES (p_instance, p_execution_id, COALESCE(p_status, 'Running'), p_output,
                         v_now, CASE WHEN p_status IN ('Completed', 'Failed', 'ContinuedAsNew')
                                     THEN v_now END,
-                        v_events, v_bytes);
+                        v_events, v_bytes, p_build);
                 IF jsonb_array_length(COALESCE(p_kv, '[]')) > 0 THEN
                     PERFORM {{schema}}.apply_kv_mutations(p_instance, p_kv);
                 END IF;
@@ -174,6 +181,6 @@ BEGIN
     RETURN QUERY
         SELECT t.*, FALSE, NULL::BIGINT, NULL::BOOLEAN
         FROM {{schema}}.enqueue_and_take(p_instance, p_item, p_lock_ms, p_min_version,
-                                         p_max_version) t;
+                                         p_max_version, p_build) t;
 END
 $fn$;
