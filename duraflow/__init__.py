@@ -5,6 +5,7 @@ Public names only; the implementation lives in private-by-convention subpackages
 
 from duraflow.client import AsyncClient, OperationTimedOut, OrchestrationResult
 from duraflow.config import ConfigError, read_settings
+from duraflow.core.builds import BuildState
 from duraflow.core.context import OrchestrationContext, ScheduledTask
 from duraflow.core.errors import ErrorDetails, NondeterminismError, TaskFailedError
 from duraflow.core.limits import (
@@ -14,6 +15,7 @@ from duraflow.core.limits import (
     MAX_WORKER_TAGS,
 )
 from duraflow.core.models import (
+    BuildInfo,
     DeleteInstanceResult,
     Event,
     ExecutionInfo,
@@ -32,7 +34,7 @@ from duraflow.core.replay_check import Divergence, ReplayCheck, replay_history
 from duraflow.core.status import Status
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.entra import PostgresEntraOptions
-from duraflow.providers.errors import ProviderError
+from duraflow.providers.errors import ProviderError, UnknownBuildError
 from duraflow.providers.factory import open_provider
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.protocol import Provider
@@ -110,6 +112,8 @@ __all__ = [
     # Duraflow additions
     "AsyncClient",
     "AsyncRuntime",
+    "BuildInfo",
+    "BuildState",
     "ConfigError",
     "Divergence",
     "ErrorDetails",
@@ -122,6 +126,7 @@ __all__ = [
     "ReplayCheck",
     "Status",
     "TaskFailedError",
+    "UnknownBuildError",
     "WorkerInfo",
     "__version__",
     "open_provider",

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from duraflow.core import workitems as wi
+from duraflow.core.builds import check_build_id
 from duraflow.core.limits import check_instance_id, check_name, decode_payload, encode_payload
 from duraflow.core.models import (
     CONTINUED_AS_NEW,
     FAILED,
     NOT_FOUND,
     RUNNING,
+    BuildInfo,
     DeleteInstanceResult,
     Event,
     ExecutionInfo,
@@ -297,6 +299,32 @@ class AsyncClient:
         """Runtimes recorded in the worker registry, by ``worker_node_id``; those unseen for
         three heartbeat intervals only with ``include_gone`` (``alive`` is False)."""
         return await self.provider.list_workers(bool(include_gone))
+
+    # ─── Builds (docs/rollouts.md) ──────────────────────────────────────────
+
+    async def list_builds(self) -> list[BuildInfo]:
+        """Every build the store knows, oldest first: its state (current, draining, retired,
+        pending), its live workers and the running executions still pinned to it."""
+        return await self.provider.list_builds()
+
+    async def set_current_build(self, build_id: str) -> None:
+        """Make ``build_id`` current: new starts go to it, the previous current build drains
+        (a rollback is promoting the old build again). ``UnknownBuildError`` for a build no
+        runtime ever registered."""
+        await self.provider.set_current_build(check_build_id(build_id))
+
+    async def drain_build(self, build_id: str) -> None:
+        """``build_id`` takes nothing new and finishes what is pinned to it (with no current
+        build, new starts wait). ``UnknownBuildError``."""
+        await self.provider.drain_build(check_build_id(build_id))
+
+    async def move_instance(self, instance_id: str, build_id: str) -> None:
+        """Pin a running instance to ``build_id`` now, without a replay check (an operator's
+        override, e.g. to rescue instances from a bad build): its next turns and its waiting
+        activities run on that build; a turn of the old build in flight is discarded and
+        runs again there. ``UnknownBuildError``, ``ProviderError`` when it is not running."""
+        check_instance_id(instance_id)
+        await self.provider.move_instance(instance_id, check_build_id(build_id))
 
     async def get_activity_backlog(self) -> dict[str | None, int]:
         """Activities waiting for a worker, per tag (``None``: untagged)."""

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from duraflow.core.builds import BUILD_ID_PATTERN, BUILD_ID_RULE
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
 from duraflow.providers.postgres.db import DEFAULT_POOL_MAX
 from duraflow.runtime import options
@@ -170,6 +171,11 @@ def _check_tags(tags: tuple[str, ...], source: str) -> None:
                               f"{MAX_TAG_NAME_BYTES} bytes")
 
 
+def _check_build_id(build_id: str, source: str) -> None:
+    if BUILD_ID_PATTERN.fullmatch(build_id) is None:
+        raise ConfigError(f"{source} must be {BUILD_ID_RULE}, got {build_id!r}")
+
+
 def _runtime(name: str, help: str, kind: Kind = "int", option: str | None = None) -> Setting:
     """A worker setting that is ``RuntimeOptions`` option ``option`` (default: ``name``): its
     default and floor are the runtime's own; its variable and flag follow from ``name``."""
@@ -202,6 +208,12 @@ SETTINGS: tuple[Setting, ...] = (
             ("worker",), item="tag", check=_check_tags),
     Setting("include_untagged", ("DURAFLOW_INCLUDE_UNTAGGED",), "--include-untagged", "bool",
             False, "with tags: also take untagged activities", ("worker",)),
+    Setting("build_id", ("DURAFLOW_BUILD_ID",), "--build-id", "text", None,
+            "the build this worker's code is (docs/rollouts.md): executions pin to it, "
+            "activities it schedules run on it", ("worker",), check=_check_build_id),
+    Setting("build_auto_promote", ("DURAFLOW_BUILD_AUTO_PROMOTE",), "--no-auto-promote", "bool",
+            True, "a build the store has not seen becomes current at start (off: it waits "
+            "for `duraflow builds promote`)", ("worker",)),
     _runtime("orchestration_concurrency", "turns at once (0: no orchestrations)"),
     _runtime("worker_concurrency", "activities at once (0: no activities)"),
     _runtime("max_sessions", "activity sessions held at most",

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from duraflow.bridge import background_loop, run_sync
 from duraflow.client import AsyncClient, OperationTimedOut, OrchestrationResult
 from duraflow.core.models import (
+    BuildInfo,
     DeleteInstanceResult,
     Event,
     ExecutionInfo,
@@ -126,6 +127,18 @@ class Client:
 
     def list_workers(self, include_gone: bool = False) -> list[WorkerInfo]:
         return run_sync(self._async.list_workers(include_gone))
+
+    def list_builds(self) -> list[BuildInfo]:
+        return run_sync(self._async.list_builds())
+
+    def set_current_build(self, build_id: str) -> None:
+        run_sync(self._async.set_current_build(build_id))
+
+    def drain_build(self, build_id: str) -> None:
+        run_sync(self._async.drain_build(build_id))
+
+    def move_instance(self, instance_id: str, build_id: str) -> None:
+        run_sync(self._async.move_instance(instance_id, build_id))
 
     def get_activity_backlog(self) -> dict[str | None, int]:
         return run_sync(self._async.get_activity_backlog())

@@ -57,6 +57,8 @@ DEPRECATED_ALIASES = {
 DURAFLOW_ADDITIONS = [
     "AsyncClient",
     "AsyncRuntime",
+    "BuildInfo",
+    "BuildState",
     "ConfigError",
     "Divergence",
     "ErrorDetails",
@@ -69,6 +71,7 @@ DURAFLOW_ADDITIONS = [
     "ReplayCheck",
     "Status",
     "TaskFailedError",
+    "UnknownBuildError",
     "WorkerInfo",
     "__version__",
     "open_provider",

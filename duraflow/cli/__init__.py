@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from duraflow.cli import (
+    builds,
     control,
     demo,
     instances,
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duraflow", description="Durable workflows for Python")
     add_flags(parser, "duraflow")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, worker, operator, instances, control, prune, system, replay_check):
+    for module in (demo, worker, operator, instances, control, prune, system, builds,
+                   replay_check):
         module.add_parser(sub)
     return parser
 

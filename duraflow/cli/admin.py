@@ -159,6 +159,18 @@ def report(code: int, message: str) -> int:
     return code
 
 
+def done(args: argparse.Namespace, data: dict[str, Any], message: str) -> int:
+    """A command that changed something reports it: ``data`` with ``--json``, else one
+    line for a person."""
+    from duraflow.cli import output
+
+    if args.json:
+        output.print_json(data)
+    else:
+        print(message)
+    return EXIT_OK
+
+
 def parse_json_data(text: str, what: str) -> Any:
     """``DATA`` arguments are JSON; ``-`` reads stdin and ``@path`` reads a file.
 

@@ -11,11 +11,10 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from duraflow import ProviderError, Status
-from duraflow.cli import output
 from duraflow.cli.admin import (
     EXIT_FAILED,
-    EXIT_OK,
     common_options,
+    done,
     fail,
     parse_json_data,
     require_instance,
@@ -64,19 +63,11 @@ async def _require_running(client: AsyncClient, instance_id: str, doing: str) ->
         fail(EXIT_FAILED, f"instance {instance_id!r} is already {status}; {doing}")
 
 
-def _done(args: argparse.Namespace, data: dict[str, Any], message: str) -> int:
-    if args.json:
-        output.print_json(data)
-    else:
-        print(message)
-    return EXIT_OK
-
-
 async def cancel_instance(client: AsyncClient, args: argparse.Namespace) -> int:
     await _require_running(client, args.instance_id, "nothing to cancel")
     await client.cancel_instance(args.instance_id, args.reason)
     reason = f" (reason: {args.reason})" if args.reason else ""
-    return _done(args, {"instance_id": args.instance_id, "action": "cancel",
+    return done(args, {"instance_id": args.instance_id, "action": "cancel",
                         "reason": args.reason},
                  f"cancellation requested for {args.instance_id}{reason}")
 
@@ -85,7 +76,7 @@ async def raise_event(client: AsyncClient, args: argparse.Namespace) -> int:
     data = parse_json_data(args.data, "DATA")
     await _require_running(client, args.instance_id, "the event would be ignored")
     await client.raise_event(args.instance_id, args.name, data)
-    return _done(args, {"instance_id": args.instance_id, "action": "raise-event",
+    return done(args, {"instance_id": args.instance_id, "action": "raise-event",
                         "event_name": args.name, "data": data},
                  f"event {args.name!r} raised on {args.instance_id}")
 
@@ -94,7 +85,7 @@ async def enqueue_message(client: AsyncClient, args: argparse.Namespace) -> int:
     data = parse_json_data(args.data, "DATA")
     await _require_running(client, args.instance_id, "the message would be ignored")
     await client.enqueue_event(args.instance_id, args.queue, data)
-    return _done(args, {"instance_id": args.instance_id, "action": "enqueue",
+    return done(args, {"instance_id": args.instance_id, "action": "enqueue",
                         "queue": args.queue, "data": data},
                  f"message enqueued on {args.instance_id} queue {args.queue!r}")
 
@@ -105,7 +96,7 @@ async def delete_instance(client: AsyncClient, args: argparse.Namespace) -> int:
         result = await client.delete_instance(args.instance_id, args.force)
     except ProviderError as exc:  # running without --force, or not a root instance
         fail(EXIT_FAILED, str(exc).replace("Use force=true", "Use --force"))
-    return _done(
+    return done(
         args,
         {"instance_id": args.instance_id, "action": "delete",
          "instances_deleted": result.instances_deleted,

@@ -1,5 +1,6 @@
 """``duraflow instances list|show|history``, ``duraflow history`` and ``duraflow tree``:
-read-only views of instances, answering first "is it done, did it fail, with what".
+read-only views of instances, answering first "is it done, did it fail, with what" (and
+``instances move``, whose command lives with the other build commands in ``builds``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from duraflow import Status
-from duraflow.cli import output
+from duraflow.cli import builds, output
 from duraflow.cli.admin import (
     EXIT_OK,
     EXIT_USAGE,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 STATUSES = Status.EXECUTION_STATUSES
 DEFAULT_LIMIT = 100
 LIST_COLUMNS = ("ID", "ORCHESTRATION", "VERSION", "STATUS", "CREATED (UTC)", "UPDATED (UTC)",
-                "OUTPUT / ERROR")
+                "OUTPUT / ERROR", "BUILD")
 
 
 def add_parser(sub: Any) -> None:
@@ -50,6 +51,8 @@ def add_parser(sub: Any) -> None:
         history.add_argument("--execution", type=_positive, default=None, metavar="N",
                              help="execution to show (default: the current one)")
         history.set_defaults(func=lambda args: run_admin(show_history, args))
+
+    builds.add_move_parser(verbs, common)
 
     tree = sub.add_parser("tree", parents=[common],
                           help="an instance and its sub-orchestrations")
@@ -98,6 +101,7 @@ def instance_dict(info: InstanceInfo) -> dict[str, Any]:
         "updated_at": info.updated_at,
         "output": None if failed else output.decode(info.output),
         "error": info.output if failed else None,
+        "build_id": info.build_id,
     }
 
 
@@ -107,7 +111,8 @@ def instance_row(info: InstanceInfo) -> tuple[str, ...]:
     else:
         result = output.clip(info.output)
     return (info.instance_id, info.orchestration_name, info.orchestration_version or "",
-            info.status, output.when(info.created_at), output.when(info.updated_at), result)
+            info.status, output.when(info.created_at), output.when(info.updated_at), result,
+            info.build_id or "-")
 
 
 def execution_dict(execution: ExecutionInfo) -> dict[str, Any]:
@@ -120,6 +125,7 @@ def execution_dict(execution: ExecutionInfo) -> dict[str, Any]:
         "event_count": execution.event_count,
         "output": None if failed else output.decode(execution.output),
         "error": execution.output if failed else None,
+        "build_id": execution.build_id,
     }
 
 
@@ -190,6 +196,7 @@ async def show_instance(client: AsyncClient, args: argparse.Namespace) -> int:
         ("Status", info.status),
         ("Custom status", status.custom_status or "-"),
         ("Execution", str(info.current_execution_id)),
+        ("Build", info.build_id or "-"),
         ("Parent", info.parent_instance_id or "-"),
         ("Created", output.when(info.created_at) + " UTC"),
         ("Updated", output.when(info.updated_at) + " UTC"),
@@ -206,9 +213,10 @@ async def show_instance(client: AsyncClient, args: argparse.Namespace) -> int:
     if len(executions) > 1:
         print()
         output.print_table(
-            ("EXECUTION", "STATUS", "STARTED (UTC)", "COMPLETED (UTC)", "EVENTS", "OUTPUT / ERROR"),
+            ("EXECUTION", "STATUS", "STARTED (UTC)", "COMPLETED (UTC)", "EVENTS", "BUILD",
+             "OUTPUT / ERROR"),
             ((str(e.execution_id), e.status, output.when(e.started_at),
-              output.when(e.completed_at), str(e.event_count),
+              output.when(e.completed_at), str(e.event_count), e.build_id or "-",
               output.clip(output.error_summary(e.output) if e.status == Status.FAILED
                           else e.output))
              for e in executions),

@@ -105,9 +105,10 @@ async def list_workers(client: AsyncClient, args: argparse.Namespace) -> int:
         print("no live workers" if not args.all else "no workers recorded")
         return EXIT_OK
     output.print_table(
-        ("WORKER NODE", "ALIVE", "HOST", "PID", "TAGS", "SESSIONS", "CONCURRENCY (O/A)",
+        ("WORKER NODE", "ALIVE", "BUILD", "HOST", "PID", "TAGS", "SESSIONS", "CONCURRENCY (O/A)",
          "LAST SEEN (UTC)", "ORCHESTRATIONS", "ACTIVITIES"),
-        ((w.worker_node_id, "yes" if w.alive else "no", w.host, str(w.pid), _tags(w),
+        ((w.worker_node_id, "yes" if w.alive else "no", w.build_id or "-", w.host, str(w.pid),
+          _tags(w),
           f"{w.sessions_held}/{w.max_sessions}",
           f"{w.orchestration_concurrency}/{w.worker_concurrency}",
           output.when(w.last_seen_at_ms), output.clip(_orchestrations(w)),

@@ -62,6 +62,8 @@ def _options(config: WorkerConfig) -> Any:
             orchestration_concurrency=config.orchestration_concurrency,
             worker_concurrency=config.worker_concurrency,
             worker_node_id=config.worker_node_id,
+            build_id=config.build_id,
+            build_auto_promote=config.build_auto_promote,
             worker_tag_filter=config.tag_filter,
             max_sessions_per_runtime=config.max_sessions,
             session_idle_timeout_ms=config.session_idle_timeout_ms,

@@ -38,6 +38,8 @@ class WorkerConfig:
     app: str
     register: Callable[[Any], Any]
     worker_node_id: str | None
+    build_id: str | None
+    build_auto_promote: bool
     tag_filter: WorkerTagFilter
     orchestration_concurrency: int
     worker_concurrency: int
@@ -93,6 +95,8 @@ def load_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         app=values["app"],
         register=load_app(values["app"], values.source("app")),
         worker_node_id=values["worker_node_id"],
+        build_id=values["build_id"] or None,
+        build_auto_promote=values["build_auto_promote"],
         tag_filter=WorkerTagFilter(mode, tags) if tags else WorkerTagFilter("default_only"),
         orchestration_concurrency=values["orchestration_concurrency"],
         worker_concurrency=values["worker_concurrency"],

@@ -108,6 +108,11 @@ class Metrics:
         if seconds is not None:
             self.prometheus.activity_duration.labels(name).observe(seconds)
 
+    def build_upgrade(self, name: str, outcome: str) -> None:
+        """An execution of orchestration ``name`` pinned to a draining build was decided:
+        ``moved`` to this runtime's build, or ``diverged`` (it stays)."""
+        self.prometheus.build_upgrades.labels(name, outcome).inc()
+
     def track_sessions(self, held: Callable[[], int]) -> None:
         """``duraflow_active_sessions`` reads ``held()`` at every scrape."""
         self.prometheus.active_sessions.set_function(lambda: float(held()))

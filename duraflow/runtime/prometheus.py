@@ -107,6 +107,10 @@ class RuntimeMetrics:
         self.replay_cache_misses = Counter(
             "duraflow_replay_cache_misses", "Turns of a running instance that had to replay "
             "its history (not in this runtime's cache)", registry=r)
+        self.build_upgrades = Counter(
+            "duraflow_build_upgrades", "Executions pinned to a draining build that this "
+            "runtime's build replayed (or, upgrade=auto, took over), by outcome: moved, "
+            "diverged (stays on its build)", ["orchestration", "outcome"], registry=r)
         self.provider_errors = Counter(
             "duraflow_provider_errors", "Failed database operations, by provider operation",
             ["operation"], registry=r)

@@ -72,6 +72,13 @@ class OrchestrationRegistry:
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
+    def upgrade_policy(self, name: str, version: str) -> str | None:
+        """The ``upgrade=`` of a registered version (None: not registered)."""
+        try:
+            return self._upgrade.get((name, SemVer(version)))
+        except ValueError:
+            return None
+
     def upgrades(self) -> list[tuple[str, str, str]]:
         """``(name, version, policy)`` of every registration that lets executions pinned to
         a draining build move to this runtime's build (``verified`` and ``auto``)."""

@@ -25,6 +25,7 @@ from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.orchestration_dispatcher import OrchestrationDispatcher
 from duraflow.runtime.registrations import Registrations
 from duraflow.runtime.tracing import configure_runtime_logging
+from duraflow.runtime.upgrades import BuildKeeper
 from duraflow.runtime.worker_registry import WorkerHeartbeat, describe_runtime
 
 log = logging.getLogger("duraflow.runtime")
@@ -62,6 +63,7 @@ class AsyncRuntime(Registrations):
         self._orchestration_dispatcher: OrchestrationDispatcher | None = None
         self._activity_dispatcher: ActivityDispatcher | None = None
         self._heartbeat: WorkerHeartbeat | None = None
+        self._builds: BuildKeeper | None = None
         self._state = "new"
 
     # ─── Lifecycle ──────────────────────────────────────────────────────────
@@ -76,12 +78,6 @@ class AsyncRuntime(Registrations):
         if self._state == "stopped":
             raise RuntimeError("runtime was shut down; create a new Runtime to start again")
         configure_runtime_logging(self.options.log_level, self.options.log_format)
-        if self.options.build_id is not None:
-            # Before any fetch: a build the store has never seen becomes current here (unless
-            # auto-promote is off), and the fetches' build rule reads that state.
-            state = await self.provider.register_build(self.options.build_id,
-                                                       self.options.build_auto_promote)
-            log.info("build %s is %s", self.options.build_id, state)
         activities = ActivityDispatcher(
             self.provider, self.activities, self.options, self.metrics, self.worker_node_id,
             self._client_factory, self._async_client_factory,
@@ -91,6 +87,16 @@ class AsyncRuntime(Registrations):
             activities.cancel_local, activities,
         )
         self._activity_dispatcher, self._orchestration_dispatcher = activities, orchestrations
+        if self.options.build_id is not None:
+            # Before the first fetch, if the store answers within the start-up wait: a build
+            # it has never seen becomes current (unless auto-promote is off), and the
+            # fetches' build rule reads that state. Otherwise it registers in the background.
+            self._builds = BuildKeeper(
+                self.provider, self.options, self.orchestrations, self.metrics,
+                orchestrations if self.options.orchestration_concurrency > 0 else None)
+            self._builds.start()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._builds.registered.wait(), _READY_WAIT_S)
         if self.options.orchestration_concurrency > 0:
             orchestrations.attach()
             self._tasks.append(asyncio.create_task(orchestrations.run(), name="duraflow-orch"))
@@ -126,6 +132,8 @@ class AsyncRuntime(Registrations):
             return
         self._state = "stopped"
         timeout_s = timeout_ms / 1000
+        if self._builds is not None:  # no new upgrade claims; one in progress finishes
+            await self._builds.stop()
         stops = []
         if self._orchestration_dispatcher is not None:
             stops.append(self._orchestration_dispatcher.stop(timeout_s))

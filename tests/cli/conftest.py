@@ -124,6 +124,16 @@ def populated(populated_store: Db, capsys: pytest.CaptureFixture[str]) -> Iterat
 
 
 @pytest.fixture(params=STORES)
+def blank(
+    request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Db]:
+    """A fresh store and no runtime: the test starts the runtimes it needs."""
+    with open_db(request.param, request, tmp_path) as db:
+        db.capsys = capsys
+        yield db
+
+
+@pytest.fixture(params=STORES)
 def live(
     request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Db]:

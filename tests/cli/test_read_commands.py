@@ -11,7 +11,7 @@ from .scenario import APPROVAL_STATUS
 
 INSTANCE_KEYS = {"instance_id", "orchestration_name", "orchestration_version", "status",
                  "current_execution_id", "parent_instance_id", "created_at", "updated_at",
-                 "output", "error"}
+                 "output", "error", "build_id"}
 
 
 def table(out: str) -> tuple[list[str], dict[str, list[str]]]:
@@ -38,10 +38,10 @@ def test_instances_list_table(populated: Db) -> None:
     assert result.code == 0, result.err
     header, rows = table(result.out)
     assert header == ["ID", "ORCHESTRATION", "VERSION", "STATUS", "CREATED (UTC)",
-                      "UPDATED (UTC)", "OUTPUT / ERROR"]
+                      "UPDATED (UTC)", "OUTPUT / ERROR", "BUILD"]
     assert set(rows) == set(ids.values())
     assert rows[ids["done"]][1:4] == ["Succeeds", "1.0.0", "Completed"]
-    assert rows[ids["done"]][6] == '{"v": 1}'
+    assert rows[ids["done"]][6:] == ['{"v": 1}', "-"]  # no builds in this store
     assert rows[ids["bad"]][1:4] == ["Fails", "1.0.0", "Failed"]
     assert rows[ids["bad"]][6] == "ValueError: planned failure"  # the traceback's last line
     assert rows[ids["waiting"]][3] == "Running"
@@ -201,6 +201,7 @@ def test_workers_list(populated: Db) -> None:
     assert "Work" in worker["activities"]
     result = populated.cli("workers", "list")
     header, rows = table(result.out)
-    assert header[:3] == ["WORKER NODE", "ALIVE", "HOST"]
-    assert rows["cli-test-pod-0"][1] == "yes"
+    assert header[:4] == ["WORKER NODE", "ALIVE", "BUILD", "HOST"]
+    assert rows["cli-test-pod-0"][1:3] == ["yes", "-"]
+    assert worker["build_id"] is None
     assert ok_json(populated, "workers", "list", "--all") == data

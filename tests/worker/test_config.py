@@ -47,6 +47,8 @@ def run_worker(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str
         (("--app", "tests.worker.app:not_callable"), "is a int, not a callable"),
         (("--app", "not a module"), "--app must be module:callable"),
         (("--session-idle-timeout-ms", "10"), "session_idle_timeout_ms (10) must exceed"),
+        (("--build-id", "v1 final"), "--build-id must be 1-63 characters of letters, digits"),
+        (("--build-id", "x" * 64), "--build-id must be 1-63 characters"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_its_flag(
@@ -108,6 +110,17 @@ def test_flags_win_over_env_and_defaults_follow_the_interface() -> None:
     assert load_config(parse(), untagged).tag_filter.mode == "default_only"
     with pytest.raises(ConfigError, match="DURAFLOW_TAGS"):
         load_config(parse(), {**env, "DURAFLOW_TAGS": ","})
+
+
+def test_the_build_and_its_promotion_come_from_flags_or_env() -> None:
+    env = {"DURAFLOW_DATABASE_URL": "sqlite::memory:", "DURAFLOW_APP": APP}
+    plain = load_config(parse(), env)
+    assert (plain.build_id, plain.build_auto_promote) == (None, True)
+    built = {**env, "DURAFLOW_BUILD_ID": "img-3f2a", "DURAFLOW_BUILD_AUTO_PROMOTE": "false"}
+    config = load_config(parse(), built)
+    assert (config.build_id, config.build_auto_promote) == ("img-3f2a", False)
+    flagged = load_config(parse("--build-id", "v2", "--no-auto-promote"), env)
+    assert (flagged.build_id, flagged.build_auto_promote) == ("v2", False)
 
 
 def test_an_unreachable_database_is_one_line_naming_host_and_port() -> None:
