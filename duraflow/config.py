@@ -221,6 +221,8 @@ SETTINGS: tuple[Setting, ...] = (
     _runtime("session_idle_timeout_ms", "release a session idle this long", "ms"),
     _runtime("orchestrator_lock_timeout_ms", "a crashed worker's turns resume after this", "ms"),
     _runtime("worker_lock_timeout_ms", "a crashed worker's activities resume after this", "ms"),
+    _runtime("heartbeat_interval_ms", "worker registry heartbeat; a killed worker counts as "
+             "gone after three", "ms", option="worker_heartbeat_interval_ms"),
     Setting("grace_ms", ("DURAFLOW_GRACE_MS",), "--grace-ms", "ms", 25_000,
             "on SIGTERM, time for running work to finish", ("worker",), minimum=0),
     Setting("metrics_port", ("DURAFLOW_METRICS_PORT",), "--metrics-port", "int", 9464,

@@ -69,6 +69,7 @@ def _options(config: WorkerConfig) -> Any:
             session_idle_timeout_ms=config.session_idle_timeout_ms,
             orchestrator_lock_timeout_ms=config.orchestrator_lock_timeout_ms,
             worker_lock_timeout_ms=config.worker_lock_timeout_ms,
+            worker_heartbeat_interval_ms=config.heartbeat_interval_ms,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
