@@ -85,11 +85,11 @@ class BuildKeeper:
         self._task = asyncio.create_task(self._run(), name="duraflow-builds")
 
     async def stop(self) -> None:
+        """Stop looking; a decision in progress finishes first (it holds an instance lock)."""
         self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _run(self) -> None:
         await self._register()

@@ -133,12 +133,8 @@ def blank(
         yield db
 
 
-@pytest.fixture(params=STORES)
-def live(
-    request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Db]:
+@pytest.fixture
+def live(blank: Db) -> Db:
     """A fresh store with the scenario's orchestrations registered on a running runtime."""
-    with open_db(request.param, request, tmp_path) as db:
-        db.capsys = capsys
-        db.start_runtime(register_scenario)
-        yield db
+    blank.start_runtime(register_scenario)
+    return blank

@@ -32,10 +32,20 @@ def register(build: str) -> Any:
             done = yield ctx.schedule_activity("Work", v)
             return [done, (yield ctx.wait_for_event("go"))]
 
+        def parent(ctx: Any, v: Any) -> Any:
+            yield ctx.wait_for_event("go")
+            child = yield ctx.schedule_sub_orchestration_with_id("Child", f"{v}-child", v)
+            return [f"{build}:parent", child]
+
+        def child(ctx: Any, v: Any) -> Any:
+            return (yield ctx.schedule_activity("Work", v))
+
         rt.register_orchestration("Changed", waits)
         rt.register_orchestration("Same", waits)
         rt.register_orchestration("Fixed", waits, upgrade="pinned")
         rt.register_orchestration("Trusted", waits, upgrade="auto")
+        rt.register_orchestration("Parent", parent, upgrade="pinned")
+        rt.register_orchestration("Child", child)
 
     return reg
 
@@ -113,3 +123,17 @@ def test_a_build_started_without_auto_promote_waits_to_be_promoted(
     poll_until(lambda: build_of(client, instance_id) == "canary", "the start pinned to canary")
     client.raise_event(instance_id, "go", 1)
     assert completed(client.wait_for_orchestration(instance_id, 10_000)) == ["v2:x", 1]
+
+
+def test_a_sub_orchestration_pins_on_its_own_first_turn(
+    store: Store, client: Client, start_runtime: RuntimeStarter,
+) -> None:
+    start_runtime(register("v1"), build_id="v1")
+    parent = uid("parent")
+    client.start_orchestration(parent, "Parent", parent)
+    poll_until(lambda: build_of(client, parent) == "v1", "the parent pinned to v1")
+    start_runtime(register("v2"), provider=store.reopen(), build_id="v2")
+    client.raise_event(parent, "go", None)
+    assert completed(client.wait_for_orchestration(parent, 10_000)) == [
+        "v1:parent", f"v2:{parent}"]  # the parent stayed on v1, its new child ran on v2
+    assert build_of(client, f"{parent}-child") == "v2"

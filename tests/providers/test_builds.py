@@ -12,7 +12,7 @@ import pytest
 
 from duraflow.core import workitems as wi
 from duraflow.providers.errors import InstanceNotFoundError, ProviderError, UnknownBuildError
-from duraflow.providers.items import OutboundMessage, TurnCommit
+from duraflow.providers.items import OutboundMessage, TurnCommit, WorkerTagFilter
 from duraflow.providers.protocol import Provider
 
 from .builds_support import fetch, fetched, raise_on, raw, start_on
@@ -129,6 +129,12 @@ async def test_activities_run_on_workers_of_their_build(provider: Provider) -> N
     assert lease is not None and lease.instance_id == "a"
     await start_on(provider, "c", "v1", worker_items=[activity("c", 2)])
     assert await provider.fetch_work_item(LONG_LOCK_MS) is not None  # no build: any row
+    await start_on(provider, "gpu", "v1", worker_items=[activity("gpu", 2, tag="gpu")])
+    gpu = WorkerTagFilter("tags", ("gpu",))
+    assert await provider.fetch_work_item(LONG_LOCK_MS, gpu, None, "v2") is None
+    assert await provider.fetch_work_item(LONG_LOCK_MS, build_id="v1") is None  # untagged only
+    tagged = await provider.fetch_work_item(LONG_LOCK_MS, gpu, None, "v1")
+    assert tagged is not None and tagged.tag == "gpu"  # tags work within the build
 
 
 async def test_move_instance_repins_the_execution_and_its_waiting_activities(
