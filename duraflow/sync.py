@@ -8,8 +8,7 @@ while dispatchers run, ``client.wait_for_orchestration()`` blocks the calling th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -33,10 +32,8 @@ from duraflow.core.models import (
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
-from duraflow.runtime.registry import DEFAULT_UPGRADE
+from duraflow.runtime.registrations import Registrations
 from duraflow.runtime.runtime import AsyncRuntime
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _require_background(provider: Any, who: str) -> Provider:
@@ -181,8 +178,11 @@ class Client:
         return run_sync(self._async.prune_executions_bulk(filter, options))
 
 
-class Runtime:
-    """Registrations plus dispatchers, running in the background once ``start()`` returns."""
+class Runtime(Registrations):
+    """Registrations plus dispatchers, running in the background once ``start()`` returns.
+
+    The ``register_*`` methods are ``Registrations``', on the async runtime's own registries:
+    registering here and there is one and the same."""
 
     def __init__(self, provider: Any, options: RuntimeOptions | None = None) -> None:
         checked = _require_background(provider, "Runtime")
@@ -191,66 +191,8 @@ class Runtime:
             client_factory=lambda: Client(checked),
             async_client_factory=lambda: AsyncClient(checked),
         )
-
-    @overload
-    def register_activity(self, name: str, fn: None = None) -> Callable[[F], F]: ...
-    @overload
-    def register_activity(self, name: str, fn: F) -> F: ...
-
-    def register_activity(self, name: str, fn: F | None = None) -> Any:
-        return self._async.register_activity(name, fn)
-
-    @overload
-    def register_activity_typed(self, name: str, fn: None = None) -> Callable[[F], F]: ...
-    @overload
-    def register_activity_typed(self, name: str, fn: F) -> F: ...
-
-    def register_activity_typed(self, name: str, fn: F | None = None) -> Any:
-        return self._async.register_activity(name, fn)
-
-    @overload
-    def register_orchestration(
-        self, name: str, fn: None = None, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> Callable[[F], F]: ...
-    @overload
-    def register_orchestration(
-        self, name: str, fn: F, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> F: ...
-
-    def register_orchestration(
-        self, name: str, fn: F | None = None, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> Any:
-        return self._async.register_orchestration(name, fn, upgrade=upgrade)
-
-    @overload
-    def register_orchestration_typed(
-        self, name: str, fn: None = None, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> Callable[[F], F]: ...
-    @overload
-    def register_orchestration_typed(
-        self, name: str, fn: F, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> F: ...
-
-    def register_orchestration_typed(
-        self, name: str, fn: F | None = None, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> Any:
-        return self._async.register_orchestration(name, fn, upgrade=upgrade)
-
-    @overload
-    def register_orchestration_versioned(
-        self, name: str, version: str, fn: None = None, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> Callable[[F], F]: ...
-    @overload
-    def register_orchestration_versioned(
-        self, name: str, version: str, fn: F, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> F: ...
-
-    def register_orchestration_versioned(
-        self, name: str, version: str, fn: F | None = None, *, upgrade: str = DEFAULT_UPGRADE
-    ) -> Any:
-        return self._async.register_orchestration_versioned(name, version, fn, upgrade=upgrade)
-
-    register_orchestration_versioned_typed = register_orchestration_versioned
+        self.orchestrations = self._async.orchestrations
+        self.activities = self._async.activities
 
     def start(self) -> None:
         """Start the dispatchers and return at once (they run on a background thread)."""

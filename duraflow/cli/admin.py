@@ -171,6 +171,25 @@ def done(args: argparse.Namespace, data: dict[str, Any], message: str) -> int:
     return EXIT_OK
 
 
+def non_negative(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def parse_json_data(text: str, what: str) -> Any:
     """``DATA`` arguments are JSON; ``-`` reads stdin and ``@path`` reads a file.
 

@@ -16,6 +16,8 @@ from duraflow.cli.admin import (
     EXIT_USAGE,
     common_options,
     fail,
+    non_negative,
+    positive,
     require_instance,
     run_admin,
 )
@@ -36,7 +38,7 @@ def add_parser(sub: Any) -> None:
 
     listing = verbs.add_parser("list", parents=[common], help="instances, newest first")
     listing.add_argument("--status", type=_status, help="only this status: " + ", ".join(STATUSES))
-    listing.add_argument("--limit", type=_non_negative, default=DEFAULT_LIMIT,
+    listing.add_argument("--limit", type=non_negative, default=DEFAULT_LIMIT,
                          help=f"at most N rows (default {DEFAULT_LIMIT}; 0 = all)")
     listing.set_defaults(func=lambda args: run_admin(list_instances, args))
 
@@ -48,7 +50,7 @@ def add_parser(sub: Any) -> None:
         history = parent.add_parser("history", parents=[common],
                                     help="the history events of an instance")
         history.add_argument("instance_id", metavar="ID")
-        history.add_argument("--execution", type=_positive, default=None, metavar="N",
+        history.add_argument("--execution", type=positive, default=None, metavar="N",
                              help="execution to show (default: the current one)")
         history.set_defaults(func=lambda args: run_admin(show_history, args))
 
@@ -65,23 +67,6 @@ def _status(text: str) -> Status:
         if text.lower() == status.lower():
             return status
     raise argparse.ArgumentTypeError(f"unknown status {text!r}; one of {', '.join(STATUSES)}")
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 # ─── Shaping ──────────────────────────────────────────────────────────────────

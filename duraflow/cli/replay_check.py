@@ -29,6 +29,7 @@ from duraflow.cli.admin import (
     CliError,
     common_options,
     fail,
+    positive,
     report,
     run_admin,
 )
@@ -56,20 +57,10 @@ def add_parser(sub: Any) -> None:
                                             "database")
     check.add_argument("--orchestration", action="append", default=[], metavar="NAME",
                        help="only this orchestration (repeatable)")
-    check.add_argument("--sample", type=_positive, default=DEFAULT_SAMPLE, metavar="N",
+    check.add_argument("--sample", type=positive, default=DEFAULT_SAMPLE, metavar="N",
                        help=f"stored histories per orchestration at most, newest first "
                             f"(default {DEFAULT_SAMPLE})")
     check.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
 
 
 # ─── What was found ───────────────────────────────────────────────────────────
