@@ -32,6 +32,7 @@ import time
 from typing import Protocol
 
 from duraflow.core.replay_check import check_execution
+from duraflow.providers.build_rules import DIVERGED, MOVED
 from duraflow.providers.errors import LockLostError, ProviderError
 from duraflow.providers.items import UpgradeClaim
 from duraflow.providers.protocol import Provider
@@ -128,20 +129,26 @@ class BuildKeeper:
         if self.slots is None or not movable:
             return 0
         registered = [(name, version) for name, version, _ in movable]
-        decided = 0
+        outcomes: list[str] = []
         while not self._stopping.is_set() and await self.slots.try_reserve():
             try:
                 claim = await self.provider.claim_upgrade(
                     self.build_id, registered, self.options.orchestrator_lock_timeout_ms)
-                if claim is None:
-                    return decided
-                decided += await self._decide(claim)
+                if claim is not None:
+                    outcomes.append(await self._decide(claim))
             finally:
                 self.slots.unreserve()
+            if claim is None:
+                break
             await self._sleep(1 / MAX_PER_S)
-        return decided
+        moved = outcomes.count(MOVED)
+        if moved:  # one line a round: a rollout may move thousands
+            log.info("%d execution(s) moved to build %s", moved, self.build_id)
+        return moved + outcomes.count(DIVERGED)
 
-    async def _decide(self, claim: UpgradeClaim) -> int:
+    async def _decide(self, claim: UpgradeClaim) -> str:
+        """Replay (unless ``auto``) and finish the claim; the outcome ("" when the claim
+        expired first: nothing changed)."""
         name, version = claim.orchestration_name, claim.orchestration_version
         fn = self.registry.lookup(name, version)
         detail: str | None = f"moved without a replay (upgrade={AUTO!r})"
@@ -154,18 +161,21 @@ class BuildKeeper:
                 f"reproduced {check.events_checked} events" if moved else str(check.divergence))
         try:
             outcome = await self.provider.finish_upgrade(claim, moved, detail)
-        except LockLostError:  # the replay outlasted the lock: nothing changed
-            log.warning("the upgrade claim on %r expired before it was decided; it will be "
-                        "looked at again", claim.instance_id)
-            return 0
-        if outcome in ("moved", "diverged"):
+        except LockLostError:  # the replay outlasted the lock: looked at again later
+            log.warning("the upgrade claim on %r expired before it was decided",
+                        claim.instance_id)
+            return ""
+        if outcome in (MOVED, DIVERGED):
             self.metrics.build_upgrade(name, outcome)
-            log.info("execution %d of %r (%s %s) %s from build %s to %s%s",
-                     claim.execution_id, claim.instance_id, name, version,
-                     "moved" if outcome == "moved" else "stays on", claim.from_build,
-                     claim.to_build, "" if outcome == "moved" else f": diverged {detail}")
-            return 1
-        return 0
+        if outcome == MOVED:
+            log.debug("execution %d of %r (%s %s) moved from build %s to %s",
+                      claim.execution_id, claim.instance_id, name, version, claim.from_build,
+                      claim.to_build)
+        elif outcome == DIVERGED:
+            log.info("execution %d of %r (%s %s) stays on build %s: build %s diverges %s",
+                     claim.execution_id, claim.instance_id, name, version, claim.from_build,
+                     claim.to_build, detail)
+        return outcome
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
