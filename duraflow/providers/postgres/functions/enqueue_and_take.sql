@@ -34,11 +34,14 @@ BEGIN
           AND pv.pinned_version NOT BETWEEN p_min_version AND p_max_version) THEN
         RETURN;
     END IF;
-    IF p_build IS NOT NULL AND COALESCE(
-        (SELECT pb.pinned_build FROM {{schema}}.instances pb WHERE pb.instance_id = p_instance),
-        (SELECT b.build_id FROM {{schema}}.builds b
-         WHERE b.build_id = p_build AND b.state = 'current')) IS DISTINCT FROM p_build THEN
-        RETURN;
+    IF p_build IS NOT NULL THEN  -- nested: a call without a build evaluates nothing more
+        IF COALESCE(
+            (SELECT pb.pinned_build FROM {{schema}}.instances pb
+             WHERE pb.instance_id = p_instance),
+            (SELECT b.build_id FROM {{schema}}.builds b
+             WHERE b.build_id = p_build AND b.state = 'current')) IS DISTINCT FROM p_build THEN
+            RETURN;
+        END IF;
     END IF;
     RETURN QUERY SELECT * FROM {{schema}}.take_instance(p_instance, p_lock_ms, NULL, FALSE);
 END

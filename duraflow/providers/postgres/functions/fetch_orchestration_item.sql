@@ -51,22 +51,53 @@ BEGIN
     -- Losing a race is not "no work": retry with the next candidate (bounded).
     FOR i IN 1..50 LOOP
         v_now := {{schema}}.now_ms();
-        SELECT q.instance_id INTO v_inst
-        FROM {{schema}}.orchestrator_queue q
-        WHERE q.visible_at <= v_now
-          AND q.instance_id <> ALL (v_skip)
-          AND NOT EXISTS (
-              SELECT 1 FROM {{schema}}.instance_locks l
-              WHERE l.instance_id = q.instance_id AND l.locked_until > v_now)
-          AND (p_max_version IS NULL OR NOT EXISTS (
-              SELECT 1 FROM {{schema}}.instances pv
-              WHERE pv.instance_id = q.instance_id
-                AND pv.pinned_version NOT BETWEEN p_min_version AND p_max_version))
-          AND (p_build IS NULL OR COALESCE(
-              (SELECT pb.pinned_build FROM {{schema}}.instances pb
-               WHERE pb.instance_id = q.instance_id), v_current) = p_build)
-        ORDER BY q.visible_at, q.id
-        LIMIT 1;
+        -- One statement per case, not one with "p_build IS NULL OR ...": without a build
+        -- the fetch runs exactly the statement of before builds, and no statement's plan
+        -- depends on which case it is (a generic plan serves every call; one that did
+        -- would be planned again on every call, a third of a fetch's time).
+        IF p_build IS NULL THEN
+            SELECT q.instance_id INTO v_inst
+            FROM {{schema}}.orchestrator_queue q
+            WHERE q.visible_at <= v_now
+              AND q.instance_id <> ALL (v_skip)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {{schema}}.instance_locks l
+                  WHERE l.instance_id = q.instance_id AND l.locked_until > v_now)
+              AND (p_max_version IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM {{schema}}.instances pv
+                  WHERE pv.instance_id = q.instance_id
+                    AND pv.pinned_version NOT BETWEEN p_min_version AND p_max_version))
+            ORDER BY q.visible_at, q.id
+            LIMIT 1;
+        ELSIF v_current IS NOT NULL THEN  -- the current build: all but other builds' pins
+            SELECT q.instance_id INTO v_inst
+            FROM {{schema}}.orchestrator_queue q
+            WHERE q.visible_at <= v_now
+              AND q.instance_id <> ALL (v_skip)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {{schema}}.instance_locks l
+                  WHERE l.instance_id = q.instance_id AND l.locked_until > v_now)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {{schema}}.instances pv
+                  WHERE pv.instance_id = q.instance_id
+                    AND (pv.pinned_build <> p_build
+                         OR pv.pinned_version NOT BETWEEN p_min_version AND p_max_version))
+            ORDER BY q.visible_at, q.id
+            LIMIT 1;
+        ELSE  -- any other build: only its own pins
+            SELECT q.instance_id INTO v_inst
+            FROM {{schema}}.orchestrator_queue q
+            JOIN {{schema}}.instances pv ON pv.instance_id = q.instance_id
+            WHERE q.visible_at <= v_now
+              AND q.instance_id <> ALL (v_skip)
+              AND NOT EXISTS (
+                  SELECT 1 FROM {{schema}}.instance_locks l
+                  WHERE l.instance_id = q.instance_id AND l.locked_until > v_now)
+              AND pv.pinned_build = p_build
+              AND (pv.pinned_version NOT BETWEEN p_min_version AND p_max_version) IS NOT TRUE
+            ORDER BY q.visible_at, q.id
+            LIMIT 1;
+        END IF;
         IF NOT FOUND THEN
             RETURN;
         END IF;

@@ -81,15 +81,20 @@ DECLARE
     -- cancelled, a turn that names no orchestration.
     v_general BOOLEAN := p_name IS NULL OR cardinality(p_completed) > 0
                          OR jsonb_array_length(p_cancelled) > 0;
+    -- Whether the caller may start new instances: always without a build, else only while
+    -- its build is current (looked up only then, so a call without a build costs nothing).
+    v_may_start BOOLEAN := p_build IS NULL;
 BEGIN
+    IF NOT v_may_start THEN
+        v_may_start := EXISTS (SELECT 1 FROM {{schema}}.builds
+                               WHERE build_id = p_build AND state = 'current');
+    END IF;
     -- The same advisory lock as take_instance (re-entrant within this transaction), so a
     -- concurrent take or start of the same instance waits for nothing and loses cleanly.
-    IF pg_try_advisory_xact_lock({{schema}}.lock_key(p_instance))
+    IF v_may_start AND pg_try_advisory_xact_lock({{schema}}.lock_key(p_instance))
        AND NOT EXISTS (SELECT 1 FROM {{schema}}.instances WHERE instance_id = p_instance)
        AND NOT EXISTS (SELECT 1 FROM {{schema}}.orchestrator_queue
-                       WHERE instance_id = p_instance)
-       AND (p_build IS NULL OR EXISTS (SELECT 1 FROM {{schema}}.builds
-                                       WHERE build_id = p_build AND state = 'current')) THEN
+                       WHERE instance_id = p_instance) THEN
         v_now := {{schema}}.now_ms();
         -- The lean path locks for the hold straight away and releases the lock below if
         -- the turn may not keep it; commit_turn adjusts the lock itself.
