@@ -109,7 +109,7 @@ class Session:
         self.provider = self._open_provider()
         self.runtime: Any = None
         if with_runtime:
-            self.runtime = self.api.Runtime(self.provider, self.api.RuntimeOptions())
+            self.runtime = self.api.Runtime(self.provider, runtime_options(self.api, args))
             register(self.runtime)
             self.runtime.start()
         self.client = self.api.Client(self.provider)
@@ -206,6 +206,8 @@ def _start_workers(args: argparse.Namespace) -> list[subprocess.Popen[str]]:
             cmd = [sys.executable, "-m", "duraflow.cli", "worker", "--database-url", args.url,
                    "--schema", SCHEMA, "--app", "bench.api_program:register",
                    "--worker-node-id", f"bench-{k}", "--metrics-port", "0"]
+            if args.build_id:
+                cmd += ["--build-id", args.build_id]
             procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.PIPE, text=True))
         else:
@@ -302,9 +304,16 @@ def serve(args: argparse.Namespace) -> None:
     s.close()
 
 
-def options_of(api: ModuleType) -> dict[str, Any]:
-    """The engine's default RuntimeOptions as recorded in the results."""
-    opts = api.RuntimeOptions()
+def runtime_options(api: ModuleType, args: argparse.Namespace) -> Any:
+    """The engine's default RuntimeOptions; Duraflow's with the sitting's build id."""
+    if getattr(args, "build_id", None):
+        return api.RuntimeOptions(build_id=args.build_id)
+    return api.RuntimeOptions()
+
+
+def options_of(api: ModuleType, args: argparse.Namespace) -> dict[str, Any]:
+    """The engine's RuntimeOptions as recorded in the results."""
+    opts = runtime_options(api, args)
     names = [n for n in dir(opts) if not n.startswith("_") and not callable(getattr(opts, n))]
     return {n: getattr(opts, n) if isinstance(getattr(opts, n), (int, float, str, bool,
             type(None))) else repr(getattr(opts, n)) for n in names}
@@ -324,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="W7: wait before the idle window (see bench/README.md)")
     parser.add_argument("--timeout-s", type=float, default=300.0)
     parser.add_argument("--no-listen", dest="listen", action="store_false")
+    parser.add_argument("--build-id", help="Duraflow only: RuntimeOptions(build_id=...)")
     parser.add_argument("--out")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--setup", action="store_true")
@@ -355,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_s": time.process_time() - cpu0 + children.ru_utime + children.ru_stime,
         "peak_rss_mib": peak_rss_mib(),
         "engine_version": importlib.metadata.version(args.engine),
-        "options": options_of(importlib.import_module(args.engine)),
+        "options": options_of(importlib.import_module(args.engine), args),
         "pid": os.getpid(),
     }
     with open(args.out, "w") as fh:

@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", action="append", default=[], metavar="W=N",
                    help="override a workload's size, e.g. --size W7=2000")
     p.add_argument("--database-url", default=DEFAULT_URL)
+    p.add_argument("--build-id", metavar="B",
+                   help="run Duraflow with RuntimeOptions(build_id=B) (W6: duraflow worker "
+                        "--build-id B), to measure what builds cost against a sitting without")
     p.add_argument("--no-ceiling", action="store_true", help="skip pgbench and the round trip")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--out-dir", type=Path, default=HERE / "results")
@@ -111,14 +114,16 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, int]]:
                         continue
                     timeout = bound * 3 if w == "W7" else bound  # 10,000 instances, twice
                     base = Job(engine, backend, w, rep, sizes[w], timeout,
-                               idle_s=IDLE_S[args.mode], settle_s=SETTLE_S[args.mode])
+                               idle_s=IDLE_S[args.mode], settle_s=SETTLE_S[args.mode],
+                               build_id=args.build_id)
                     jobs.append(base)
                     if w == "W6":
-                        jobs.append(Job(engine, backend, w, rep, sizes[w], timeout, "1-process"))
+                        jobs.append(Job(engine, backend, w, rep, sizes[w], timeout, "1-process",
+                                        build_id=args.build_id))
                     if (w == "W1" and rep == 1 and backend == "postgres"
                             and engine in ("duraflow", "dbos")):
                         jobs.append(Job(engine, backend, w, rep, sizes[w], timeout,
-                                        "listen-off"))
+                                        "listen-off", build_id=args.build_id))
     return jobs, sizes
 
 

@@ -49,6 +49,9 @@ class Job:
     variant: str = ""  # "" | "listen-off" | "1-process"
     idle_s: float = 20.0
     settle_s: float = 0.0
+    #: Duraflow runs with this ``RuntimeOptions(build_id=...)`` (``--build-id``): the cost
+    #: of builds on the hot path, against a sitting without one.
+    build_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -65,6 +68,8 @@ class Job:
             cmd += ["--url", str(url)] if url else ["--sqlite-path", str(sqlite_path)]
             if self.variant == "1-process":
                 cmd += ["--processes", "1"]
+            if self.build_id is not None and self.engine == "duraflow":
+                cmd += ["--build-id", self.build_id]
         if self.variant == "listen-off":
             cmd.append("--no-listen")
         if setup:
@@ -124,7 +129,8 @@ def run_job(job: Job, base_url: str | None, log_dir: Path,
                                 if idle_gate_s > 0 else (0.0, None))
     record: dict[str, Any] = {
         "engine": job.engine, "backend": job.backend, "workload": job.workload,
-        "variant": job.variant, "rep": job.rep, "n": job.n, "loadavg_before":
+        "variant": job.variant, "rep": job.rep, "n": job.n, "build_id": job.build_id,
+        "loadavg_before":
         list(os.getloadavg()), "idle_wait_s": idle_wait_s, "cpu_busy_before": busy_before,
     }
     with tempfile.TemporaryDirectory(prefix="duraflow-bench-") as tmp:

@@ -35,6 +35,15 @@ def test_plan_alternates_engines_within_each_workload() -> None:
     assert {j.variant for j in jobs if j.workload == "W6"} == {"", "1-process"}
 
 
+def test_a_build_id_reaches_every_duraflow_run_and_only_those() -> None:
+    jobs, _ = plan(parse_args(["--compare", "--workloads", "W1,W6", "--build-id", "b7"]))
+    for job in jobs:
+        command = job.command("out.json", "postgresql://db", None)
+        assert ("--build-id" in command) == (job.engine == "duraflow"), job.label
+    assert all(j.build_id == "b7" for j in jobs)
+    assert all(j.build_id is None for j in plan(parse_args(["--workloads", "W1"]))[0])
+
+
 def test_bad_size_override_is_rejected() -> None:
     with pytest.raises(SystemExit, match="W9=3"):
         plan(parse_args(["--size", "W9=3"]))
