@@ -46,40 +46,46 @@ def _regex_error(what: str, fmt: str, *examples: str) -> str:
     return text + f"regex used for validation is '{fmt}')"
 
 
-def dns1123_label(value: str) -> list[str]:
-    out = []
-    if len(value) > LABEL_MAX:
-        out.append(_max_len(LABEL_MAX))
-    if not _DNS1123_LABEL.match(value):
-        out.append(_regex_error(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
-            "'-', and must start and end with an alphanumeric character", DNS1123_LABEL_FMT,
-            "my-name", "123-abc"))
+def _check(value: str, maximum: int, pattern: re.Pattern[str], message: str, fmt: str,
+           *examples: str) -> list[str]:
+    out = [_max_len(maximum)] if len(value) > maximum else []
+    if not pattern.match(value):
+        out.append(_regex_error(message, fmt, *examples))
     return out
+
+
+# (max length, pattern, message, regex shown, examples) of each DNS rule (IsDNS1123Label...).
+_DNS_RULES: dict[str, tuple[int, re.Pattern[str], str, str, tuple[str, ...]]] = {
+    "label": (LABEL_MAX, _DNS1123_LABEL,
+              "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+              "'-', and must start and end with an alphanumeric character",
+              DNS1123_LABEL_FMT, ("my-name", "123-abc")),
+    "subdomain": (SUBDOMAIN_MAX, _DNS1123_SUBDOMAIN,
+                  "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                  "characters, '-' or '.', and must start and end with an alphanumeric character",
+                  DNS1123_SUBDOMAIN_FMT, ("example.com",)),
+    "1035": (LABEL_MAX, _DNS1035_LABEL,
+             "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+             "with an alphabetic character, and end with an alphanumeric character",
+             DNS1035_LABEL_FMT, ("my-name", "abc-123")),
+}
+
+
+def _dns(rule: str, value: str) -> list[str]:
+    maximum, pattern, message, fmt, examples = _DNS_RULES[rule]
+    return _check(value, maximum, pattern, message, fmt, *examples)
+
+
+def dns1123_label(value: str) -> list[str]:
+    return _dns("label", value)
 
 
 def dns1123_subdomain(value: str) -> list[str]:
-    out = []
-    if len(value) > SUBDOMAIN_MAX:
-        out.append(_max_len(SUBDOMAIN_MAX))
-    if not _DNS1123_SUBDOMAIN.match(value):
-        out.append(_regex_error(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-            "'-' or '.', and must start and end with an alphanumeric character",
-            DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return out
+    return _dns("subdomain", value)
 
 
 def dns1035_label(value: str) -> list[str]:
-    out = []
-    if len(value) > LABEL_MAX:
-        out.append(_max_len(LABEL_MAX))
-    if not _DNS1035_LABEL.match(value):
-        out.append(_regex_error(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
-            "with an alphabetic character, and end with an alphanumeric character",
-            DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return out
+    return _dns("1035", value)
 
 
 def qualified_name(value: str) -> list[str]:
@@ -114,15 +120,10 @@ def qualified_name(value: str) -> list[str]:
 
 
 def label_value(value: str) -> list[str]:
-    out = []
-    if len(value) > LABEL_MAX:
-        out.append(_max_len(LABEL_MAX))
-    if not _LABEL_VALUE.match(value):
-        out.append(_regex_error(
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', "
-            "'_' or '.', and must start and end with an alphanumeric character", LABEL_VALUE_FMT,
-            "MyValue", "my_value", "12345"))
-    return out
+    return _check(value, LABEL_MAX, _LABEL_VALUE,
+                  "a valid label must be an empty string or consist of alphanumeric characters, "
+                  "'-', '_' or '.', and must start and end with an alphanumeric character",
+                  LABEL_VALUE_FMT, "MyValue", "my_value", "12345")
 
 
 def validate_labels(labels: Any, path: str) -> list[FieldError]:
