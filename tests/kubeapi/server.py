@@ -187,14 +187,19 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
                 method=raw_request.method, params=dict(raw_request.query),
                 headers=dict(raw_request.headers), body=await raw_request.read(),
                 text=await raw_request.text())
-        if self.keep_requests:
-            self._requests.append(request)
+        self._requests.append(request)  # kmock's matching looks requests up in its history
         try:
             return await self._handle(request)
         except Exception as exc:  # a bug here: answer 500 and let a strict kmock fail the test
             if self._errors:
                 self._errors[-1].append(exc)
             return await self._render_error(exc)
+        finally:
+            if not self.keep_requests:  # forget it once served (bounded memory, O(1) matching)
+                for index in range(len(self._requests) - 1, -1, -1):
+                    if self._requests[index] is request:
+                        del self._requests[index]
+                        break
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         route = parse_route(request.url.path)
