@@ -185,8 +185,7 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
             request = rendering.Request(
                 id=len(self._requests), raw_request=raw_request, url=raw_request.url,
                 method=raw_request.method, params=dict(raw_request.query),
-                headers=dict(raw_request.headers), body=await raw_request.read(),
-                text=await raw_request.text())
+                headers=dict(raw_request.headers), body=await raw_request.read())
         self._requests.append(request)  # kmock's matching looks requests up in its history
         try:
             return await self._handle(request)

@@ -155,3 +155,14 @@ async def test_kind_and_api_version_must_match_the_endpoint(
                                             {**orchestration(), "apiVersion": f"{GROUP}x"})
     assert wrong.status == 400
     assert "does not match the expected API version" in wrong.message
+
+
+async def test_map_list_keys_are_unique(kube_cluster: StrictCluster) -> None:
+    (await kube_cluster.admin.create(cr_path("orchestrations"), orchestration())).ok()
+    ready = {"type": "Ready", "status": "True"}
+    answer = await kube_cluster.admin.patch(cr_path("orchestrations", name="o1", sub="status"),
+                                            {"status": {"conditions": [ready, ready]}})
+    assert answer.status == 422
+    assert answer.body["details"]["causes"] == [{
+        "reason": "FieldValueDuplicate", "field": "status.conditions[1]",
+        "message": 'Duplicate value: map[string]interface {}{"type":"Ready"}'}]

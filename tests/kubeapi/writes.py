@@ -36,6 +36,13 @@ class Writes:
         content_type = ctx.request.headers.get("Content-Type", "").split(";")[0].strip()
         if not raw:
             raise errors.bad_request("the body of the request was empty")
+        if content_type.startswith("application/vnd.kubernetes.protobuf") or \
+                content_type.startswith("application/cbor"):
+            # kubectl's generators send built-ins as protobuf; only JSON/YAML are served here.
+            raise errors.unsupported_media_type(
+                f'the body of the request was in an unknown format - accepted media types '
+                f'include: application/json, application/yaml (not "{content_type}": '
+                f'protobuf and CBOR are not emulated)')
         try:
             if content_type == patches.APPLY:
                 return yaml.safe_load(raw)
