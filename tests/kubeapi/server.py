@@ -7,7 +7,8 @@ allowed everything) -> authorise (RBAC, 403) -> decode the body (400) -> the kin
 decoding, defaults, validation; 422) -> admission (namespace exists, 404;
 OwnerReferencesPermissionEnforcement, 403) -> optimistic concurrency (409) -> storage, watch
 event, garbage collection. Every request is recorded (``records``) with its user, User-Agent
-and ``fieldManager``; successful writes are counted per object (``writes``).
+and ``fieldManager``; successful writes are counted per object (``writes``), a write
+that changes nothing included (it is still a request the client should not have made).
 
 It stays a kmock ``KubernetesScaffold``: it runs under ``kmock.Server`` (or the kmock pytest
 plugin), discovery is kmock's (corrected for Go clients), requests are kept for kmock's
