@@ -9,6 +9,18 @@ import aiohttp
 GROUP_PATH = "/apis/duraflow.io/v1alpha1/namespaces/{ns}/{plural}"
 
 
+def exists(cluster: Any, resource: str, namespace: str | None, name: str) -> bool:
+    """Whether the emulator holds the object (deletion pending counts as existing).
+
+    Never ``key in cluster.objects``: kmock 0.8's ``ObjectsArray.__contains__`` compares the
+    raw key with its parsed keys, so a string resource is never "in" it (always False).
+    """
+    try:
+        return not cluster.objects[resource, namespace, name].deleted
+    except KeyError:
+        return False
+
+
 class Kubectl:
     def __init__(self, cluster: Any, namespace: str = "ns1") -> None:
         self.cluster = cluster
@@ -61,8 +73,7 @@ class Kubectl:
         return {}
 
     def gone(self, name: str) -> bool:
-        key = ("duraflow.io/v1alpha1/orchestrations", self.ns, name)
-        return key not in self.cluster.objects or self.cluster.objects[key].deleted
+        return not exists(self.cluster, "duraflow.io/v1alpha1/orchestrations", self.ns, name)
 
     def events_for(self, name: str) -> list[dict[str, Any]]:
         found = []

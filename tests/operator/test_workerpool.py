@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from .conftest import NS, Operators, eventually
-from .k8s import Kubectl
+from .k8s import Kubectl, exists
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -125,4 +125,4 @@ async def test_bad_pool_spec_gets_a_condition_and_a_warning(
     await eventually(lambda: any(c["reason"] == "TooManyTags"
                                  for c in pool()["status"]["conditions"]))
     await eventually(lambda: "TooManyTags" in kubectl.reasons("bad", "Warning"))
-    assert ("apps/v1/statefulsets", NS, "bad") not in cluster.objects
+    assert not exists(cluster, "apps/v1/statefulsets", NS, "bad")
