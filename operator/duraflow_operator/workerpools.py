@@ -16,7 +16,7 @@ from duraflow import WorkerInfo
 from duraflow_operator import conditions as cond
 from duraflow_operator import manifests
 from duraflow_operator.kube import ApiError, KubeApi
-from duraflow_operator.spec import SpecError, WorkerPoolSpec, parse_worker_pool
+from duraflow_operator.spec import SpecError, WorkerPoolSpec, check_pool_name, parse_worker_pool
 
 log = logging.getLogger("duraflow.operator.workerpools")
 
@@ -77,6 +77,7 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, A
     generation = meta.get("generation")
     status: Mapping[str, Any] = body.get("status") or {}
     try:
+        check_pool_name(str(meta["name"]))
         spec = parse_worker_pool(body.get("spec"))
     except SpecError as error:
         previous = cond.find(status.get("conditions"), cond.ACCEPTED) or {}

@@ -126,3 +126,25 @@ async def test_bad_pool_spec_gets_a_condition_and_a_warning(
                                  for c in pool()["status"]["conditions"]))
     await eventually(lambda: "TooManyTags" in kubectl.reasons("bad", "Warning"))
     assert not exists(cluster, "apps/v1/statefulsets", NS, "bad")
+
+
+async def test_a_pool_name_its_children_cannot_carry_is_refused_before_any_child_exists(
+    cluster: Any, operators: Operators
+) -> None:
+    """The CRD refuses these names; an API server with an older CRD does not, and then the
+    StatefulSet was created and the Service failed (or no pod could start)."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    names = ["gpu.pool", "1pool", "p" * 41]
+    for name in names:
+        await kubectl.apply_pool(name, SPEC)
+    for name in names:
+        pool = lambda n=name: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, n]  # noqa: E731
+        await eventually(lambda p=pool: any(c["reason"] == "InvalidName"
+                                            for c in p()["status"]["conditions"]))
+        accepted = {c["type"]: c for c in pool()["status"]["conditions"]}["Accepted"]
+        assert accepted["status"] == "False" and "at most 40" in accepted["message"]
+        await eventually(lambda n=name: "InvalidName" in kubectl.reasons(n, "Warning"))
+        for resource in ("apps/v1/statefulsets", "v1/services",
+                         "policy/v1/poddisruptionbudgets"):
+            assert not exists(cluster, resource, NS, name)
