@@ -70,8 +70,9 @@ async def test_transition_rules_refuse_changes_and_are_skipped_on_create(
     assert answer.status == 422
     assert answer.message == (
         'Orchestration.duraflow.io "o1" is invalid: [spec: Forbidden: instanceId is immutable, '
-        'spec: Forbidden: events are append-only: entries cannot be removed, spec: Forbidden: '
-        'version is immutable once set, spec: Forbidden: orchestration is immutable]')
+        'spec: Forbidden: events are append-only: entries cannot be removed, renamed or '
+        'reordered, spec: Forbidden: version is immutable: set it when creating the '
+        'Orchestration, spec: Forbidden: orchestration is immutable]')
     assert answer.body["details"]["causes"][0] == {
         "reason": "FieldValueForbidden", "message": "Forbidden: instanceId is immutable",
         "field": "spec"}
