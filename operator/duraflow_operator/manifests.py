@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from duraflow_operator.quantity import canonical
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION
 from duraflow_operator.spec import WorkerPoolSpec
 
@@ -65,6 +66,17 @@ def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
     return env
 
 
+def _resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """As the API server will store them: quantities in canonical form (``1024Mi`` is
+    read back as ``1Gi``), so what is read back compares equal to what was sent."""
+    out = dict(resources)
+    for kind in ("requests", "limits"):
+        values = out.get(kind)
+        if isinstance(values, Mapping):
+            out[kind] = {name: canonical(value) for name, value in values.items()}
+    return out
+
+
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "metrics"}, "periodSeconds": period,
             "failureThreshold": failures, "timeoutSeconds": 3}
@@ -90,7 +102,7 @@ def stateful_set(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any
     if spec.image_pull_policy:
         container["imagePullPolicy"] = spec.image_pull_policy
     if spec.resources:
-        container["resources"] = dict(spec.resources)
+        container["resources"] = _resources(spec.resources)
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "terminationGracePeriodSeconds": 30,

@@ -4,8 +4,9 @@ Stock kmock assigns no resourceVersion, so kopf's finalizer JSON-patch (which te
 resourceVersion) fails forever. This subclass, from the team's k8s-testing research,
 stamps resourceVersion/uid/generation/creationTimestamp, honours optimistic concurrency
 (409 on a stale version), answers 201 on create, serves lists with kind/apiVersion, and
-maps PUT (replace, used for Leases) onto a full-object update with a version check. It
-overrides kmock private hooks, hence the exact version pin.
+maps PUT (replace, used for Leases) onto a full-object update with a version check, and
+stores a StatefulSet's container resources in canonical form, as kube-apiserver does
+(``1024Mi`` -> ``1Gi``). It overrides kmock private hooks, hence the exact version pin.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import attrs
 import kmock
+from duraflow_operator.quantity import canonical
 
 
 def register_crd(emulator: Any, crd: dict[str, Any]) -> None:
@@ -48,6 +50,9 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if request.method == kmock.method.PUT and request.name and request.resource is not None:
             return await self._replace(request, key)
         data = request.data
+        if (request.resource is not None and request.resource.plural == "statefulsets"
+                and isinstance(data, dict)):
+            _canonical_resources(data)
         if (request.action == kmock.action.CREATE and isinstance(data, dict)
                 and request.resource is not None):
             meta = data.setdefault("metadata", {})
@@ -118,6 +123,18 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             body.pop("details", None)
             response.body = json.dumps(body).encode()
         return response
+
+
+def _canonical_resources(sts: dict[str, Any]) -> None:
+    """Quantities come back from the API server in canonical form (resource.Quantity)."""
+    template = (sts.get("spec") or {}).get("template") or {}
+    for container in (template.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") if isinstance(container, dict) else None
+        for kind in ("requests", "limits"):
+            values = resources.get(kind) if isinstance(resources, dict) else None
+            if isinstance(values, dict):
+                for name, value in values.items():
+                    values[name] = canonical(value)
 
 
 def _now() -> str:
