@@ -13,10 +13,13 @@ from typing import Any
 
 from duraflow_operator.quantity import canonical
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION
-from duraflow_operator.spec import WorkerPoolSpec
+from duraflow_operator.spec import SCHEDULING_FIELDS, WorkerPoolSpec
 
 METRICS_PORT = 9464
 RUN_AS_USER = 10001
+#: Pod-spec fields a pool sets or leaves out. Owned whole: a value the pool no longer has
+#: (removed, or a key removed inside it) is removed from the StatefulSet too.
+OWNED_POD_FIELDS = (*SCHEDULING_FIELDS, "serviceAccountName")
 
 
 def labels(pool: str) -> dict[str, str]:
@@ -66,6 +69,15 @@ def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
     return env
 
 
+def default_pull_policy(image: str) -> str:
+    """kube-apiserver's default: ``Always`` for the tag ``latest`` (or no tag and no
+    digest), else ``IfNotPresent``."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else ("" if digest else "latest")
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
 def _resources(resources: Mapping[str, Any]) -> dict[str, Any]:
     """As the API server will store them: quantities in canonical form (``1024Mi`` is
     read back as ``1Gi``), so what is read back compares equal to what was sent."""
@@ -99,10 +111,10 @@ def stateful_set(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    if spec.image_pull_policy:
-        container["imagePullPolicy"] = spec.image_pull_policy
-    if spec.resources:
-        container["resources"] = _resources(spec.resources)
+    # Always explicit: the API server's default is set once and never revisited, so a
+    # policy removed from the pool must be replaced by the default the server would pick.
+    container["imagePullPolicy"] = spec.image_pull_policy or default_pull_policy(spec.image)
+    container["resources"] = _resources(spec.resources or {})
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "terminationGracePeriodSeconds": 30,
@@ -157,6 +169,56 @@ def disruption_budget(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str
         "spec": {"maxUnavailable": spec.max_unavailable,
                  "selector": {"matchLabels": {"duraflow.io/workerpool": pool}}},
     }
+
+
+def _pod(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    pod: Mapping[str, Any] = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return pod
+
+
+def _nothing_to_none(value: Any) -> Any:
+    return None if value in (None, "", {}, []) else value
+
+
+def owned_drift(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether the fields a pool owns whole differ (a removal included); ``drifted`` looks
+    only at what ``desired`` sets, and so cannot see a field or key that was removed."""
+    have, want = _pod(actual), _pod(desired)
+    if any(_nothing_to_none(have.get(f)) != _nothing_to_none(want.get(f))
+           for f in OWNED_POD_FIELDS):
+        return True
+    return any((a.get("resources") or {}) != (d.get("resources") or {})
+               for a, d in zip(have.get("containers") or [], want.get("containers") or [],
+                               strict=False))
+
+
+def replace_with(actual: Any, desired: Any) -> Any:
+    """The JSON merge patch that turns ``actual`` into exactly ``desired`` (null removes a
+    key; a merge patch replaces lists whole and merges maps)."""
+    if isinstance(desired, Mapping) and isinstance(actual, Mapping):
+        patch: dict[str, Any] = {k: replace_with(actual.get(k), v) for k, v in desired.items()}
+        patch.update({k: None for k in actual if k not in desired})
+        return patch
+    return desired
+
+
+def child_patch(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch for a drifted child: the desired labels, owner and spec, and for a
+    StatefulSet the owned pod fields replaced whole. ``serviceAccount``, the deprecated
+    alias the API server keeps equal to ``serviceAccountName``, is cleared: left behind, it
+    would bring a removed ``serviceAccountName`` back."""
+    spec = dict(desired["spec"])
+    if desired.get("kind") == "StatefulSet":
+        template = dict(spec["template"])
+        pod, have = dict(template["spec"]), _pod(actual)
+        for field in OWNED_POD_FIELDS:
+            pod[field] = replace_with(have.get(field), pod.get(field))
+        pod["serviceAccount"] = None
+        template["spec"] = pod
+        spec["template"] = template
+    return {"metadata": {"labels": desired["metadata"]["labels"],
+                         "ownerReferences": desired["metadata"]["ownerReferences"]},
+            "spec": spec}
 
 
 def drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

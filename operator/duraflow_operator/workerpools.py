@@ -40,11 +40,8 @@ async def ensure(kube: KubeApi, path: str, desired: Mapping[str, Any]) -> tuple[
         collection = path.rsplit("/", 1)[0]
         created = await kube.request("POST", collection, desired)
         return "created", created
-    if manifests.drifted(actual, desired):
-        patched = await kube.patch(path, {"metadata": {"labels": desired["metadata"]["labels"],
-                                                       "ownerReferences":
-                                                       desired["metadata"]["ownerReferences"]},
-                                          "spec": desired["spec"]})
+    if manifests.drifted(actual, desired) or manifests.owned_drift(actual, desired):
+        patched = await kube.patch(path, manifests.child_patch(actual, desired))
         return "updated", patched
     return "unchanged", actual
 

@@ -5,8 +5,9 @@ resourceVersion) fails forever. This subclass, from the team's k8s-testing resea
 stamps resourceVersion/uid/generation/creationTimestamp, honours optimistic concurrency
 (409 on a stale version), answers 201 on create, serves lists with kind/apiVersion, and
 maps PUT (replace, used for Leases) onto a full-object update with a version check, and
-stores a StatefulSet's container resources in canonical form, as kube-apiserver does
-(``1024Mi`` -> ``1Gi``). It overrides kmock private hooks, hence the exact version pin.
+stores a StatefulSet's container resources in canonical form and keeps its pod template's
+deprecated ``serviceAccount`` equal to ``serviceAccountName``, as kube-apiserver does. It
+overrides kmock private hooks, hence the exact version pin.
 """
 
 from __future__ import annotations
@@ -86,10 +87,30 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                         cur.get("metadata", {}).get("generation", 1) + 1)
                 data.setdefault("metadata", {})["resourceVersion"] = new_rv
         response = await super()._handle(request)
+        if (request.resource is not None and request.resource.plural == "statefulsets"
+                and request.action in (kmock.action.CREATE, kmock.action.UPDATE)):
+            self._service_account_alias(request, data)
         if (request.action == kmock.action.CREATE and response.status == 200
                 and not response.prepared):
             response.set_status(201)
         return response
+
+    def _service_account_alias(self, request: Any, data: Any) -> None:
+        """The v1 PodSpec conversion: ``serviceAccount`` (deprecated) mirrors
+        ``serviceAccountName``, and fills it in when it is empty."""
+        name = request.name or ((data or {}).get("metadata") or {}).get("name")
+        key = (request.resource, request.namespace, name)
+        try:
+            obj = self.objects[key]
+        except KeyError:
+            return
+        if obj.deleted:
+            return
+        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        account = pod.get("serviceAccountName") or pod.get("serviceAccount")
+        if (pod.get("serviceAccountName"), pod.get("serviceAccount")) != (account, account):
+            obj.patch({"spec": {"template": {"spec": {"serviceAccountName": account,
+                                                      "serviceAccount": account}}}})
 
     async def _replace(self, request: Any, key: Any) -> Any:
         """PUT: replace an existing object if the body names its current resourceVersion."""

@@ -148,3 +148,37 @@ async def test_a_pool_name_its_children_cannot_carry_is_refused_before_any_child
         for resource in ("apps/v1/statefulsets", "v1/services",
                          "policy/v1/poddisruptionbudgets"):
             assert not exists(cluster, resource, NS, name)
+
+
+async def test_fields_removed_from_the_pool_are_removed_from_the_statefulset(
+    cluster: Any, operators: Operators
+) -> None:
+    """A merge patch keeps what it does not mention, and the drift check looked only at
+    what the pool sets: a removed field stayed on the StatefulSet for good."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    full = {**SPEC,
+            "nodeSelector": {"nvidia.com/gpu.present": "true", "zone": "a"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "gpu", "operator": "In", "values": ["a100"]}]}]}}},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                                           "whenUnsatisfiable": "ScheduleAnyway"}],
+            "serviceAccountName": "workers", "imagePullPolicy": "Always",
+            "resources": {"limits": {"memory": "1Gi"}}}
+    await kubectl.apply_pool("trim", full)
+    pod = lambda: _obj(cluster, "apps/v1/statefulsets", "trim")["spec"]["template"]["spec"]  # noqa: E731
+    await eventually(lambda: pod()["serviceAccountName"] == "workers")
+    assert pod()["serviceAccount"] == "workers"  # the API server's deprecated alias
+    await kubectl.merge_patch(kubectl.path("workerpools", "trim"), {"spec": {
+        "nodeSelector": {"zone": None}, "tolerations": None, "affinity": None,
+        "topologySpreadConstraints": None, "priorityClassName": None,
+        "serviceAccountName": None, "imagePullPolicy": None, "resources": None}})
+    await eventually(lambda: "tolerations" not in pod(), message="tolerations removed")
+    removed = ("tolerations", "affinity", "topologySpreadConstraints", "priorityClassName",
+               "serviceAccountName", "serviceAccount")
+    assert not set(removed) & set(pod()), pod()
+    assert pod()["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    container = pod()["containers"][0]
+    assert container["imagePullPolicy"] == "IfNotPresent"  # the default for a tagged image
+    assert not container.get("resources")
