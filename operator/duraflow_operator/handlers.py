@@ -20,7 +20,7 @@ from duraflow_operator.kube import ApiError
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION, OperatorSettings
 from duraflow_operator.spec import SpecError, parse_worker_pool
 from duraflow_operator.state import OperatorState
-from duraflow_operator.status import differs
+from duraflow_operator.status import changed, differs
 from duraflow_operator.status_sync import overwritten
 
 log = logging.getLogger("duraflow.operator.handlers")
@@ -32,9 +32,12 @@ def _key(body: Mapping[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace")), str(meta.get("name"))
 
 
-def _status_patch(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
-    status = patch.setdefault("status", {})
-    status.update({k: v for k, v in fields.items() if not k.startswith("_")})
+def _status_patch(patch: kopf.Patch, current: Mapping[str, Any] | None,
+                  fields: Mapping[str, Any]) -> None:
+    """Hand kopf the fields that change the status, and nothing when none does."""
+    update = changed(current or {}, {k: v for k, v in fields.items() if not k.startswith("_")})
+    if update:
+        patch.setdefault("status", {}).update(update)
 
 
 def credentials(
@@ -71,11 +74,11 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
                 except orchestrations.DatabaseUnavailable as error:
                     outcome = orchestrations.database_down(
                         raw.get("status") or {}, error, raw["metadata"].get("generation"))
-                    _status_patch(patch, outcome.status)
+                    _status_patch(patch, raw.get("status"), outcome.status)
                     await _post(state, raw, outcome.events)
                     result["result"] = outcome.result
                     raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
-                _status_patch(patch, outcome.status)
+                _status_patch(patch, raw.get("status"), outcome.status)
                 view = state.observe(raw)
                 view.body.setdefault("status", {}).update(outcome.status)
                 state.observe(view.body)  # index the instance id right away
@@ -123,7 +126,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             if state.workers is not None:
                 fields.update(workerpools.registry_status(
                     raw["metadata"]["name"], raw.get("spec") or {}, state.workers, state.backlog))
-            _status_patch(patch, fields)
+            _status_patch(patch, raw.get("status"), fields)
             state.pools[_key(raw)] = {**raw, "status": {**(raw.get("status") or {}), **fields}}
         await _post(state, raw, events)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,18 @@ async def open_database(settings: OperatorSettings) -> Provider:
             delay = min(delay * 2, 10.0)
 
 
+class SpecOnlyDiffBase(kopf.StatusDiffBaseStorage):
+    """kopf's last-handled "essence" is the spec plus labels and annotations, so a label or
+    annotation edit made kopf store a new essence (a status write) though no handler reacts
+    to it. Every handler here follows the spec only: the essence is the spec."""
+
+    def build(self, *, body: kopf.Body,
+              extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        essence.pop("metadata", None)
+        return essence
+
+
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     """kopf's bookkeeping lives in the status (``status.operator``), so it is written in the
     same request as the operator's own status: no annotation writes of its own."""
@@ -49,7 +62,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     kopf_cfg.persistence.finalizer = FINALIZER
     kopf_cfg.persistence.progress_storage = kopf.StatusProgressStorage(
         field="status.operator.progress", touch_field="status.operator.touch")
-    kopf_cfg.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+    kopf_cfg.persistence.diffbase_storage = SpecOnlyDiffBase(
         field="status.operator.lastHandledSpec")
     kopf_cfg.scanning.disabled = True  # the CRDs are known; no CRD watch needed
     kopf_cfg.posting.enabled = False  # Events are posted explicitly (kube.post_event)

@@ -133,6 +133,13 @@ def _event_name(data: str | None) -> str:
     return str(parsed.get("name", "")) if isinstance(parsed, Mapping) else ""
 
 
+def changed(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level ``fields`` that would change ``current`` (None = absent), so an
+    unchanged status is never written: every write is an etcd write and a watch event."""
+    return {k: v for k, v in fields.items()
+            if (current.get(k) is not None if v is None else current.get(k) != v)}
+
+
 def differs(current: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
     """Whether merge-patching ``patch`` onto ``current`` would change anything."""
     for key, value in patch.items():

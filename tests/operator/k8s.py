@@ -7,6 +7,8 @@ from typing import Any
 import aiohttp
 
 GROUP_PATH = "/apis/duraflow.io/v1alpha1/namespaces/{ns}/{plural}"
+#: Requests of the tests' "kubectl", told apart from the operator's in the emulator's log.
+USER_AGENT = "kubectl/test"
 
 
 def exists(cluster: Any, resource: str, namespace: str | None, name: str) -> bool:
@@ -31,7 +33,7 @@ class Kubectl:
                     content_type: str = "application/json") -> Any:
         async with aiohttp.ClientSession() as session, session.request(
             method, self.url + path, json=body,
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, "User-Agent": USER_AGENT},
         ) as response:
             text = await response.text()
             assert response.status < 400, f"{method} {path}: {response.status} {text}"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from .conftest import NS, Operators, eventually
-from .k8s import Kubectl, exists
+from .k8s import USER_AGENT, Kubectl, exists
 from .test_workerpool import SPEC
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -20,8 +20,9 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def _writes(cluster: Any, since: int) -> list[str]:
-    return [f"{r.method.value} {r.url.path}" for r in list(cluster)[since:]
-            if r.method.value in WRITES]
+    """The operator's writes (the test's own carry the User-Agent kubectl/test)."""
+    return [f"{r.method.value} {r.url.path} {str(r.data)[:300]}" for r in list(cluster)[since:]
+            if r.method.value in WRITES and r.headers.get("User-Agent") != USER_AGENT]
 
 
 async def _settled(cluster: Any, seconds: float = 1.5) -> int:
@@ -56,3 +57,33 @@ async def test_quantities_read_back_canonical_are_not_drift(
     await _settled(cluster)
     assert not [w for w in _writes(cluster, mark) if "statefulsets" in w]
     assert "StatefulSetUpdated" not in kubectl.reasons("sized")
+
+
+async def test_a_restart_and_an_unrelated_edit_write_nothing(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("quiet", {**SPEC, "resources": RESOURCES})
+    await kubectl.apply_orchestration("done", {"orchestration": "Hello", "input": "q"})
+    await eventually(lambda: kubectl.status("done").get("phase") == "Completed")
+    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "quiet"]  # noqa: E731
+    await eventually(lambda: pool()["status"].get("liveWorkers") == 0)
+    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/quiet/status",
+                              {"status": {"replicas": 2, "readyReplicas": 2}})
+    await eventually(lambda: pool()["status"]["ready"] == "2/2")
+    await _settled(cluster)
+
+    await operators.stop()
+    mark = len(list(cluster))
+    await operators.start()
+    await _settled(cluster)
+    assert _writes(cluster, mark) == [], "\n".join(_writes(cluster, mark))
+
+    mark = len(list(cluster))
+    await kubectl.merge_patch(kubectl.path("workerpools", "quiet"),
+                              {"metadata": {"labels": {"team": "a"}}})
+    await kubectl.merge_patch(kubectl.path("orchestrations", "done"),
+                              {"metadata": {"annotations": {"note": "x"}}})
+    await _settled(cluster)
+    assert _writes(cluster, mark) == [], "\n".join(_writes(cluster, mark))
