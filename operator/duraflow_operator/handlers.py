@@ -40,6 +40,12 @@ def _status_patch(patch: kopf.Patch, current: Mapping[str, Any] | None,
         patch.setdefault("status", {}).update(update)
 
 
+def retry_delay(settings: OperatorSettings, retry: int) -> float:
+    """The pause before retry number ``retry`` (0 = the first) of a pool's reconcile."""
+    delay = settings.child_retry_min_s * 2.0 ** min(retry, 30)
+    return float(min(settings.child_retry_max_s, delay))
+
+
 def credentials(
     settings: OperatorSettings, kopf_settings: kopf.OperatorSettings
 ) -> kopf.ConnectionInfo | None:
@@ -116,19 +122,27 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     @kopf.on.resume(GROUP, VERSION, "workerpools", registry=registry)
     @kopf.on.create(GROUP, VERSION, "workerpools", registry=registry)
     @kopf.on.update(GROUP, VERSION, "workerpools", field="spec", registry=registry)
-    async def workerpool(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def workerpool(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
         raw = dict(body)
-        with state.metrics.reconcile("WorkerPool"):
+        delay = retry_delay(state.settings, retry)
+        with state.metrics.reconcile("WorkerPool") as result:
             try:
-                fields, events = await workerpools.reconcile(state.kube, raw)
-            except ApiError as error:
-                raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+                outcome = await workerpools.reconcile(state.kube, raw)
+            except ApiError as error:  # a conflict or an outage: it may pass by itself
+                raise kopf.TemporaryError(str(error), delay=delay) from error
+            fields = outcome.status
             if state.workers is not None:
                 fields.update(workerpools.registry_status(
                     raw["metadata"]["name"], raw.get("spec") or {}, state.workers, state.backlog))
             _status_patch(patch, raw.get("status"), fields)
             state.pools[_key(raw)] = {**raw, "status": {**(raw.get("status") or {}), **fields}}
-        await _post(state, raw, events)
+            if outcome.retry is not None:
+                result["result"] = "rejected"
+        await _post(state, raw, outcome.events)
+        if outcome.retry is not None:
+            # Retried with backoff: a fixed spec starts a new reconcile at once, a fixed
+            # RBAC rule or a removed conflicting object is found by the next retry.
+            raise kopf.TemporaryError(outcome.retry, delay=delay)
 
     @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
     async def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import ssl
 import tempfile
@@ -31,9 +32,29 @@ MERGE = "application/merge-patch+json"
 
 
 class ApiError(RuntimeError):
+    """An answer >= 400. ``reason`` and ``message`` come from the API's ``Status`` body
+    (``Invalid``, ``Forbidden``, ... and the API server's own words)."""
+
     def __init__(self, status: int, method: str, path: str, body: str) -> None:
         super().__init__(f"{method} {path}: HTTP {status}: {body[:300]}")
         self.status = status
+        self.reason = f"HTTP{status}"
+        self.message = body[:1024]
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, Mapping):
+            if isinstance(decoded.get("reason"), str) and decoded["reason"]:
+                self.reason = decoded["reason"]
+            if isinstance(decoded.get("message"), str) and decoded["message"]:
+                self.message = decoded["message"]
+
+    @property
+    def rejected(self) -> bool:
+        """The API server refused the request itself (invalid, forbidden, ...): sending it
+        again unchanged cannot succeed; a conflict, a missing object or a throttle can."""
+        return 400 <= self.status < 500 and self.status not in (404, 409, 429)
 
 
 class KubeApi:

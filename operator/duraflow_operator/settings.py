@@ -51,6 +51,10 @@ class OperatorSettings:
     status_min_interval_s: float = 2.0
     #: How often the worker registry is read (live workers, registered orchestrations).
     registry_interval_s: float = 2.0
+    #: Backoff of a WorkerPool whose child the API server refused (4xx), or that hit an
+    #: API error: the first retry after ``child_retry_min_s``, doubling up to the max.
+    child_retry_min_s: float = 5.0
+    child_retry_max_s: float = 300.0
     #: Parallel database reads/API writes of the status sync.
     sync_concurrency: int = 16
     #: Bounds of what is copied into a CR (etcd objects must stay small).

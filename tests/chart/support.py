@@ -55,9 +55,10 @@ OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
      for v in ("get", "list", "watch", "patch", "update")]
     + [("duraflow.io", r, v) for r in ("orchestrations/status", "workerpools/status")
        for v in ("get", "patch", "update")]
+    + [("duraflow.io", "workerpools/finalizers", "update")]
     + [(g, r, v) for g, r in (("apps", "statefulsets"), ("", "services"),
                               ("policy", "poddisruptionbudgets"))
-       for v in ("get", "list", "watch", "create", "patch", "update")]
+       for v in ("get", "list", "watch", "create", "patch", "update", "delete")]
     + [("", "events", v) for v in ("create", "patch")]
     + [("", "namespaces", v) for v in ("list", "watch")]
     + [("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")]

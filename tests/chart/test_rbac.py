@@ -80,3 +80,34 @@ def test_every_role_is_bound_to_the_operator_service_account_only() -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == account["metadata"]["name"]
     assert account["automountServiceAccountToken"] is False
+
+
+def test_the_chart_lets_the_operator_set_its_childrens_owner_references() -> None:
+    """OwnerReferencesPermissionEnforcement (on by default in OpenShift): an ownerReference
+    with blockOwnerDeletion needs "update" on the owner's finalizers subresource, and setting
+    ownerReferences on an existing object (adopting it) needs "delete" on that object.
+    Without them every child create was a 403."""
+    from duraflow_operator.manifests import disruption_budget, service, stateful_set
+    from duraflow_operator.spec import parse_worker_pool
+    from duraflow_operator.workerpools import child_paths
+
+    body = {"metadata": {"name": "pool", "namespace": "ns", "uid": "u"}}
+    spec = parse_worker_pool({"image": "i", "app": "m:f",
+                              "databaseSecretRef": {"name": "s", "key": "k"}})
+    children = {"StatefulSet": stateful_set(body, spec), "Service": service(body),
+                "PodDisruptionBudget": disruption_budget(body, spec)}
+    needed = set()
+    for kind, path in child_paths("ns", "pool").items():
+        parts = path.split("/")
+        group = "" if parts[1] == "api" else parts[2]
+        needed.add((group, parts[-2], "delete"))  # adoption rewrites ownerReferences
+        for ref in children[kind]["metadata"]["ownerReferences"]:
+            if ref.get("blockOwnerDeletion"):
+                plural = ref["kind"].lower() + "s"
+                needed.add((ref["apiVersion"].split("/")[0], f"{plural}/finalizers", "update"))
+    assert ("duraflow.io", "workerpools/finalizers", "update") in needed
+    (cluster_role,) = _roles(render({}), "ClusterRole")
+    assert needed <= _grants(cluster_role)
+    docs = render({"operator": {"watchNamespaces": ["team-a"]}})
+    (role,) = [r for r in _roles(docs, "Role") if r["metadata"]["namespace"] == "team-a"]
+    assert needed <= _grants(role)

@@ -87,20 +87,32 @@ async def _pool_body(cluster: StrictCluster) -> Any:
     return (await cluster.admin.create(cr_path("workerpools"), pool("workers"))).ok()
 
 
-async def test_todays_statefulset_is_refused_for_block_owner_deletion(
+async def test_the_operators_children_pass_owner_reference_enforcement(
         rbac_cluster: StrictCluster) -> None:
-    """Issue 22, finding 1: the operator's children set blockOwnerDeletion, the chart does
-    not grant update on workerpools/finalizers: every child create is a 403."""
+    """Issue 22, finding 1: the children set blockOwnerDeletion, which needs update on
+    workerpools/finalizers; the chart grants it (it did not: every child create was a 403)."""
     body = await _pool_body(rbac_cluster)
     sts = stateful_set(body, parse_worker_pool(body["spec"]))
-    answer = await rbac_cluster.operator.create(apps_path("statefulsets"), sts)
-    assert (answer.status, answer.reason) == (403, "Forbidden")
-    assert answer.message == (
-        'statefulsets.apps "workers" is forbidden: cannot set blockOwnerDeletion if an '
-        "ownerReference refers to a resource you can't set finalizers on: , <nil>")
+    assert (await rbac_cluster.operator.create(apps_path("statefulsets"), sts)).status == 201
     svc = await rbac_cluster.operator.create(core_path("services"), service(body))
-    assert svc.status == 403 and svc.message.startswith('services "workers" is forbidden')
-    assert (await rbac_cluster.admin.create(apps_path("statefulsets"), sts)).status == 201
+    assert svc.status == 201
+
+
+async def test_block_owner_deletion_without_the_finalizers_grant_is_refused() -> None:
+    async with strict_cluster("cluster-wide") as cluster:
+        objects = chart_rbac("cluster-wide")[0]
+        for rule in [r for o in objects for r in o.get("rules", [])]:
+            if "workerpools/finalizers" in rule["resources"]:
+                rule["resources"].remove("workerpools/finalizers")
+        cluster.server.load_rbac(objects)
+        body = await _pool_body(cluster)
+        sts = stateful_set(body, parse_worker_pool(body["spec"]))
+        answer = await cluster.operator.create(apps_path("statefulsets"), sts)
+        assert (answer.status, answer.reason) == (403, "Forbidden")
+        assert answer.message == (
+            'statefulsets.apps "workers" is forbidden: cannot set blockOwnerDeletion if an '
+            "ownerReference refers to a resource you can't set finalizers on: , <nil>")
+        assert (await cluster.admin.create(apps_path("statefulsets"), sts)).status == 201
 
 
 async def test_granting_the_finalizers_subresource_lets_it_through() -> None:
@@ -122,16 +134,30 @@ async def test_granting_the_finalizers_subresource_lets_it_through() -> None:
 
 
 async def test_adopting_an_existing_object_needs_delete_on_it(
-        kube_cluster: StrictCluster) -> None:
-    body = await _pool_body(kube_cluster)
-    orphan = service(body)
-    del orphan["metadata"]["ownerReferences"]
-    (await kube_cluster.admin.create(core_path("services"), orphan)).ok()
-    reference = {"apiVersion": "duraflow.io/v1alpha1", "kind": "WorkerPool",
-                 "name": "workers", "uid": body["metadata"]["uid"], "controller": True}
-    adopt = await kube_cluster.operator.patch(core_path("services", name="workers"), {
-        "metadata": {"ownerReferences": [reference]}})
-    assert (adopt.status, adopt.message) == (403, (
+        strict_cluster_factory: Any) -> None:
+    reference: dict[str, Any] = {}
+
+    async def adopt(cluster: StrictCluster) -> Any:
+        body = await _pool_body(cluster)
+        orphan = service(body)
+        del orphan["metadata"]["ownerReferences"]
+        (await cluster.admin.create(core_path("services"), orphan)).ok()
+        reference.update({"apiVersion": "duraflow.io/v1alpha1", "kind": "WorkerPool",
+                          "name": "workers", "uid": body["metadata"]["uid"],
+                          "controller": True})
+        return await cluster.operator.patch(core_path("services", name="workers"), {
+            "metadata": {"ownerReferences": [reference]}})
+
+    granted = await strict_cluster_factory("cluster-wide")  # the chart grants delete
+    assert (await adopt(granted)).status == 200
+    without = await strict_cluster_factory("cluster-wide")
+    objects = chart_rbac("cluster-wide")[0]
+    for rule in [r for o in objects for r in o.get("rules", [])]:
+        if "services" in rule["resources"] and "delete" in rule["verbs"]:
+            rule["verbs"].remove("delete")
+    without.server.load_rbac(objects)
+    answer = await adopt(without)
+    assert (answer.status, answer.message) == (403, (
         'services "workers" is forbidden: cannot set an ownerRef on a resource you can\'t '
         'delete: , <nil>'))
 

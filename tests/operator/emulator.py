@@ -38,15 +38,42 @@ def register_crd(emulator: Any, crd: dict[str, Any]) -> None:
                 ))
 
 
+@attrs.define
+class Refusal:
+    """An answer the API server gives instead of serving a request (and storing nothing)."""
+
+    method: str
+    plural: str
+    status: int
+    reason: str
+    message: str
+    times: int
+
+
 @attrs.define(kw_only=True)
 class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     _rv: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _refusals: list[Refusal] = attrs.field(factory=list, init=False)
+
+    def refuse(self, method: str, plural: str, status: int, reason: str, message: str,
+               times: int = 1) -> None:
+        """Refuse the next ``times`` requests ``method`` on ``plural`` as kube-apiserver
+        does (a Status body with reason and message), without storing anything. (kmock's
+        own reactions answer, but still store the object.)"""
+        self._refusals.append(Refusal(method.upper(), plural, status, reason, message, times))
 
     def _swap(self, old: Any, new: Any) -> Any:
         self._requests[next(i for i, r in enumerate(self._requests) if r is old)] = new
         return new
 
     async def _handle(self, request: Any) -> Any:
+        for refusal in self._refusals:
+            if (refusal.times > 0 and request.resource is not None
+                    and request.method.value == refusal.method and request.subresource is None
+                    and request.resource.plural == refusal.plural):
+                refusal.times -= 1
+                raise kmock.KubernetesError(status=refusal.status, reason=refusal.reason,
+                                            message=refusal.message)
         key = (request.resource, request.namespace, request.name)
         if request.method == kmock.method.PUT and request.name and request.resource is not None:
             return await self._replace(request, key)

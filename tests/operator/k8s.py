@@ -53,6 +53,9 @@ class Kubectl:
                 "metadata": {"name": name, "namespace": self.ns}, "spec": spec}
         return await self._call("POST", self.path("workerpools"), body)
 
+    async def create(self, path: str, body: Any) -> Any:
+        return await self._call("POST", path, body)
+
     async def merge_patch(self, path: str, body: Any) -> Any:
         return await self._call("PATCH", path, body, "application/merge-patch+json")
 

@@ -182,3 +182,79 @@ async def test_fields_removed_from_the_pool_are_removed_from_the_statefulset(
     container = pod()["containers"][0]
     assert container["imagePullPolicy"] == "IfNotPresent"  # the default for a tagged image
     assert not container.get("resources")
+
+
+INVALID = ('StatefulSet.apps "limits" is invalid: spec.template.spec.containers[0].resources'
+           '.requests: Invalid value: "2": must be less than or equal to cpu limit of 1')
+
+
+def _accepted(cluster: Any, name: str) -> dict[str, Any]:
+    pool = cluster.objects["duraflow.io/v1alpha1/workerpools", NS, name]
+    return dict({c["type"]: c for c in pool["status"]["conditions"]}["Accepted"])
+
+
+@pytest.mark.parametrize(("status", "reason", "message"), [
+    (422, "Invalid", INVALID),
+    (403, "Forbidden", 'statefulsets.apps "limits" is forbidden: cannot set blockOwnerDeletion '
+                       "if an ownerReference refers to a resource you can't set finalizers on"),
+])
+async def test_a_child_the_api_server_refuses_is_reported_and_retried_with_backoff(
+    cluster: Any, operators: Operators, status: int, reason: str, message: str
+) -> None:
+    """It used to be a silent retry every 5 s forever: no condition, no Event."""
+    cluster.refuse("POST", "statefulsets", status, reason, message, times=3)
+    await operators.start(child_retry_min_s=0.2, child_retry_max_s=1.0)
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("limits", SPEC)
+    await eventually(lambda: _accepted(cluster, "limits")["reason"] == reason)
+    accepted = _accepted(cluster, "limits")
+    assert accepted["status"] == "False"
+    assert message in accepted["message"] and "creating StatefulSet ns1/limits" in \
+        accepted["message"]
+    # Still retried: once the API server takes it (a fixed RBAC rule, say), the pool heals.
+    await eventually(lambda: _accepted(cluster, "limits")["reason"] == "Reconciled")
+    assert exists(cluster, "apps/v1/statefulsets", NS, "limits")
+    assert kubectl.reasons("limits", "Warning") == [reason]  # one Event, not one per retry
+    creates = [r for r in cluster if r.method.value == "POST" and r.resource is not None
+               and r.resource.plural == "statefulsets"]
+    assert len(creates) == 4
+
+
+def test_the_retry_delay_doubles_up_to_the_max() -> None:
+    from duraflow_operator import OperatorSettings
+    from duraflow_operator.handlers import retry_delay
+
+    s = OperatorSettings(database_url="x", child_retry_min_s=5, child_retry_max_s=300)
+    assert [retry_delay(s, n) for n in range(8)] == [5, 10, 20, 40, 80, 160, 300, 300]
+    assert retry_delay(s, 10_000) == 300
+
+
+async def test_a_child_controlled_by_someone_else_is_not_taken_over(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start(child_retry_min_s=0.2, child_retry_max_s=0.5)
+    kubectl = Kubectl(cluster)
+    foreign = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "taken", "namespace": NS, "labels": {"app": "other"},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": "other", "uid": "u-1",
+                                                 "controller": True}]},
+               "spec": {"replicas": 1, "serviceName": "other", "selector": {}, "template": {}}}
+    await kubectl.create("/apis/apps/v1/namespaces/ns1/statefulsets", foreign)
+    orphan = {"apiVersion": "v1", "kind": "Service",
+              "metadata": {"name": "taken", "namespace": NS},
+              "spec": {"clusterIP": "None", "ports": [{"port": 9464}]}}
+    await kubectl.create("/api/v1/namespaces/ns1/services", orphan)
+    await kubectl.apply_pool("taken", SPEC)
+    await eventually(lambda: _accepted(cluster, "taken")["reason"] == "ChildConflict")
+    assert "controlled by Deployment other" in _accepted(cluster, "taken")["message"]
+    sts = _obj(cluster, "apps/v1/statefulsets", "taken")
+    assert sts["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+    assert sts["metadata"]["labels"] == {"app": "other"}
+    # The other controller's StatefulSet goes away: the pool creates its own, and adopts
+    # the Service nobody controlled.
+    await kubectl.delete("/apis/apps/v1/namespaces/ns1/statefulsets/taken")
+    await eventually(lambda: _accepted(cluster, "taken")["reason"] == "Reconciled")
+    for resource in ("apps/v1/statefulsets", "v1/services"):
+        owner = _obj(cluster, resource, "taken")["metadata"]["ownerReferences"][0]
+        assert owner["kind"] == "WorkerPool" and owner["name"] == "taken"

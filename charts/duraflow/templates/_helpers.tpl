@@ -96,6 +96,14 @@ seccompProfile:
 {{- end -}}
 
 {{/* Namespaced permissions of the operator: exactly the rules of the operator's contract. */}}
+{{- /*
+The OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checks two more
+permissions than the requests themselves: a child created with an ownerReference that has
+blockOwnerDeletion needs "update" on workerpools/finalizers (a permission only, there is no
+such endpoint for a custom resource), and setting the ownerReferences of an existing child
+(the operator adopts orphans of its own pools) needs "delete" on that child. The operator
+never sends a DELETE.
+*/ -}}
 {{- define "duraflow.namespacedRules" -}}
 - apiGroups: ["duraflow.io"]
   resources: ["orchestrations", "workerpools"]
@@ -103,15 +111,18 @@ seccompProfile:
 - apiGroups: ["duraflow.io"]
   resources: ["orchestrations/status", "workerpools/status"]
   verbs: ["get", "patch", "update"]
+- apiGroups: ["duraflow.io"]
+  resources: ["workerpools/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
