@@ -181,9 +181,11 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             return
         status = pool.get("status") or {}
         generation = pool["metadata"].get("generation")
-        full = workerpools.readiness(parsed, {"status": sts_status}, generation, parsed.tags)
+        full = workerpools.readiness(key[1], parsed, {"status": sts_status}, generation,
+                                     parsed.tags)
         ready_condition = full.pop("_ready")
-        if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas")}):
+        if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas",
+                                                     "selector")}):
             return
         full["conditions"] = cond.merge_conditions(status.get("conditions"), [ready_condition])
         meta = pool["metadata"]

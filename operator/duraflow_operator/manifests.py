@@ -31,6 +31,11 @@ def labels(pool: str) -> dict[str, str]:
     }
 
 
+def pod_selector(pool: str) -> str:
+    """The label selector of a pool's pods, as a string (the scale subresource's form)."""
+    return f"duraflow.io/workerpool={pool}"
+
+
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body["metadata"]
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkerPool", "name": meta["name"],

@@ -95,7 +95,7 @@ async def ensure(kube: KubeApi, path: str, desired: Mapping[str, Any]) -> tuple[
                                          f"{error.reason}: {error.message}") from error
 
 
-def readiness(spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
+def readiness(pool: str, spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
               generation: int | None, tags: Sequence[str]) -> dict[str, Any]:
     """Status fields that follow the StatefulSet."""
     desired = spec.replicas if spec is not None else 0
@@ -104,7 +104,10 @@ def readiness(spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
     all_ready = ready >= desired
     reason = "AllReplicasReady" if all_ready else "ReplicasNotReady"
     return {
-        "replicas": desired,
+        # The scale subresource's status: the pods that exist (a HorizontalPodAutoscaler
+        # and `kubectl get --subresource=scale` read it), and the selector of those pods.
+        "replicas": int(sts_status.get("replicas") or 0),
+        "selector": manifests.pod_selector(pool),
         "readyReplicas": ready,
         "ready": f"{ready}/{desired}",
         "tags": ",".join(tags) if tags else "(untagged)",
@@ -170,7 +173,7 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> PoolOutcome:
             sts = obj
         if done != "unchanged":
             events.append(("Normal", f"{kind}{done.capitalize()}", f"{kind} {meta['name']} {done}"))
-    fields = readiness(spec, sts, generation, spec.tags)
+    fields = readiness(str(meta["name"]), spec, sts, generation, spec.tags)
     ready = fields.pop("_ready")
     accepted = cond.condition(cond.ACCEPTED, True, "Reconciled",
                               "StatefulSet, Service and PodDisruptionBudget are in sync",

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
-from .conftest import NS, Operators, eventually
+from .conftest import CRDS, NS, Operators, eventually
 from .k8s import Kubectl, exists
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -258,3 +259,44 @@ async def test_a_child_controlled_by_someone_else_is_not_taken_over(
     for resource in ("apps/v1/statefulsets", "v1/services"):
         owner = _obj(cluster, resource, "taken")["metadata"]["ownerReferences"][0]
         assert owner["kind"] == "WorkerPool" and owner["name"] == "taken"
+
+
+def _scale(pool: Any) -> dict[str, Any]:
+    """GET .../workerpools/<name>/scale as kube-apiserver builds it from the CRD's paths."""
+    crd = yaml.safe_load((CRDS / "duraflow.io_workerpools.yaml").read_text())
+    paths = crd["spec"]["versions"][0]["subresources"]["scale"]
+
+    def read(path: str) -> Any:
+        value: Any = pool
+        for part in path.lstrip(".").split("."):
+            value = (value or {}).get(part)
+        return value
+
+    return {"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "spec": {"replicas": read(paths["specReplicasPath"])},
+            "status": {"replicas": read(paths["statusReplicasPath"]) or 0,
+                       "selector": read(paths.get("labelSelectorPath", ".none"))}}
+
+
+async def test_the_scale_subresource_reports_existing_pods_and_their_selector(
+    cluster: Any, operators: Operators
+) -> None:
+    """An HPA needs the pods' selector and the current count; status.replicas used to be
+    the desired count and there was no selector."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("scaled", {**SPEC, "replicas": 3})
+    await eventually(lambda: exists(cluster, "apps/v1/statefulsets", NS, "scaled"))
+    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/scaled/status",
+                              {"status": {"replicas": 1, "readyReplicas": 1}})
+    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "scaled"]  # noqa: E731
+    await eventually(lambda: pool()["status"]["readyReplicas"] == 1)
+    scale = _scale(pool())
+    assert scale["spec"]["replicas"] == 3
+    assert scale["status"] == {"replicas": 1, "selector": "duraflow.io/workerpool=scaled"}
+    assert pool()["status"]["ready"] == "1/3"
+    # The selector selects exactly the pool's pods (those of its StatefulSet).
+    sts = _obj(cluster, "apps/v1/statefulsets", "scaled")
+    key, _, value = scale["status"]["selector"].partition("=")
+    assert sts["spec"]["template"]["metadata"]["labels"][key] == value
+    assert sts["spec"]["selector"]["matchLabels"] == {key: value}
