@@ -102,11 +102,17 @@ class KubeApi:
         *,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
+        attempts: int | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
-        """The decoded JSON answer; ``ApiError`` for 4xx (and 5xx after the retries)."""
+        """The decoded JSON answer; ``ApiError`` for 4xx (and 5xx after the retries).
+        ``attempts`` and ``timeout_s`` (per attempt) override the client's defaults."""
         delay = 0.1
-        for attempt in range(1, self._attempts + 1):
+        attempts = self._attempts if attempts is None else max(attempts, 1)
+        for attempt in range(1, attempts + 1):
             session, server = await self._client()
+            timeout = session.timeout if timeout_s is None else aiohttp.ClientTimeout(
+                total=timeout_s)
             self.requests += 1
             if method != "GET":
                 self.writes += 1
@@ -114,6 +120,7 @@ class KubeApi:
                 async with session.request(
                     method, server + path, json=body, params=params,
                     headers={"Content-Type": content_type} if body is not None else None,
+                    timeout=timeout,
                 ) as response:
                     text = await response.text()
                     if response.status < 400:
@@ -123,7 +130,7 @@ class KubeApi:
                     error: Exception = ApiError(response.status, method, path, text)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = exc
-            if attempt == self._attempts:
+            if attempt == attempts:
                 raise error
             log.info("Kubernetes API %s %s failed (attempt %d): %s", method, path, attempt, error)
             await asyncio.sleep(delay)

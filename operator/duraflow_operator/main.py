@@ -3,7 +3,8 @@
 ``run_operator`` is what ``duraflow operator`` runs and what the tests run in-process. The
 order matters: the worker registry is read once before kopf starts, so the first reconciles
 already know which orchestrations live workers register; with leader election on, nothing
-acts before this replica holds the Lease, and losing the Lease ends the run.
+acts before this replica holds the Lease, and losing the Lease ends the run at once with
+``LeaseLost`` (no graceful drain: another replica may be leading already).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import kopf
 from duraflow import AsyncClient, Provider, open_provider
 from duraflow_operator.handlers import build_registry, credentials
 from duraflow_operator.kube import KubeApi
-from duraflow_operator.leader import LeaderElector
+from duraflow_operator.leader import LeaderElector, LeaseLost
 from duraflow_operator.metrics import HealthServer, OperatorMetrics
 from duraflow_operator.registry_watch import RegistryWatch
 from duraflow_operator.settings import FINALIZER, OperatorSettings
@@ -98,7 +99,7 @@ async def run_operator(
     health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = []
     stop = stop_flag or asyncio.Event()
-    kopf_ready = asyncio.Event()
+    kopf_ready, lost = asyncio.Event(), asyncio.Event()
 
     def healthy() -> tuple[bool, dict[str, object]]:
         loops_ok = all(not t.done() for t in tasks)
@@ -126,7 +127,7 @@ async def run_operator(
             kube.configure(info)
             elector = LeaderElector(kube, settings)
             await elector.acquire()
-            tasks.append(asyncio.create_task(_step_down(elector, stop), name="duraflow-lease"))
+            tasks.append(asyncio.create_task(_keep_lease(elector, lost), name="duraflow-lease"))
         tasks.append(asyncio.create_task(sync.run(), name="duraflow-status-sync"))
         operator = asyncio.create_task(kopf.operator(
             registry=registry, settings=kopf_cfg, standalone=True,
@@ -134,9 +135,13 @@ async def run_operator(
             stop_flag=stop, ready_flag=kopf_ready,
         ), name="duraflow-kopf")
         tasks.append(operator)
-        await kopf_ready.wait()
-        if ready_flag is not None:
+        if await _until(kopf_ready, operator, lost) and ready_flag is not None:
             ready_flag.set()
+        await _until(asyncio.Event(), operator, lost)
+        if lost.is_set():
+            # Stop acting at once: no graceful drain of kopf's queues (the finally cancels
+            # kopf and every loop), since another replica may lead from now on.
+            raise LeaseLost(f"lost the lease {settings.lease_namespace}/{settings.lease_name}")
         with contextlib.suppress(asyncio.CancelledError):
             await operator
     finally:
@@ -151,6 +156,21 @@ async def run_operator(
         await provider.close()
 
 
-async def _step_down(elector: LeaderElector, stop: asyncio.Event) -> None:
-    await elector.keep()
-    stop.set()
+async def _keep_lease(elector: LeaderElector, lost: asyncio.Event) -> None:
+    """Renew until the Lease is lost; whatever ends this (even a bug) ends the leading."""
+    try:
+        await elector.keep()
+    finally:
+        lost.set()
+
+
+async def _until(event: asyncio.Event, operator: asyncio.Task[Any],
+                 lost: asyncio.Event) -> bool:
+    """Wait for ``event``, kopf's end or the Lease's loss; whether ``event`` came first."""
+    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(lost.wait())}
+    try:
+        await asyncio.wait({operator, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return event.is_set() and not lost.is_set()

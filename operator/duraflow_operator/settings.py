@@ -43,8 +43,11 @@ class OperatorSettings:
     leader_election: bool = _DEFAULTS["leader_election"]
     lease_name: str = "duraflow-operator"
     lease_namespace: str = _DEFAULTS["lease_namespace"]
+    #: client-go's leaseDuration / renewDeadline / retryPeriod: a leader that has not
+    #: renewed within the deadline steps down before anyone may take over (the duration).
     lease_duration_s: float = 15.0
-    lease_renew_s: float = 5.0
+    lease_renew_deadline_s: float = 10.0
+    lease_renew_s: float = 2.0
     #: The Lease holder's name: ``$POD_NAME`` or ``$HOSTNAME`` when read from the environment.
     identity: str = field(default_factory=lambda: f"pid-{os.getpid()}")
     #: At most one status write per CR per this interval (terminal phases go at once).

@@ -56,6 +56,12 @@ class Kubectl:
     async def create(self, path: str, body: Any) -> Any:
         return await self._call("POST", path, body)
 
+    async def get(self, path: str) -> Any:
+        return await self._call("GET", path)
+
+    async def replace(self, path: str, body: Any) -> Any:
+        return await self._call("PUT", path, body)
+
     async def merge_patch(self, path: str, body: Any) -> Any:
         return await self._call("PATCH", path, body, "application/merge-patch+json")
 
