@@ -16,6 +16,7 @@ import kopf
 
 from duraflow_operator import conditions as cond
 from duraflow_operator import orchestrations, workerpools
+from duraflow_operator.connection import connect
 from duraflow_operator.kube import ApiError
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION, OperatorSettings
 from duraflow_operator.spec import SpecError, parse_worker_pool
@@ -46,25 +47,20 @@ def retry_delay(settings: OperatorSettings, retry: int) -> float:
     return float(min(settings.child_retry_max_s, delay))
 
 
-def credentials(
-    settings: OperatorSettings, kopf_settings: kopf.OperatorSettings
-) -> kopf.ConnectionInfo | None:
-    """``--kube-url`` if given, else the in-cluster service account, else ``KUBECONFIG``."""
-    if settings.kube_url:
-        return kopf.ConnectionInfo(server=settings.kube_url, insecure=True)
-    return (kopf.login_with_service_account(settings=kopf_settings, logger=log)
-            or kopf.login_with_kubeconfig(settings=kopf_settings, logger=log))
-
-
 def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
-        info = credentials(state.settings, settings)
-        if info is not None:
-            state.kube.configure(info)
-        return info
+    async def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.AiohttpSession | None:
+        """kopf gets a session of ours: the token re-read as it rotates, the operator's
+        User-Agent and field manager on every request (connection.py)."""
+        connection = connect(state.settings, settings)
+        if connection is None:
+            return None
+        state.kube.configure(connection)
+        return kopf.AiohttpSession(server=connection.server,
+                                   aiohttp_session=connection.session(limit=0),
+                                   default_namespace=connection.default_namespace)
 
     # ─── Orchestration ──────────────────────────────────────────────────────
 

@@ -1,20 +1,18 @@
 """A small asynchronous Kubernetes API client for what kopf's handlers do not write.
 
 kopf writes from inside its handlers; the operator's own loops (status sync, worker
-registry, leader election) write outside them. They use this client, built from the same
-credentials kopf logs in with (``kopf.ConnectionInfo``, a public kopf type), over aiohttp,
-which kopf already depends on. It knows merge-patch, create, get, replace and Event
-posting, and retries connection errors and 5xx/429 answers with capped backoff.
+registry, leader election) write outside them. They use this client, built on the same
+``Connection`` as kopf's (credentials re-read as they rotate, the operator's User-Agent and
+field manager), over aiohttp, which kopf already depends on. It knows merge-patch, create,
+get, replace and Event posting, and retries connection errors and 5xx/429 answers with
+capped backoff (a 401 once, at once, with the token re-read).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
-import ssl
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +20,7 @@ import aiohttp
 import kopf
 
 from duraflow_operator.conditions import now_iso
+from duraflow_operator.connection import Connection
 from duraflow_operator.settings import GROUP, VERSION
 
 log = logging.getLogger("duraflow.operator.kube")
@@ -61,38 +60,38 @@ class KubeApi:
     """Holds one aiohttp session; ``configure`` is called by the kopf login handler."""
 
     def __init__(self, *, attempts: int = 6) -> None:
-        self._info: kopf.ConnectionInfo | None = None
+        self._connection: Connection | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._retired: list[aiohttp.ClientSession] = []
         self._ready = asyncio.Event()
         self._attempts = attempts
         self.requests = 0
         self.writes = 0
 
-    def configure(self, info: kopf.ConnectionInfo) -> None:
-        self._info = info
+    def configure(self, connection: Connection | kopf.ConnectionInfo) -> None:
+        """Use ``connection`` from now on (kopf logs in again after a 401)."""
+        if isinstance(connection, kopf.ConnectionInfo):
+            connection = Connection.from_info(connection)
+        if self._session is not None and connection is not self._connection:
+            self._retired.append(self._session)  # closed by close()
+            self._session = None
+        self._connection = connection
         self._ready.set()
 
-    async def _client(self) -> tuple[aiohttp.ClientSession, str]:
+    async def _client(self) -> tuple[aiohttp.ClientSession, Connection]:
         await self._ready.wait()
-        info = self._info
-        assert info is not None
+        connection = self._connection
+        assert connection is not None
         if self._session is None or self._session.closed:
-            headers: dict[str, str] = {}
-            if info.token:
-                headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
-            elif info.username and info.password:
-                raw = f"{info.username}:{info.password}".encode()
-                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(info), limit=32)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=30)
-            )
-        return self._session, info.server.rstrip("/")
+            self._session = connection.session(limit=32, timeout_s=30)
+        return self._session, connection
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._retired = [*self._retired, self._session], []
+        self._session = None
+        for session in sessions:
+            if session is not None:
+                await session.close()
 
     async def request(
         self,
@@ -109,33 +108,42 @@ class KubeApi:
         ``attempts`` and ``timeout_s`` (per attempt) override the client's defaults."""
         delay = 0.1
         attempts = self._attempts if attempts is None else max(attempts, 1)
-        for attempt in range(1, attempts + 1):
-            session, server = await self._client()
+        attempt = 0
+        reauthenticated = False
+        while True:
+            session, connection = await self._client()
             timeout = session.timeout if timeout_s is None else aiohttp.ClientTimeout(
                 total=timeout_s)
+            attempt += 1
             self.requests += 1
             if method != "GET":
                 self.writes += 1
             try:
                 async with session.request(
-                    method, server + path, json=body, params=params,
+                    method, connection.server + path, json=body, params=params,
                     headers={"Content-Type": content_type} if body is not None else None,
                     timeout=timeout,
                 ) as response:
                     text = await response.text()
                     if response.status < 400:
                         return await response.json(content_type=None) if text else None
+                    if (response.status == 401 and connection.token is not None
+                            and not reauthenticated):
+                        # The token rotated since it was last read: re-read it, once, now.
+                        connection.token.invalidate()
+                        reauthenticated = True
+                        attempt -= 1
+                        continue
                     if response.status < 500 and response.status != 429:
                         raise ApiError(response.status, method, path, text)
                     error: Exception = ApiError(response.status, method, path, text)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = exc
-            if attempt == attempts:
+            if attempt >= attempts:
                 raise error
             log.info("Kubernetes API %s %s failed (attempt %d): %s", method, path, attempt, error)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
 
     async def patch_status(self, path: str, status: Mapping[str, Any]) -> Any:
         return await self.request("PATCH", path + "/status", {"status": status}, content_type=MERGE)
@@ -178,40 +186,3 @@ class KubeApi:
             await self.request("POST", f"/api/v1/namespaces/{namespace}/events", event)
         except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not post event %s for %s: %s", reason, meta.get("name"), exc)
-
-
-def _ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
-    if info.server.startswith("http://"):
-        return False
-    if info.insecure:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        cadata = info.ca_data.decode() if isinstance(info.ca_data, bytes) else info.ca_data
-        context = ssl.create_default_context(
-            cafile=str(info.ca_path) if info.ca_path else None,
-            cadata=_pem(cadata) if cadata else None,
-        )
-    if info.certificate_path or info.certificate_data:
-        cert = _file(info.certificate_path, info.certificate_data)
-        key = _file(info.private_key_path, info.private_key_data)
-        context.load_cert_chain(cert, key)
-    return context
-
-
-def _pem(data: str) -> str:
-    """kubeconfig carries base64 of the PEM; a service account carries the PEM itself."""
-    if "-----BEGIN" in data:
-        return data
-    return base64.b64decode(data).decode()
-
-
-def _file(path: object, data: str | bytes | None) -> str:
-    if path:
-        return str(path)
-    text = data.decode() if isinstance(data, bytes) else (data or "")
-    handle = tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False)  # noqa: SIM115
-    with handle:
-        handle.write(_pem(text))
-    return handle.name

@@ -19,7 +19,8 @@ from typing import Any
 import kopf
 
 from duraflow import AsyncClient, Provider, open_provider
-from duraflow_operator.handlers import build_registry, credentials
+from duraflow_operator.connection import connect
+from duraflow_operator.handlers import build_registry
 from duraflow_operator.kube import KubeApi
 from duraflow_operator.leader import LeaderElector, LeaseLost
 from duraflow_operator.metrics import HealthServer, OperatorMetrics
@@ -120,11 +121,11 @@ async def run_operator(
         await registry_watch.first_read.wait()
         kopf_cfg = kopf_settings(settings)
         if settings.leader_election:
-            info = credentials(settings, kopf_cfg)
-            if info is None:
+            connection = connect(settings, kopf_cfg)
+            if connection is None:
                 raise SystemExit("duraflow operator: no Kubernetes credentials "
                                  "(not in a cluster, no KUBECONFIG, no --kube-url)")
-            kube.configure(info)
+            kube.configure(connection)
             elector = LeaderElector(kube, settings)
             await elector.acquire()
             tasks.append(asyncio.create_task(_keep_lease(elector, lost), name="duraflow-lease"))

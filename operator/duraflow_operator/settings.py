@@ -40,6 +40,10 @@ class OperatorSettings:
     metrics_host: str = "0.0.0.0"
     #: API server URL to use instead of in-cluster config or KUBECONFIG (tests, local runs).
     kube_url: str | None = _DEFAULTS["kube_url"]
+    #: A bearer token file to send with ``kube_url`` (re-read as it changes).
+    kube_token_file: str | None = None
+    #: How often a token file (the ServiceAccount's projected token) is re-read.
+    kube_token_reread_s: float = 60.0
     leader_election: bool = _DEFAULTS["leader_election"]
     lease_name: str = "duraflow-operator"
     lease_namespace: str = _DEFAULTS["lease_namespace"]
