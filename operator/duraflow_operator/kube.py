@@ -28,6 +28,7 @@ log = logging.getLogger("duraflow.operator.kube")
 ORCHESTRATIONS = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/orchestrations/{{name}}"
 WORKERPOOLS = f"/apis/{GROUP}/{VERSION}/namespaces/{{ns}}/workerpools/{{name}}"
 MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class ApiError(RuntimeError):
@@ -147,6 +148,9 @@ class KubeApi:
 
     async def patch_status(self, path: str, status: Mapping[str, Any]) -> Any:
         return await self.request("PATCH", path + "/status", {"status": status}, content_type=MERGE)
+
+    async def json_patch_status(self, path: str, ops: list[dict[str, Any]]) -> Any:
+        return await self.request("PATCH", path + "/status", ops, content_type=JSON_PATCH)
 
     async def patch(self, path: str, body: Mapping[str, Any]) -> Any:
         return await self.request("PATCH", path, body, content_type=MERGE)

@@ -108,3 +108,19 @@ async def test_deletion_follows_the_deletion_policy(
             await client.cancel_instance(f"{NS}/{name}", "test cleanup")
     finally:
         await provider.close()
+
+
+async def test_nulls_in_the_output_survive_into_the_status(
+    cluster: Any, operators: Operators
+) -> None:
+    """A merge patch reads null as "delete this key": {"a": null} was stored as {}."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    data = {"by": None, "notes": {"why": None, "who": "bob"}, "list": [None, 1]}
+    await kubectl.apply_orchestration("nulls", {"orchestration": "Approval", "events": []})
+    await eventually(lambda: kubectl.status("nulls").get("customStatus"))
+    await kubectl.json_patch(kubectl.path("orchestrations", "nulls"), [
+        {"op": "add", "path": "/spec/events/-", "value": {"name": "approve", "data": data}}])
+    await eventually(lambda: kubectl.status("nulls").get("phase") == "Completed")
+    assert kubectl.status("nulls")["output"] == data
+    assert "customStatus" in kubectl.status("nulls")

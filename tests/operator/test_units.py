@@ -140,3 +140,16 @@ def test_a_merge_patch_can_replace_a_map_whole() -> None:
     assert replace_with({"a": 1}, None) is None
     assert replace_with(None, {"a": 1}) == {"a": 1}
     assert replace_with([1, 2], [1]) == [1]
+
+
+def test_status_writes_keep_nulls_and_remove_only_what_is_there() -> None:
+    from duraflow_operator.status import status_ops
+
+    current = {"phase": "Running", "customStatus": "x", "output": {"a": 1}}
+    ops = status_ops(current, {"phase": "Completed", "output": {"a": None},
+                               "customStatus": None, "error": None, "a/b": 1})
+    assert ops == [{"op": "add", "path": "/status/phase", "value": "Completed"},
+                   {"op": "add", "path": "/status/output", "value": {"a": None}},
+                   {"op": "remove", "path": "/status/customStatus"},
+                   {"op": "add", "path": "/status/a~1b", "value": 1}]
+    assert status_ops(current, {"phase": "Running", "customStatus": "x"}) == []
