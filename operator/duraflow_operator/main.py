@@ -25,7 +25,7 @@ from duraflow_operator.kube import KubeApi
 from duraflow_operator.leader import LeaderElector, LeaseLost
 from duraflow_operator.metrics import HealthServer, OperatorMetrics
 from duraflow_operator.registry_watch import RegistryWatch
-from duraflow_operator.settings import FINALIZER, OperatorSettings
+from duraflow_operator.settings import FINALIZER, MANAGED_BY, OperatorSettings
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status_sync import StatusSync
 
@@ -67,6 +67,10 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     kopf_cfg.persistence.diffbase_storage = SpecOnlyDiffBase(
         field="status.operator.lastHandledSpec")
     kopf_cfg.scanning.disabled = True  # the CRDs are known; no CRD watch needed
+    # Server-side: the API server sends only the operator's StatefulSets. (A handler's
+    # labels= filter is applied by kopf after it has listed and watched them all.)
+    kopf_cfg.watching.label_selectors["apps", "v1", "statefulsets"] = (
+        f"app.kubernetes.io/managed-by={MANAGED_BY}")
     kopf_cfg.posting.enabled = False  # Events are posted explicitly (kube.post_event)
     kopf_cfg.watching.reconnect_backoff = 0.5
     kopf_cfg.queueing.error_delays = (1, 2, 5, 10, 30)

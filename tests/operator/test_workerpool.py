@@ -300,3 +300,17 @@ async def test_the_scale_subresource_reports_existing_pods_and_their_selector(
     key, _, value = scale["status"]["selector"].partition("=")
     assert sts["spec"]["template"]["metadata"]["labels"][key] == value
     assert sts["spec"]["selector"]["matchLabels"] == {key: value}
+
+
+async def test_the_statefulset_watch_is_filtered_by_the_api_server(
+    cluster: Any, operators: Operators
+) -> None:
+    """kopf's labels= on a handler filters client-side, after listing and watching every
+    StatefulSet the operator can see; the selector must reach the API server."""
+    await operators.start()
+    reads = [r for r in cluster if r.resource is not None
+             and r.resource.plural == "statefulsets" and r.method.value == "GET"
+             and r.name is None]
+    assert {r.action.value for r in reads} >= {"LIST", "WATCH"}
+    assert {r.params.get("labelSelector") for r in reads} == {
+        "app.kubernetes.io/managed-by=duraflow-operator"}
