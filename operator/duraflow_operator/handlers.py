@@ -144,8 +144,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     async def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         key = _key(body)
         if event.get("type") == "DELETED":
-            state.pools.pop(key, None)
-            state.sts_status.pop(key, None)
+            state.forget_pool(key)
             return
         state.pools[key] = dict(body)
         await follow_statefulset(key)  # a late status write may have undone the last follow
@@ -190,6 +189,9 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             await state.kube.patch_status(path, full)
             pool.setdefault("status", {}).update(full)
         except ApiError as error:
+            if error.status == 404:
+                state.forget_pool(key)  # deleted while no watch told us
+                return
             log.warning("could not update WorkerPool %s status: %s", meta["name"], error)
 
     return registry

@@ -62,6 +62,9 @@ class OperatorSettings:
     #: API error: the first retry after ``child_retry_min_s``, doubling up to the max.
     child_retry_min_s: float = 5.0
     child_retry_max_s: float = 300.0
+    #: How often the WorkerPools are listed to forget those deleted unseen (a watch that
+    #: was down delivers no DELETED event for them).
+    pool_resync_s: float = 60.0
     #: Parallel database reads/API writes of the status sync.
     sync_concurrency: int = 16
     #: Bounds of what is copied into a CR (etcd objects must stay small).

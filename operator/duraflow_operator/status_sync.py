@@ -94,8 +94,10 @@ class StatusSync:
                 state.database_error = str(error)
                 self._defer(instance_id, 2.0)
             except ApiError as error:
-                if error.status == 404:
-                    return  # the CR is gone; its DELETED event removes it from the index
+                if error.status == 404:  # the CR is gone (its DELETED event may never come)
+                    if state.crs.get(key) is view:
+                        state.forget(key)
+                    return
                 if error.status == 422:  # a remove of a field the CR no longer has: re-read
                     await self._reload(key, view)
                 log.warning("status sync: API error for %s (retrying): %s", instance_id, error)

@@ -3,6 +3,7 @@ PodDisruptionBudget, kept in sync with the spec; its status follows the Stateful
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -314,3 +315,44 @@ async def test_the_statefulset_watch_is_filtered_by_the_api_server(
     assert {r.action.value for r in reads} >= {"LIST", "WATCH"}
     assert {r.params.get("labelSelector") for r in reads} == {
         "app.kubernetes.io/managed-by=duraflow-operator"}
+
+
+def _status_patches(cluster: Any, name: str) -> int:
+    return sum(1 for r in cluster if r.method.value == "PATCH" and r.name == name
+               and r.subresource == "status")
+
+
+async def _deleted_unseen(cluster: Any, operators: Operators, pools: list[str],
+                          **settings: Any) -> Any:
+    """Start an operator, let it see ``pools``, then delete the last one without a watch
+    event (as if it went while the watch was down); the operator's handles."""
+    running = await operators.start(**settings)
+    kubectl = Kubectl(cluster)
+    for name in pools:
+        await kubectl.apply_pool(name, SPEC)
+    stored = lambda n: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, n]  # noqa: E731
+    await eventually(lambda: all("liveWorkers" in running.state.pools[(NS, n)]["status"]
+                                 and "liveWorkers" in stored(n)["status"] for n in pools))
+    cluster.objects["duraflow.io/v1alpha1/workerpools", NS, pools[-1]].delete()  # no event
+    return running
+
+
+async def test_a_pool_whose_status_write_finds_it_gone_is_forgotten(
+    cluster: Any, operators: Operators
+) -> None:
+    """Deleted while no watch told the operator: it was patched every tick, forever, 404."""
+    running = await _deleted_unseen(cluster, operators, ["ghost"], pool_resync_s=3600)
+    key = (NS, "ghost")
+    running.state.pools[key]["status"]["backlog"] = -1  # the loop now has something to write
+    await eventually(lambda: key not in running.state.pools, message="forgotten")
+    forgotten = _status_patches(cluster, "ghost")
+    await asyncio.sleep(1.0)  # registry ticks every 0.3 s
+    assert _status_patches(cluster, "ghost") == forgotten  # no more 404s, tick after tick
+
+
+async def test_a_pool_deleted_while_the_watch_was_down_is_forgotten_by_the_next_list(
+    cluster: Any, operators: Operators
+) -> None:
+    running = await _deleted_unseen(cluster, operators, ["kept", "ghost"], pool_resync_s=0.5)
+    await eventually(lambda: (NS, "ghost") not in running.state.pools, message="forgotten")
+    assert (NS, "kept") in running.state.pools
