@@ -1,5 +1,6 @@
-"""The operator gets exactly the permissions it uses (interfaces.md), no wildcards, nothing on
-Secrets, and with watchNamespaces the namespaced permissions shrink to those namespaces."""
+"""The operator gets exactly the permissions it uses (tests/operator/test_rbac_used.py records
+them), no wildcards, nothing on Secrets, nothing cluster-scoped, and with watchNamespaces the
+permissions shrink to Roles in those namespaces."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 import pytest
 
 from tests.chart.support import (
-    CLUSTER_SCOPED_RESOURCES,
     NAMESPACE,
     OPERATOR_RULES,
     VALUES_MATRIX,
@@ -48,17 +48,16 @@ def test_no_wildcards_no_secrets_no_escalation(case: str) -> None:
 
 def test_watch_namespaces_turns_namespaced_rules_into_roles() -> None:
     docs = render({"operator": {"watchNamespaces": ["team-a", "team-b"]}})
-    (cluster_role,) = _roles(docs, "ClusterRole")
-    assert {r for _, r, _ in _grants(cluster_role)} == CLUSTER_SCOPED_RESOURCES
+    assert not _roles(docs, "ClusterRole")  # nothing the operator uses is cluster-scoped
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"]
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in _roles(docs, "Role")}
     assert {ns for ns, _ in roles} == {"team-a", "team-b", NAMESPACE}
     for ns in ("team-a", "team-b"):
         (role,) = [r for (n, _), r in roles.items() if n == ns]
-        assert {res for _, res, _ in _grants(role)} & CLUSTER_SCOPED_RESOURCES == set()
-        assert "leases" not in {res for _, res, _ in _grants(role)}
+        assert _grants(role) == {g for g in OPERATOR_RULES if g[1] != "leases"}
     (lease_role,) = [r for (n, _), r in roles.items() if n == NAMESPACE]
     assert _grants(lease_role) == {g for g in OPERATOR_RULES if g[1] == "leases"}
-    union = set(_grants(cluster_role)).union(*(_grants(r) for r in roles.values()))
+    union = set().union(*(_grants(r) for r in roles.values()))
     assert union == OPERATOR_RULES
 
 

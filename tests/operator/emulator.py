@@ -48,6 +48,8 @@ class Refusal:
     reason: str
     message: str
     times: int
+    subresource: str | None = None
+    content_type: str | None = None
 
 
 @attrs.define(kw_only=True)
@@ -56,11 +58,14 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     _refusals: list[Refusal] = attrs.field(factory=list, init=False)
 
     def refuse(self, method: str, plural: str, status: int, reason: str, message: str,
-               times: int = 1) -> None:
-        """Refuse the next ``times`` requests ``method`` on ``plural`` as kube-apiserver
-        does (a Status body with reason and message), without storing anything. (kmock's
-        own reactions answer, but still store the object.)"""
-        self._refusals.append(Refusal(method.upper(), plural, status, reason, message, times))
+               times: int = 1, *, subresource: str | None = None,
+               content_type: str | None = None) -> None:
+        """Refuse the next ``times`` requests ``method`` on ``plural`` (and ``subresource``,
+        and with that Content-Type if given) as kube-apiserver does (a Status body with
+        reason and message), without storing anything. (kmock's own reactions answer, but
+        still store the object.)"""
+        self._refusals.append(Refusal(method.upper(), plural, status, reason, message, times,
+                                      subresource, content_type))
 
     def _swap(self, old: Any, new: Any) -> Any:
         self._requests[next(i for i, r in enumerate(self._requests) if r is old)] = new
@@ -69,8 +74,11 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     async def _handle(self, request: Any) -> Any:
         for refusal in self._refusals:
             if (refusal.times > 0 and request.resource is not None
-                    and request.method.value == refusal.method and request.subresource is None
-                    and request.resource.plural == refusal.plural):
+                    and request.method.value == refusal.method
+                    and request.subresource == refusal.subresource
+                    and request.resource.plural == refusal.plural
+                    and (refusal.content_type is None or request.headers.get(
+                        "Content-Type", "").startswith(refusal.content_type))):
                 refusal.times -= 1
                 raise kmock.KubernetesError(status=refusal.status, reason=refusal.reason,
                                             message=refusal.message)
