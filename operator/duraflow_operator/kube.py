@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +56,14 @@ class ApiError(RuntimeError):
         """The API server refused the request itself (invalid, forbidden, ...): sending it
         again unchanged cannot succeed; a conflict, a missing object or a throttle can."""
         return 400 <= self.status < 500 and self.status not in (404, 409, 429)
+
+
+def event_name(involved: str) -> str:
+    """client-go's ``<object>.<hex nanoseconds>``, kept a valid name (253 characters, no
+    empty label). Not ``generateName: "<object>."``: a name prefix may end in '-' only, so
+    the API server refused every such Event."""
+    stem = involved[:253 - 17].rstrip(".-") or "x"
+    return f"{stem}.{time.time_ns():x}"
 
 
 class KubeApi:
@@ -172,7 +181,8 @@ class KubeApi:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta.get('name', 'x')}.", "namespace": namespace},
+            "metadata": {"name": event_name(str(meta.get("name") or "x")),
+                         "namespace": namespace},
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
                 "name": meta.get("name"), "namespace": namespace, "uid": meta.get("uid"),
