@@ -31,7 +31,7 @@ from duraflow.core.models import (
 from duraflow.core.status import Status
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.entra import PostgresEntraOptions
-from duraflow.providers.errors import ProviderError
+from duraflow.providers.errors import ProviderError, ScheduleExistsError, ScheduleNotFoundError
 from duraflow.providers.factory import open_provider
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.protocol import Provider
@@ -42,6 +42,8 @@ from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.runtime import AsyncRuntime
 from duraflow.runtime.tracing import init_tracing
+from duraflow.schedules.errors import InvalidCronError, InvalidScheduleError, UnknownTimeZoneError
+from duraflow.schedules.models import ScheduleInfo, ScheduleRun
 from duraflow.sync import Client, Runtime, TagFilter, parse_result
 
 # duroxide-python's deprecated aliases, kept so old programs import unchanged.
@@ -113,12 +115,19 @@ __all__ = [
     "ErrorDetails",
     "InstanceChangeFeed",
     "InstanceChanges",
+    "InvalidCronError",
+    "InvalidScheduleError",
     "NondeterminismError",
     "OperationTimedOut",
     "Provider",
     "ProviderError",
+    "ScheduleExistsError",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
+    "ScheduleRun",
     "Status",
     "TaskFailedError",
+    "UnknownTimeZoneError",
     "WorkerInfo",
     "__version__",
     "open_provider",
