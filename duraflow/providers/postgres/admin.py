@@ -23,7 +23,7 @@ from duraflow.core.models import (
 )
 from duraflow.core.status import Status
 from duraflow.providers import admin_rules as rules
-from duraflow.providers.errors import InstanceNotFoundError
+from duraflow.providers.errors import InstanceNotFoundError, ProviderError
 from duraflow.providers.postgres.db import Conn, Database
 
 
@@ -118,9 +118,11 @@ async def delete_tree(
 
 
 async def delete_bulk(
-    db: Database, filter: InstanceFilter
+    db: Database, filter: InstanceFilter, force: bool = True
 ) -> tuple[DeleteInstanceResult, list[str]]:
-    """Force-delete the trees of terminal roots matching every given filter (AND)."""
+    """Delete the trees of terminal roots matching every given filter (AND). With ``force``
+    (the admin call) a tree goes whole; without it (retention) a tree in which an instance
+    still runs (a sub-orchestration the finished root left running) is skipped."""
     s = db.s
     rows = await db.fetch(
         "delete_instance_bulk",
@@ -143,9 +145,13 @@ async def delete_bulk(
         if root in deleted:
             continue
         try:
-            part, ids = await delete_tree(db, str(root), True)
+            part, ids = await delete_tree(db, str(root), force)
         except InstanceNotFoundError:
             continue  # deleted concurrently
+        except ProviderError:
+            if force:
+                raise
+            continue  # still running somewhere in the tree: not finished yet
         rules.add_counts(total, part)
         deleted.extend(ids)
     return total, deleted

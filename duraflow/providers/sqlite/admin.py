@@ -85,15 +85,21 @@ def delete_tree(
             raise rules.not_a_root(op, instance_id, row[0])
         ids = _collect_tree(conn, instance_id)
         if not force:
-            running = conn.execute(
-                "SELECT i.instance_id FROM instances i JOIN executions e"
-                " ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
-                " WHERE i." + _IN_IDS + " AND e.status = ? ORDER BY i.created_at LIMIT 1",
-                (json.dumps(ids), RUNNING),
-            ).fetchone()
+            running = _first_running(conn, ids)
             if running is not None:
-                raise rules.still_running(op, running[0])
+                raise rules.still_running(op, running)
         return _delete_ids(conn, ids), ids
+
+
+def _first_running(conn: sqlite3.Connection, ids: list[str]) -> str | None:
+    """The oldest instance of ``ids`` whose current execution runs, if any."""
+    row = conn.execute(
+        "SELECT i.instance_id FROM instances i JOIN executions e"
+        " ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
+        " WHERE i." + _IN_IDS + " AND e.status = ? ORDER BY i.created_at LIMIT 1",
+        (json.dumps(ids), RUNNING),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _filter_params(filter: InstanceFilter) -> dict[str, object]:
@@ -118,9 +124,11 @@ _BULK_DELETE_ROOTS = """
 
 
 def delete_bulk(
-    conn: sqlite3.Connection, filter: InstanceFilter
+    conn: sqlite3.Connection, filter: InstanceFilter, force: bool = True
 ) -> tuple[DeleteInstanceResult, list[str]]:
-    """Force-delete the trees of terminal roots matching every given filter (AND)."""
+    """Delete the trees of terminal roots matching every given filter (AND). With ``force``
+    (the admin call) a tree goes whole; without it (retention) a tree in which an instance
+    still runs (a sub-orchestration the finished root left running) is skipped."""
     total = DeleteInstanceResult()
     deleted: list[str] = []
     deleted_set: set[str] = set()
@@ -131,6 +139,8 @@ def delete_bulk(
             if root in deleted_set:  # already gone with an earlier (orphan-rooted) tree
                 continue
             ids = _collect_tree(conn, root)
+            if not force and _first_running(conn, ids) is not None:
+                continue
             rules.add_counts(total, _delete_ids(conn, ids))
             deleted.extend(ids)
             deleted_set.update(ids)
