@@ -107,6 +107,9 @@ class RuntimeMetrics:
         self.replay_cache_misses = Counter(
             "duraflow_replay_cache_misses", "Turns of a running instance that had to replay "
             "its history (not in this runtime's cache)", registry=r)
+        self.schedule_runs_started = Counter(
+            "duraflow_schedule_runs_started", "Schedule ticks this runtime fired that started "
+            "an instance", registry=r)
         self.provider_errors = Counter(
             "duraflow_provider_errors", "Failed database operations, by provider operation",
             ["operation"], registry=r)

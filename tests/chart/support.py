@@ -77,6 +77,7 @@ METRIC_NAMES: frozenset[str] = frozenset({
     "duraflow_replay_cache_hits_total",
     "duraflow_replay_cache_misses_total",
     "duraflow_provider_errors_total",
+    "duraflow_schedule_runs_started_total",
     "duraflow_operator_reconciles_total",
     "duraflow_operator_reconcile_errors_total",
     "duraflow_operator_reconcile_duration_seconds",
