@@ -226,6 +226,9 @@ SETTINGS: tuple[Setting, ...] = (
     _runtime("session_idle_timeout_ms", "release a session idle this long", "ms"),
     _runtime("orchestrator_lock_timeout_ms", "a crashed worker's turns resume after this", "ms"),
     _runtime("worker_lock_timeout_ms", "a crashed worker's activities resume after this", "ms"),
+    _runtime("retention", "delete instances finished this long ago, with their "
+             "sub-orchestrations (`30d`, `12h`, `90s` or ms; one worker at a time)",
+             "duration", option="retention_ms"),
     Setting("grace_ms", ("DURAFLOW_GRACE_MS",), "--grace-ms", "ms", 25_000,
             "on SIGTERM, time for running work to finish", ("worker",), minimum=0),
     Setting("metrics_port", ("DURAFLOW_METRICS_PORT",), "--metrics-port", "int", 9464,

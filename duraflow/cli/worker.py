@@ -67,6 +67,7 @@ def _options(config: WorkerConfig) -> Any:
             session_idle_timeout_ms=config.session_idle_timeout_ms,
             orchestrator_lock_timeout_ms=config.orchestrator_lock_timeout_ms,
             worker_lock_timeout_ms=config.worker_lock_timeout_ms,
+            retention_ms=config.retention_ms,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None

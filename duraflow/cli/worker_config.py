@@ -45,6 +45,7 @@ class WorkerConfig:
     session_idle_timeout_ms: int
     orchestrator_lock_timeout_ms: int
     worker_lock_timeout_ms: int
+    retention_ms: int | None
     grace_ms: int
     metrics_port: int
     metrics_host: str
@@ -100,6 +101,7 @@ def load_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         session_idle_timeout_ms=values["session_idle_timeout_ms"],
         orchestrator_lock_timeout_ms=values["orchestrator_lock_timeout_ms"],
         worker_lock_timeout_ms=values["worker_lock_timeout_ms"],
+        retention_ms=values["retention"],
         grace_ms=values["grace_ms"],
         metrics_port=values["metrics_port"],
         metrics_host=values["metrics_host"],

@@ -110,6 +110,9 @@ class RuntimeMetrics:
         self.schedule_runs_started = Counter(
             "duraflow_schedule_runs_started", "Schedule ticks this runtime fired that started "
             "an instance", registry=r)
+        self.instances_pruned = Counter(
+            "duraflow_instances_pruned", "Finished instances deleted by retention (each "
+            "instance of a deleted tree counts)", registry=r)
         self.provider_errors = Counter(
             "duraflow_provider_errors", "Failed database operations, by provider operation",
             ["operation"], registry=r)

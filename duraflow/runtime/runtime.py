@@ -25,6 +25,7 @@ from duraflow.runtime.metrics import Metrics, MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.orchestration_dispatcher import OrchestrationDispatcher
 from duraflow.runtime.registry import DEFAULT_VERSION, ActivityRegistry, OrchestrationRegistry
+from duraflow.runtime.retention import Retention
 from duraflow.runtime.schedule_ticker import ScheduleTicker
 from duraflow.runtime.tracing import configure_runtime_logging
 from duraflow.runtime.worker_registry import WorkerHeartbeat, describe_runtime
@@ -67,6 +68,7 @@ class AsyncRuntime:
         self._activity_dispatcher: ActivityDispatcher | None = None
         self._heartbeat: WorkerHeartbeat | None = None
         self._ticker: ScheduleTicker | None = None
+        self._retention: Retention | None = None
         self._state = "new"
 
     # ─── Registration ───────────────────────────────────────────────────────
@@ -151,6 +153,11 @@ class AsyncRuntime:
             self._tasks.append(asyncio.create_task(self._ticker.run(), name="duraflow-ticker"))
         if self.options.worker_concurrency > 0:
             self._tasks.append(asyncio.create_task(activities.run(), name="duraflow-worker"))
+        if self.options.retention_ms is not None:
+            self._retention = Retention(self.provider, self.options.retention_ms,
+                                        f"{self.worker_node_id}/{self.runtime_id}", self.metrics)
+            self._tasks.append(asyncio.create_task(self._retention.run(),
+                                                   name="duraflow-retention"))
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
         self._heartbeat = WorkerHeartbeat(
@@ -182,6 +189,8 @@ class AsyncRuntime:
         self._state = "stopped"
         timeout_s = timeout_ms / 1000
         stops = []
+        if self._retention is not None:
+            self._retention.stop()
         if self._ticker is not None:
             stops.append(self._ticker.stop())
         if self._orchestration_dispatcher is not None:

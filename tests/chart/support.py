@@ -78,6 +78,7 @@ METRIC_NAMES: frozenset[str] = frozenset({
     "duraflow_replay_cache_misses_total",
     "duraflow_provider_errors_total",
     "duraflow_schedule_runs_started_total",
+    "duraflow_instances_pruned_total",
     "duraflow_operator_reconciles_total",
     "duraflow_operator_reconcile_errors_total",
     "duraflow_operator_reconcile_duration_seconds",

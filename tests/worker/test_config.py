@@ -47,6 +47,9 @@ def run_worker(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str
         (("--app", "tests.worker.app:not_callable"), "is a int, not a callable"),
         (("--app", "not a module"), "--app must be module:callable"),
         (("--session-idle-timeout-ms", "10"), "session_idle_timeout_ms (10) must exceed"),
+        (("--retention", "a month"), "--retention must be a whole number of milliseconds or a "
+                                     "duration such as 90s"),
+        (("--retention", "500"), "--retention must be at least 1000 ms, got '500'"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_its_flag(
@@ -108,6 +111,17 @@ def test_flags_win_over_env_and_defaults_follow_the_interface() -> None:
     assert load_config(parse(), untagged).tag_filter.mode == "default_only"
     with pytest.raises(ConfigError, match="DURAFLOW_TAGS"):
         load_config(parse(), {**env, "DURAFLOW_TAGS": ","})
+
+
+def test_retention_is_a_duration_that_reaches_the_runtime_options() -> None:
+    from duraflow.cli.worker import _options
+
+    env = {"DURAFLOW_DATABASE_URL": "sqlite::memory:", "DURAFLOW_APP": APP}
+    assert load_config(parse(), env).retention_ms is None
+    assert load_config(parse(), {**env, "DURAFLOW_RETENTION": "12h"}).retention_ms == 43_200_000
+    config = load_config(parse("--retention", "30d"), {**env, "DURAFLOW_RETENTION": "12h"})
+    assert config.retention_ms == 30 * 86_400_000
+    assert _options(config).retention_ms == 30 * 86_400_000
 
 
 def test_an_unreachable_database_is_one_line_naming_host_and_port() -> None:
