@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from duraflow.cli import control, demo, instances, operator, prune, system, worker
+from duraflow.cli import control, demo, instances, operator, prune, schedules, system, worker
 from duraflow.config import ConfigError, add_flags, given_flags, read_settings
 
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duraflow", description="Durable workflows for Python")
     add_flags(parser, "duraflow")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, worker, operator, instances, control, prune, system):
+    for module in (demo, worker, operator, instances, control, prune, schedules, system):
         module.add_parser(sub)
     return parser
 

@@ -45,3 +45,15 @@ def parse_duration_ms(text: str) -> int:
     if not value or position != len(value):
         raise DurationError(f"cannot read {text!r} as a duration: use {FORMAT_HINT}")
     return total
+
+
+def format_duration_ms(ms: int) -> str:
+    """``ms`` the way ``parse_duration_ms`` reads it back: ``1h30m``, ``90s`` -> ``1m30s``,
+    ``250`` -> ``250ms``, ``0`` -> ``0s``."""
+    parts = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        size = UNITS_MS[unit]
+        if ms >= size:
+            parts.append(f"{ms // size}{unit}")
+            ms %= size
+    return "".join(parts) or "0s"

@@ -26,6 +26,7 @@ from duraflow.config import (
     read_settings,
     settings_of,
 )
+from duraflow.core.durations import format_duration_ms
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -92,6 +93,7 @@ def test_numbers_lists_and_choices_name_their_source() -> None:
     ("250ms", 250), ("2500", 2500), (" 2W ", 14 * 86_400_000)])
 def test_durations_take_units_or_plain_milliseconds(text: str, ms: int) -> None:
     assert parse_duration(text, "--retention") == ms
+    assert parse_duration(format_duration_ms(ms), "--retention") == ms  # shown as it is read
 
 
 @pytest.mark.parametrize("text", ["", "30 days", "-5d", "1.5h", "1h1h", "h", "10x", "30d!"])
