@@ -18,6 +18,9 @@ from duraflow.providers.errors import ProviderError
 from duraflow.providers.protocol import Provider
 from duraflow.providers.schedule_items import DueTimes
 
+#: How long a read is trusted while idling: the store is read at most once a second.
+READ_TTL_S = 1.0
+
 
 class StoredDueTimes:
     """The last ``next_due_ms`` read and when it was taken (monotonic seconds)."""

@@ -24,7 +24,7 @@ from duraflow.providers.items import ActivityRef, OrchestrationItem, PreparedTur
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.capability import incompatible, replayable
-from duraflow.runtime.due_times import StoredDueTimes
+from duraflow.runtime.due_times import READ_TTL_S, StoredDueTimes
 from duraflow.runtime.fast_path import Claims, FastPath
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
@@ -34,9 +34,6 @@ from duraflow.runtime.turns import Abandon, ReplayCache, Turn, TurnBuilder
 
 log = logging.getLogger("duraflow.orchestration")
 runtime_log = logging.getLogger("duraflow.runtime")
-
-#: How long a read of the store's earliest future message is trusted (``_stored_due_ms``).
-_STORED_DUE_TTL_S = 1.0
 
 
 @dataclass(slots=True)
@@ -265,7 +262,7 @@ class OrchestrationDispatcher:
             self._stored_due = None
             self.due_times.expire()
             return now_ms()
-        self._stored_due = (await self.due_times.read(_STORED_DUE_TTL_S)).orchestrator_ms
+        self._stored_due = (await self.due_times.read(READ_TTL_S)).orchestrator_ms
         return self._stored_due
 
     async def _sleep(self, seconds: float) -> None:

@@ -26,7 +26,7 @@ from dataclasses import replace
 from duraflow.providers.clock import now_ms
 from duraflow.providers.protocol import Provider
 from duraflow.providers.schedule_items import FirePlan, StoredSchedule
-from duraflow.runtime.due_times import StoredDueTimes
+from duraflow.runtime.due_times import READ_TTL_S, StoredDueTimes
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.resilience import Backoff
@@ -53,6 +53,8 @@ class ScheduleTicker:
         # by reading the store: once a second, shared with the dispatcher's read.
         self.fallback_s = (options.idle_poll_interval_ms / 1000
                            if provider.cross_process_notify else 1.0)
+        # ... and never more often than the dispatcher reads it: the read is shared.
+        self.read_every_s = max(self.fallback_s, READ_TTL_S)
         self._known: int | None = None  # the store's earliest due, as of the last fire/read
         self._fired_at = float("-inf")  # monotonic time of the last fire
         self._stopping = asyncio.Event()
@@ -62,8 +64,8 @@ class ScheduleTicker:
         notifier = self.provider.notifier
         while not self._stopping.is_set():
             unknown = notifier.take_schedules_unknown()
-            if unknown or time.monotonic() - self.due_times.read_at >= self.fallback_s:
-                await self._read_store(0.0 if unknown else self.fallback_s)
+            if unknown or time.monotonic() - self.due_times.read_at >= self.read_every_s:
+                await self._read_store(0.0 if unknown else self.read_every_s)
             now = now_ms()
             dues = [d for d in (notifier.take_earliest_schedule_due_ms(), self._known)
                     if d is not None]
