@@ -12,28 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from duraflow import AsyncClient, AsyncRuntime, RuntimeOptions
 
+from .helpers import count_round_trips
+
 pytestmark = pytest.mark.postgres
 
 IDLE_S = 3.0
-
-
-def count_transactions(provider: Any) -> Counter[str]:
-    calls: Counter[str] = Counter()
-    run: Callable[..., Awaitable[Any]] = provider._db.run
-
-    async def counting(operation: str, fn: Any, **kw: Any) -> Any:
-        calls[operation] += 1
-        return await run(operation, fn, **kw)
-
-    provider._db.run = counting
-    return calls
 
 
 async def test_an_idle_runtime_costs_the_same_with_a_thousand_schedules(
@@ -47,7 +36,7 @@ async def test_an_idle_runtime_costs_the_same_with_a_thousand_schedules(
         yield
 
     runtime.register_orchestration("Job", job)
-    calls = count_transactions(provider)
+    calls = count_round_trips(provider)
     try:
         await runtime.start()
         await asyncio.sleep(1.0)  # the start-up reads are over
