@@ -257,11 +257,11 @@ class Notifier:
         announced here and, across processes, in the same notification), or (None) some
         schedule may have changed: the ticker reads the store's next due time again."""
         dues = self._schedule_dues
-        if due_ms is None:
+        if due_ms is None or len(dues) >= _MAX_DUES:  # too many remembered: read the store
             self._schedules_unknown = True
-        elif len(dues) < _MAX_DUES:  # due now too: the ticker fires what is due, not a fetch
+        else:  # due now too: the ticker fires what is due, it does not fetch
             heapq.heappush(dues, due_ms)
-        if due_ms is None or due_ms <= now_ms() or dues[0] == due_ms:
+        if self._schedules_unknown or due_ms is None or due_ms <= now_ms() or dues[0] == due_ms:
             self._schedules.set()
 
     def take_schedules_unknown(self) -> bool:
