@@ -31,6 +31,7 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
+from duraflow.providers.admin_rules import DeletePage
 from duraflow.providers.items import (
     DEFAULT_TAG_FILTER,
     OrchestrationItem,
@@ -169,10 +170,11 @@ class Provider(Protocol):
         another holder's lease is live (one runtime at a time does the named job)."""
 
     async def delete_finished_instances(
-        self, completed_before_ms: int, limit: int
-    ) -> DeleteInstanceResult:
-        """Delete up to ``limit`` root instances that ended before ``completed_before_ms``
-        with their trees, skipping any tree in which an instance still runs."""
+        self, completed_before_ms: int, limit: int, after: tuple[int, int] | None = None
+    ) -> DeletePage:
+        """Look at up to ``limit`` root instances that ended before ``completed_before_ms``,
+        oldest first and created after the cursor ``after`` (a previous page's ``last``), and
+        delete them with their trees, skipping any tree in which an instance still runs."""
 
     # Worker queue ------------------------------------------------------------
 

@@ -64,12 +64,16 @@ class Retention:
             return 0
         cutoff = now_ms() - self.retention_ms
         deleted = 0
+        after: tuple[int, int] | None = None
         for _ in range(MAX_BATCHES):
-            result = await self.provider.delete_finished_instances(cutoff, BATCH)
-            if not result.instances_deleted:
+            page = await self.provider.delete_finished_instances(cutoff, BATCH, after)
+            count = page.result.instances_deleted
+            if count:
+                deleted += count
+                self.metrics.prometheus.instances_pruned.inc(count)
+            if page.scanned < BATCH:  # the last candidates: the next sweep starts over
                 break
-            deleted += result.instances_deleted
-            self.metrics.prometheus.instances_pruned.inc(result.instances_deleted)
+            after = page.last  # past the roots skipped here, whose trees still run
             await self._sleep(BATCH_PAUSE_S)
             if self._stopping.is_set():
                 break

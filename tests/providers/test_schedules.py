@@ -223,7 +223,48 @@ async def test_retention_deletes_finished_trees_and_never_a_running_instance(
     while now_ms() <= cutoff:
         await asyncio.sleep(0.001)
     await turns.create("too-young", status="Completed", output="1")
-    result = await provider.delete_finished_instances(cutoff, 100)
-    assert isinstance(result, DeleteInstanceResult) and result.instances_deleted == 1
+    page = await provider.delete_finished_instances(cutoff, 100)
+    assert isinstance(page.result, DeleteInstanceResult) and page.result.instances_deleted == 1
+    assert page.deleted == ["done"] and page.scanned == 2  # "done" and the skipped "done-parent"
     assert sorted(await provider.list_instances()) == [
         "done-parent", "live-child", "running", "running-child", "too-young"]
+
+
+async def test_retention_pages_past_trees_that_still_run(provider: Provider, turns: Turns) -> None:
+    # The oldest finished roots still have a running child: a page that only looks at them
+    # deletes nothing, and the next page starts after them instead of at them again.
+    for n in range(3):
+        await turns.create(f"stuck-{n}", status="Completed", output="1")
+        await turns.create(f"stuck-{n}-child", parent=f"stuck-{n}")
+    await turns.create("expired", status="Completed", output="1")
+    cutoff = now_ms() + 1
+    while now_ms() <= cutoff:
+        await asyncio.sleep(0.001)
+    first = await provider.delete_finished_instances(cutoff, 3)
+    assert (first.scanned, first.deleted) == (3, [])
+    again = await provider.delete_finished_instances(cutoff, 3)
+    assert again.deleted == []  # the same three from the start: why retention pages
+    second = await provider.delete_finished_instances(cutoff, 3, first.last)
+    assert (second.scanned, second.deleted) == (1, ["expired"])
+    assert "expired" not in await provider.list_instances()
+
+
+async def test_a_retention_sweep_reaches_expired_roots_behind_trees_that_still_run(
+    provider: Provider, turns: Turns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from duraflow.runtime import retention
+    from duraflow.runtime.metrics import Metrics
+
+    monkeypatch.setattr(retention, "BATCH", 2)  # two full pages of stuck roots, then the rest
+    monkeypatch.setattr(retention, "BATCH_PAUSE_S", 0)
+    for n in range(4):
+        await turns.create(f"stuck-{n}", status="Completed", output="1")
+        await turns.create(f"stuck-{n}-child", parent=f"stuck-{n}")
+    await turns.create("expired", status="Completed", output="1")
+    sweeper = retention.Retention(provider, 1_000, "node-a/1", Metrics())
+    start = now_ms()
+    while now_ms() < start + 1_001:  # everything above has now finished over 1 s ago
+        await asyncio.sleep(0.01)
+    assert await sweeper.sweep() == 1
+    remaining = await provider.list_instances()
+    assert "expired" not in remaining and len(remaining) == 8

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from duraflow.core.models import DeleteInstanceResult, InstanceFilter
+from duraflow.core.models import InstanceFilter
+from duraflow.providers.admin_rules import DeletePage
 from duraflow.providers.clock import now_ms
 from duraflow.providers.postgres import admin, schedules
 from duraflow.providers.postgres.announce import Announcement
@@ -99,11 +100,11 @@ class ScheduleQueue(QueueBase):
         return await schedules.try_lease(self._db, name, holder, ttl_ms)
 
     async def delete_finished_instances(
-        self, completed_before_ms: int, limit: int
-    ) -> DeleteInstanceResult:
-        result, deleted = await admin.delete_bulk(
+        self, completed_before_ms: int, limit: int, after: tuple[int, int] | None = None
+    ) -> DeletePage:
+        page = await admin.delete_bulk_page(
             self._db, InstanceFilter(completed_before=completed_before_ms, limit=limit),
-            force=False)
-        for gone in deleted:
+            False, after)
+        for gone in page.deleted:
             self.notifier.notify_instance(gone)
-        return result
+        return page

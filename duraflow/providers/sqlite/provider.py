@@ -30,6 +30,7 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
+from duraflow.providers.admin_rules import DeletePage
 from duraflow.providers.clock import now_ms
 from duraflow.providers.common import claimed_leases, encode_item
 from duraflow.providers.items import (
@@ -340,13 +341,13 @@ class SqliteProvider:
         return await self._db.run("prune_executions_bulk", admin.prune_bulk, filter, options)
 
     async def delete_finished_instances(
-        self, completed_before_ms: int, limit: int
-    ) -> DeleteInstanceResult:
-        result, ids = await self._db.run(
-            "delete_finished_instances", admin.delete_bulk,
-            InstanceFilter(completed_before=completed_before_ms, limit=limit), False)
-        self._notify_deleted(ids)
-        return result
+        self, completed_before_ms: int, limit: int, after: tuple[int, int] | None = None
+    ) -> DeletePage:
+        page = await self._db.run(
+            "delete_finished_instances", admin.delete_bulk_page,
+            InstanceFilter(completed_before=completed_before_ms, limit=limit), False, after)
+        self._notify_deleted(page.deleted)
+        return page
 
     def _notify_deleted(self, ids: list[str]) -> None:
         # Waiters on a deleted instance should look again (and find it gone) now; a schedule
