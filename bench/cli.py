@@ -30,12 +30,16 @@ from bench.runner import BACKENDS, SUPPORTED, Job, run_job
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = HERE / "result.schema.json"
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
-SIZES = {  # instances (W1, W3, W5, W6, W7) or activities (W2, W4)
-    "full": {"W1": 500, "W2": 500, "W3": 200, "W4": 300, "W5": 200, "W6": 500, "W7": 10_000},
-    "quick": {"W1": 60, "W2": 100, "W3": 20, "W4": 40, "W5": 30, "W6": 60, "W7": 300},
-    "smoke": {"W1": 4, "W2": 6, "W3": 3, "W4": 4, "W5": 3, "W6": 4, "W7": 5},
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "S1")
+SIZES = {  # instances (W1, W3, W5, W6, W7), activities (W2, W4) or schedules (S1)
+    "full": {"W1": 500, "W2": 500, "W3": 200, "W4": 300, "W5": 200, "W6": 500, "W7": 10_000,
+             "S1": 1_000},
+    "quick": {"W1": 60, "W2": 100, "W3": 20, "W4": 40, "W5": 30, "W6": 60, "W7": 300,
+              "S1": 100},
+    "smoke": {"W1": 4, "W2": 6, "W3": 3, "W4": 4, "W5": 3, "W6": 4, "W7": 5, "S1": 5},
 }
+#: S1 measures this many ticks (10 s apart) of every schedule.
+ROUNDS = {"full": 3, "quick": 2, "smoke": 1}
 TIMEOUT_S = {"full": 300.0, "quick": 60.0, "smoke": 60.0}
 IDLE_S = {"full": 30.0, "quick": 3.0, "smoke": 1.0}
 #: W7 waits this long after all instances wait before its idle window opens: longer than
@@ -90,7 +94,7 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, int]]:
     for item in args.size:
         name, _, value = item.partition("=")
         if name not in sizes or not value.isdigit() or int(value) < 1:
-            raise SystemExit(f"--size {item!r}: expected W1..W7=<positive integer>")
+            raise SystemExit(f"--size {item!r}: expected W1..W7 or S1=<positive integer>")
         sizes[name] = int(value)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -110,12 +114,13 @@ def plan(args: argparse.Namespace) -> tuple[list[Job], dict[str, int]]:
                         continue
                     if w not in SUPPORTED[engine] or (w == "W6" and backend != "postgres"):
                         continue
-                    if w == "W7" and rep > 1:  # 10,000 instances: one repetition is enough
+                    if w in ("W7", "S1") and rep > 1:  # long: one repetition is enough
                         continue
                     timeout = bound * 3 if w == "W7" else bound  # 10,000 instances, twice
                     base = Job(engine, backend, w, rep, sizes[w], timeout,
                                idle_s=IDLE_S[args.mode], settle_s=SETTLE_S[args.mode],
-                               build_id=args.build_id)
+                               build_id=args.build_id,
+                               rounds=ROUNDS[args.mode])
                     jobs.append(base)
                     if w == "W6":
                         jobs.append(Job(engine, backend, w, rep, sizes[w], timeout, "1-process",

@@ -1,9 +1,11 @@
 """O1 of ../shared/bench/README.md: the operator under 1,000 (then 10,000) Orchestration CRs.
 
     python bench/operator.py [--crs 1000] [--database-url URL] [--concurrency 50]
+                             [--api emulator|strict]
 
-Runs the kmock API emulator (the tests' ``RVEmulator``) in this process, a real PostgreSQL
-schema, one ``duraflow worker`` process and the operator as ``duraflow operator`` in its own
+Runs the kmock API emulator (the tests' ``RVEmulator``, or with ``--api strict`` the strict
+test API server of tests/kubeapi) in this process, a real PostgreSQL schema, one ``duraflow
+worker`` process and the operator as ``duraflow operator`` in its own
 process (so its CPU time and peak RSS are its own). Applies N ``Hello`` CRs at once and
 measures: time until every CR shows ``Completed`` (from the first create), the operator's
 CPU seconds (utime+stime from /proc) and peak RSS (VmHWM), and the API requests and writes
@@ -33,6 +35,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.kubeapi.server import KubeAPIServer  # noqa: E402
 from tests.operator.emulator import RVEmulator, register_crd  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -69,6 +72,27 @@ class CountingEmulator(RVEmulator):  # type: ignore[misc]
                 if self._requests[index] is request:
                     del self._requests[index]
                     break
+class CountingStrictServer(KubeAPIServer):
+    """The strict test API server (tests/kubeapi), counted like ``CountingEmulator``."""
+
+    @property
+    def counts(self) -> collections.Counter[str]:
+        return collections.Counter(
+            f"{r.method} {r.resource}{'/' + r.subresource if r.subresource else ''}"
+            for r in self.records if r.verb != "watch")
+
+    @property
+    def watches(self) -> int:
+        return sum(1 for r in self.records if r.verb == "watch")
+
+
+def _server(api: str) -> Any:
+    if api == "strict":
+        crds = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "crds").glob("*.yaml"))]
+        return CountingStrictServer(crds=crds, namespaces=(NS,), keep_requests=False)
+    return CountingEmulator()
+
+
 NS = "bench"
 RW = {"get", "list", "watch", "create", "update", "patch", "delete"}
 
@@ -116,11 +140,12 @@ def _wait_ready(proc: subprocess.Popen[str]) -> None:
     raise SystemExit("the worker exited during start-up")
 
 
-async def run(count: int, url: str, concurrency: int) -> dict[str, Any]:
+async def run(count: int, url: str, concurrency: int, api: str = "emulator") -> dict[str, Any]:
     schema = f"bench_op_{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    async with CountingEmulator() as emulator, kmock.Server(emulator):
-        _resources(emulator)
+    async with _server(api) as emulator, kmock.Server(emulator):
+        if api != "strict":
+            _resources(emulator)
         server = str(emulator.url).rstrip("/")
         worker = _spawn(["worker", "--database-url", url, "--schema", schema,
                          "--app", "tests.operator.app:register", "--worker-node-id", "bench-0",
@@ -207,10 +232,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--crs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50, help="parallel creates")
+    parser.add_argument("--api", choices=["emulator", "strict"], default="emulator",
+                        help="the kmock emulator, or the strict test API server (tests/kubeapi)")
     parser.add_argument("--database-url", default=os.environ.get(
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
-    result = asyncio.run(run(args.crs, args.database_url, args.concurrency))
+    result = asyncio.run(run(args.crs, args.database_url, args.concurrency, args.api))
+    result["api"] = args.api
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"operator-{args.crs}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2))

@@ -45,6 +45,10 @@ FIGURES = [
     Figure("W7", "peak_rss_mib", "W7 peak RSS MiB (runtime process)", False, headline=True),
     Figure("W7", "idle_xact_per_s", "W7 transactions/s while waiting", False),
     Figure("W7", "db_growth_mib", "W7 database growth MiB", False),
+    Figure("S1", "lateness_p50_ms", "S1 tick lateness p50 ms", False),
+    Figure("S1", "lateness_p99_ms", "S1 tick lateness p99 ms", False, headline=True),
+    Figure("S1", "lateness_max_ms", "S1 tick lateness max ms", False),
+    Figure("S1", "ticks", "S1 ticks started", True),
 ]
 ENGINE_NAMES = {"duraflow": "Duraflow", "duroxide": "duroxide", "dbos": "DBOS"}
 
@@ -153,7 +157,7 @@ def figures_table(summary: dict[str, dict[str, Any]]) -> Table:
 def costs_table(summary: dict[str, dict[str, Any]]) -> Table:
     """Per workload and series: transactions per orchestration (PostgreSQL), CPU s, peak RSS."""
     rows = []
-    for workload in ("W1", "W2", "W3", "W4", "W5", "W6", "W7"):
+    for workload in ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "S1"):
         for series in sorted(summary, key=_series_order):
             figs = summary[series].get(workload)
             if not figs:
@@ -163,7 +167,7 @@ def costs_table(summary: dict[str, dict[str, Any]]) -> Table:
                 cells.append(_fmt(figs[key]["median"]) if key in figs else "–")
             rows.append(cells)
     return Table(["workload", "series", "transactions per orchestration (W2, W4: per "
-                  "activity)", "CPU s", "peak RSS MiB"], rows)
+                  "activity; S1: per tick)", "CPU s", "peak RSS MiB"], rows)
 
 
 def _series_order(series: str) -> tuple[int, int, str]:

@@ -36,7 +36,7 @@ def write(path: Path, result: dict[str, Any], json_path: Path, chart: Path | Non
         "",
         f"- Sitting: {result['started']} → {result['finished']}, mode **{result['mode']}**, "
         f"{result['repetitions']} repetition(s) (median, and best = lowest time or highest "
-        "rate), W7 once.",
+        "rate), W7 and S1 once.",
         "- Sizes: " + ", ".join(f"{k} {v}" for k, v in result["sizes"].items()),
         f"- Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}, Python "
         f"{m['python']}.",

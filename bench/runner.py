@@ -28,7 +28,7 @@ from bench import pgstats, quiet
 ROOT = Path(__file__).resolve().parent.parent
 #: The workloads each engine has (DBOS runs W6 in no form here; see bench/README.md).
 SUPPORTED = {
-    "duraflow": {"W1", "W2", "W3", "W4", "W5", "W6", "W7"},
+    "duraflow": {"W1", "W2", "W3", "W4", "W5", "W6", "W7", "S1"},
     "duroxide": {"W1", "W2", "W3", "W4", "W5", "W6", "W7"},
     "dbos": {"W1", "W2", "W3", "W4", "W5", "W7"},
 }
@@ -52,6 +52,7 @@ class Job:
     #: Duraflow runs with this ``RuntimeOptions(build_id=...)`` (``--build-id``): the cost
     #: of builds on the hot path, against a sitting without one.
     build_id: str | None = None
+    rounds: int = 3  # S1: ticks of each schedule measured
 
     @property
     def label(self) -> str:
@@ -60,7 +61,11 @@ class Job:
 
     def command(self, out: str, url: str | None, sqlite_path: str | None,
                 setup: bool = False) -> list[str]:
-        if self.engine == "dbos":
+        if self.workload == "S1":  # schedules: a Duraflow program of their own
+            cmd = [sys.executable, "-m", "bench.schedule_program", "--backend", self.backend,
+                   "--n", str(self.n), "--rounds", str(self.rounds)]
+            cmd += ["--url", str(url)] if url else ["--sqlite-path", str(sqlite_path)]
+        elif self.engine == "dbos":
             cmd = [sys.executable, "-m", "bench.dbos_program", "--url", str(url)]
         else:
             cmd = [sys.executable, "-m", "bench.api_program", "--engine", self.engine,
@@ -148,6 +153,11 @@ def run_job(job: Job, base_url: str | None, log_dir: Path,
                     raise RuntimeError(f"setup failed: {setup.error}")
                 pgstats.wait_backends_gone(base_url, db_name)
                 x0 = pgstats.xact_commit(base_url, db_name)
+            if job.backend == "sqlite" and job.workload == "S1":  # its schedules first
+                setup = _spawn(job.command(out, None, os.path.join(tmp, "bench.db"),
+                                           setup=True), 120, log, None)
+                if not setup.ok:
+                    raise RuntimeError(f"setup failed: {setup.error}")
             outcome = _spawn(job.command(out, url, os.path.join(tmp, "bench.db")),
                              job.timeout_s + 60, log, out)
             if job.backend == "postgres" and outcome.ok:
@@ -155,7 +165,9 @@ def run_job(job: Job, base_url: str | None, log_dir: Path,
                                                                              db_name)
                 xact = pgstats.xact_commit(base_url or "", db_name) - x0
                 record["xact_commit"] = xact
-                record["xact_per_unit"] = xact / job.n
+                # per orchestration (W2, W4: activity; S1: tick started, which it reports)
+                units = outcome.report.get("figures", {}).get("units") or job.n
+                record["xact_per_unit"] = xact / units
         except Exception as exc:  # a broken run is recorded, and the sitting goes on
             outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         finally:

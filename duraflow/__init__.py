@@ -34,7 +34,12 @@ from duraflow.core.replay_check import Divergence, ReplayCheck, replay_history
 from duraflow.core.status import Status
 from duraflow.core.version import ENGINE_VERSION as __version__
 from duraflow.providers.entra import PostgresEntraOptions
-from duraflow.providers.errors import ProviderError, UnknownBuildError
+from duraflow.providers.errors import (
+    ProviderError,
+    ScheduleExistsError,
+    ScheduleNotFoundError,
+    UnknownBuildError,
+)
 from duraflow.providers.factory import open_provider
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.protocol import Provider
@@ -45,6 +50,8 @@ from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.runtime import AsyncRuntime
 from duraflow.runtime.tracing import init_tracing
+from duraflow.schedules.errors import InvalidCronError, InvalidScheduleError, UnknownTimeZoneError
+from duraflow.schedules.models import ScheduleInfo, ScheduleRun
 from duraflow.sync import Client, Runtime, TagFilter, parse_result
 
 # duroxide-python's deprecated aliases, kept so old programs import unchanged.
@@ -119,14 +126,21 @@ __all__ = [
     "ErrorDetails",
     "InstanceChangeFeed",
     "InstanceChanges",
+    "InvalidCronError",
+    "InvalidScheduleError",
     "NondeterminismError",
     "OperationTimedOut",
     "Provider",
     "ProviderError",
     "ReplayCheck",
+    "ScheduleExistsError",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
+    "ScheduleRun",
     "Status",
     "TaskFailedError",
     "UnknownBuildError",
+    "UnknownTimeZoneError",
     "WorkerInfo",
     "__version__",
     "open_provider",

@@ -42,6 +42,7 @@ from duraflow.providers.errors import ProviderError
 from duraflow.providers.items import OutboundMessage
 from duraflow.providers.protocol import Provider
 from duraflow.providers.wakeups import InstanceChange, InstanceChangeFeed
+from duraflow.schedules.api import ScheduleApi
 
 
 class OperationTimedOut(TimeoutError, RuntimeError):
@@ -92,7 +93,9 @@ def result_from_status(status: InstanceStatus | None) -> OrchestrationResult:
                                status.custom_status_version)
 
 
-class AsyncClient:
+class AsyncClient(ScheduleApi):
+    """Start, signal, observe and administer instances, and (``ScheduleApi``) schedules."""
+
     def __init__(self, provider: Provider) -> None:
         if not isinstance(provider, Provider):
             raise TypeError(f"Client needs a Duraflow provider, got {type(provider).__name__}")

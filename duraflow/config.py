@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from duraflow.core.builds import BUILD_ID_PATTERN, BUILD_ID_RULE
+from duraflow.core.durations import FORMAT_HINT, DurationError, parse_duration_ms
 from duraflow.core.limits import MAX_TAG_NAME_BYTES, MAX_WORKER_TAGS
 from duraflow.providers.postgres.db import DEFAULT_POOL_MAX
 from duraflow.runtime import options
@@ -36,8 +37,9 @@ from duraflow.runtime import options
 #: Who reads a setting: the root ``duraflow`` parser, ``duraflow worker``, the admin
 #: commands (``instances``, ``cancel``, ``prune``, ...) and ``duraflow operator``.
 Command = Literal["duraflow", "worker", "admin", "operator"]
-#: How a setting's text is read. ``ms`` is a duration: a whole number of milliseconds.
-Kind = Literal["text", "bool", "int", "ms", "list", "choice"]
+#: How a setting's text is read. ``ms`` is a whole number of milliseconds; ``duration`` is a
+#: span a person writes (``30d``, ``12h``, ``90s``, or plain milliseconds), read as ms.
+Kind = Literal["text", "bool", "int", "ms", "duration", "list", "choice"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
@@ -76,6 +78,19 @@ def parse_int(text: str, source: str, minimum: int | None = None,
                  else f">= {minimum}" if minimum is not None else f"<= {maximum}")
         raise ConfigError(f"{source} must be {bound}, got {number}")
     return number
+
+
+def parse_duration(text: str, source: str, minimum: int | None = None) -> int:
+    """A span such as ``30d``, ``12h``, ``1h30m``, ``90s`` or plain milliseconds, as ms
+    (``duraflow.core.durations``, the reader ``@every`` schedules use too), at least
+    ``minimum`` ms."""
+    try:
+        value = parse_duration_ms(text)
+    except DurationError:
+        raise ConfigError(f"{source} must be {FORMAT_HINT}, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{source} must be at least {minimum} ms, got {text!r}")
+    return value
 
 
 def parse_list(text: str, source: str, item: str = "item") -> tuple[str, ...]:
@@ -136,6 +151,8 @@ class Setting:
             value: Any = parse_bool(text, source)
         elif self.kind in ("int", "ms"):
             value = parse_int(text, source, self.minimum, self.maximum)
+        elif self.kind == "duration":
+            value = parse_duration(text, source, self.minimum)
         elif self.kind == "list":
             value = parse_list(text, source, self.item)
         elif self.kind == "choice":
@@ -223,6 +240,9 @@ SETTINGS: tuple[Setting, ...] = (
     _runtime("worker_lock_timeout_ms", "a crashed worker's activities resume after this", "ms"),
     _runtime("heartbeat_interval_ms", "worker registry heartbeat; a killed worker counts as "
              "gone after three", "ms", option="worker_heartbeat_interval_ms"),
+    _runtime("retention", "delete instances finished this long ago, with their "
+             "sub-orchestrations (`30d`, `12h`, `90s` or ms; one worker at a time)",
+             "duration", option="retention_ms"),
     Setting("grace_ms", ("DURAFLOW_GRACE_MS",), "--grace-ms", "ms", 25_000,
             "on SIGTERM, time for running work to finish", ("worker",), minimum=0),
     Setting("metrics_port", ("DURAFLOW_METRICS_PORT",), "--metrics-port", "int", 9464,
@@ -334,7 +354,7 @@ def _raw(setting: Setting, env: Mapping[str, str],
 
 
 _METAVARS: dict[Kind, str] = {"text": "VALUE", "bool": "BOOL", "int": "N", "ms": "MS",
-                              "list": "A,B,...", "choice": "NAME"}
+                              "duration": "DURATION", "list": "A,B,...", "choice": "NAME"}
 
 
 def add_flags(parser: Any, command: Command) -> None:

@@ -34,6 +34,7 @@ from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registrations import Registrations
 from duraflow.runtime.runtime import AsyncRuntime
+from duraflow.schedules.models import ScheduleInfo
 
 
 def _require_background(provider: Any, who: str) -> Provider:
@@ -176,6 +177,38 @@ class Client:
         self, filter: InstanceFilter | None = None, options: PruneOptions | None = None
     ) -> PruneResult:
         return run_sync(self._async.prune_executions_bulk(filter, options))
+
+    # Schedules (``AsyncClient``'s, blocking; see ``duraflow.schedules.api``)
+
+    def create_schedule(self, schedule_id: str, orchestration: str, input: Any = None,
+                        **options: Any) -> ScheduleInfo:
+        return run_sync(self._async.create_schedule(schedule_id, orchestration, input,
+                                                    **options))
+
+    def update_schedule(self, schedule_id: str, **fields: Any) -> ScheduleInfo:
+        return run_sync(self._async.update_schedule(schedule_id, **fields))
+
+    def pause_schedule(self, schedule_id: str, note: str | None = None) -> None:
+        run_sync(self._async.pause_schedule(schedule_id, note))
+
+    def resume_schedule(self, schedule_id: str) -> None:
+        run_sync(self._async.resume_schedule(schedule_id))
+
+    def trigger_schedule(self, schedule_id: str) -> None:
+        run_sync(self._async.trigger_schedule(schedule_id))
+
+    def backfill_schedule(self, schedule_id: str, start_ms: int, end_ms: int,
+                          overlap: str | None = None) -> None:
+        run_sync(self._async.backfill_schedule(schedule_id, start_ms, end_ms, overlap))
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        run_sync(self._async.delete_schedule(schedule_id))
+
+    def describe_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return run_sync(self._async.describe_schedule(schedule_id))
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        return run_sync(self._async.list_schedules())
 
 
 class Runtime(Registrations):

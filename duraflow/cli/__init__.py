@@ -22,6 +22,7 @@ from duraflow.cli import (
     operator,
     prune,
     replay_check,
+    schedules,
     system,
     worker,
 )
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duraflow", description="Durable workflows for Python")
     add_flags(parser, "duraflow")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo, worker, operator, instances, control, prune, system, builds,
+    for module in (demo, worker, operator, instances, control, prune, schedules, system, builds,
                    replay_check):
         module.add_parser(sub)
     return parser

@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from duraflow_operator import OperatorSettings, run_operator
+    from duraflow_operator import LeaseLost, OperatorSettings, run_operator
 
     try:
         settings = OperatorSettings.from_env(os.environ, given_flags(args, "operator"))
@@ -41,5 +41,8 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_operator(settings, stop_flag=stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except LeaseLost as lost:  # stopped acting; Kubernetes restarts it as a follower
+        raise SystemExit(f"duraflow operator: {lost}") from lost
     return 0

@@ -15,9 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import re
-import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from duraflow import DeleteInstanceResult, InstanceFilter, PruneOptions, PruneResult, Status
@@ -30,6 +27,7 @@ from duraflow.cli.admin import (
     require_instance,
     run_admin,
 )
+from duraflow.cli.times import parse_time
 
 if TYPE_CHECKING:
     from duraflow import AsyncClient
@@ -45,36 +43,9 @@ removes only executions that finished before TIME.
 history and KV); running instances are skipped. Needs --completed-before or --instance
 (--completed-before now deletes every finished instance).
 
-TIME: now, an age (30d, 12h, 90m, 45s, 2w), an ISO date or time (UTC unless stated), or
+TIME: now, an age (30d, 12h, 90m, 45s, 2w, 1h30m), an ISO date or time (UTC unless stated), or
 epoch milliseconds.
 """
-_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_AGO = re.compile(r"^(\d+)([smhdw])$")
-
-
-def parse_time(text: str, now_ms: int | None = None) -> int:
-    """A cut-off as epoch milliseconds from ``now``, an age (``30d``, ``12h``, ``90m``,
-    ``45s``, ``2w``: that long ago), an ISO 8601 date or time (UTC unless it says
-    otherwise), or epoch milliseconds."""
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    value = text.strip()
-    if value.lower() == "now":
-        return now
-    match = _AGO.match(value.lower())
-    if match:
-        return now - int(match.group(1)) * _UNITS_MS[match.group(2)]
-    if value.isdigit():
-        return int(value)
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"cannot read {text!r} as a time: use now, an age such as 30d / 12h / 90m, an "
-            "ISO date such as 2026-12-01 or 2026-12-01T08:00:00Z, or epoch milliseconds"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _keep_last(text: str) -> int:

@@ -70,6 +70,7 @@ def _options(config: WorkerConfig) -> Any:
             orchestrator_lock_timeout_ms=config.orchestrator_lock_timeout_ms,
             worker_lock_timeout_ms=config.worker_lock_timeout_ms,
             worker_heartbeat_interval_ms=config.heartbeat_interval_ms,
+            retention_ms=config.retention_ms,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None

@@ -48,6 +48,7 @@ class WorkerConfig:
     orchestrator_lock_timeout_ms: int
     worker_lock_timeout_ms: int
     heartbeat_interval_ms: int
+    retention_ms: int | None
     grace_ms: int
     metrics_port: int
     metrics_host: str
@@ -106,6 +107,7 @@ def load_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) 
         orchestrator_lock_timeout_ms=values["orchestrator_lock_timeout_ms"],
         worker_lock_timeout_ms=values["worker_lock_timeout_ms"],
         heartbeat_interval_ms=values["heartbeat_interval_ms"],
+        retention_ms=values["retention"],
         grace_ms=values["grace_ms"],
         metrics_port=values["metrics_port"],
         metrics_host=values["metrics_host"],

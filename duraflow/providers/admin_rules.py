@@ -49,6 +49,19 @@ def _refused(operation: str, message: str) -> ProviderError:
     return ProviderError(operation, message, retryable=False)
 
 
+@dataclasses.dataclass(slots=True)
+class DeletePage:
+    """One page of a bulk delete, as retention walks its candidates: what was deleted, how
+    many candidate roots the page looked at (fewer than asked: the last page), and the
+    cursor of the last one, from which the next page starts. Skipped roots (a tree that
+    still runs) advance the cursor too, so they cannot pin every page to themselves."""
+
+    result: DeleteInstanceResult = dataclasses.field(default_factory=DeleteInstanceResult)
+    deleted: list[str] = dataclasses.field(default_factory=list)
+    scanned: int = 0
+    last: tuple[int, int] | None = None
+
+
 def add_counts(total: Counts, part: Counts) -> None:
     """Add one tree's or instance's result to a bulk call's total (every field is a count)."""
     for f in dataclasses.fields(total):

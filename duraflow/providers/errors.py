@@ -58,6 +58,23 @@ class UnknownBuildError(ProviderError):
         self.build_id = build_id
 
 
+class ScheduleNotFoundError(ProviderError, LookupError):
+    """A call named a schedule that does not exist."""
+
+    def __init__(self, operation: str, schedule_id: str) -> None:
+        super().__init__(operation, f"schedule '{schedule_id}' not found", retryable=False)
+        self.schedule_id = schedule_id
+
+
+class ScheduleExistsError(ProviderError, ValueError):
+    """``create_schedule`` named a schedule that exists already (update it instead)."""
+
+    def __init__(self, operation: str, schedule_id: str) -> None:
+        super().__init__(operation, f"schedule '{schedule_id}' already exists",
+                         retryable=False)
+        self.schedule_id = schedule_id
+
+
 def describe(value: Any) -> str:
     """Short description of a value for error messages."""
     text = repr(value)

@@ -32,6 +32,7 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
+from duraflow.providers.admin_rules import DeletePage
 from duraflow.providers.items import (
     DEFAULT_TAG_FILTER,
     OrchestrationItem,
@@ -43,6 +44,14 @@ from duraflow.providers.items import (
     WorkerTagFilter,
     WorkLease,
 )
+from duraflow.providers.schedule_items import (
+    DueTimes,
+    FireResult,
+    Planner,
+    ScheduleChange,
+    StoredSchedule,
+)
+from duraflow.providers.schedule_rows import RUNS_KEPT
 from duraflow.providers.wakeups import Notifier
 
 #: Registry rows of runtimes unseen for this long are deleted by the next heartbeat of any
@@ -128,6 +137,52 @@ class Provider(Protocol):
 
     async def next_orchestrator_due_ms(self) -> int | None:
         """Earliest ``visible_at`` among unlocked messages not yet visible, else None."""
+
+    async def next_due_ms(self) -> DueTimes:
+        """In ONE statement: what ``next_orchestrator_due_ms`` returns and the earliest
+        ``due_at`` of any schedule (due ones included). Timers and schedule ticks share it:
+        a runtime reads it at most once a second, however many schedules exist."""
+
+    # Schedules ---------------------------------------------------------------
+
+    async def create_schedule(self, schedule: StoredSchedule) -> None:
+        """Store a new schedule (``ScheduleExistsError`` if its id is taken) and announce
+        its due time (in process and, on PostgreSQL, to the other processes)."""
+
+    async def change_schedule(self, schedule_id: str, change: ScheduleChange) -> StoredSchedule:
+        """Replace the stored schedule with ``change(current, now_ms)`` in one transaction
+        (``ScheduleNotFoundError`` if there is none; ``current.running`` is filled, its
+        ``runs`` are not); announce its due time; return what was written."""
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Delete a schedule and its run records (not the instances); False if none."""
+
+    async def get_schedule(self, schedule_id: str, runs: int = RUNS_KEPT) -> StoredSchedule | None:
+        """One schedule with its active runs and its newest ``runs`` runs."""
+
+    async def list_schedules(self, runs: int = RUNS_KEPT) -> list[StoredSchedule]:
+        """Every schedule, by id, as ``get_schedule`` returns it."""
+
+    async def fire_due_schedules(self, now_ms: int, limit: int, planner: Planner) -> FireResult:
+        """Take up to ``limit`` schedules whose ``due_at <= now_ms`` that no other caller
+        holds, plan each with ``planner(schedule, now_ms)`` and store every plan (its
+        starts, idempotent on the tick; its cancellations; its new state), all in ONE
+        transaction that holds the schedules meanwhile. A run's end (its instance ended or
+        was deleted) is recorded in the transaction that ends it, and makes the schedule due
+        now when its ``wake_on_end`` is set."""
+
+    # Maintenance -------------------------------------------------------------
+
+    async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """Take or renew the named lease for ``holder`` until now + ``ttl_ms``; False while
+        another holder's lease is live (one runtime at a time does the named job)."""
+
+    async def delete_finished_instances(
+        self, completed_before_ms: int, limit: int, after: tuple[int, int] | None = None
+    ) -> DeletePage:
+        """Look at up to ``limit`` root instances that ended before ``completed_before_ms``,
+        oldest first and created after the cursor ``after`` (a previous page's ``last``), and
+        delete them with their trees, skipping any tree in which an instance still runs."""
 
     # Worker queue ------------------------------------------------------------
 

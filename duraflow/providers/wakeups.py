@@ -202,8 +202,11 @@ class Notifier:
         self._worker = asyncio.Event()
         self._watches: dict[str, set[InstanceWatch]] = {}
         self._feeds: set[InstanceChangeFeed] = set()
+        self._schedules = asyncio.Event()
+        self._schedules_unknown = False  # woken without a due time: re-read the store
         self._orchestrator_dues: list[int] = []  # heaps of announced future due times
         self._worker_dues: list[int] = []
+        self._schedule_dues: list[int] = []
         self._orchestrator_waiters = 0
         self._cancel_listeners: list[Callable[[str], None]] = []
         #: The dispatcher that takes orchestrator work enqueued in this process, if any.
@@ -254,6 +257,23 @@ class Notifier:
         """New worker work exists now, or (``due_ms``) will become visible then."""
         self._announce(self._worker, self._worker_dues, due_ms)
 
+    def notify_schedules(self, due_ms: int | None = None) -> None:
+        """A schedule is due at ``due_ms`` (a tick shares the timers' path: a due time
+        announced here and, across processes, in the same notification), or (None) some
+        schedule may have changed: the ticker reads the store's next due time again."""
+        dues = self._schedule_dues
+        if due_ms is None or len(dues) >= _MAX_DUES:  # too many remembered: read the store
+            self._schedules_unknown = True
+        else:  # due now too: the ticker fires what is due, it does not fetch
+            heapq.heappush(dues, due_ms)
+        if self._schedules_unknown or due_ms is None or due_ms <= now_ms() or dues[0] == due_ms:
+            self._schedules.set()
+
+    def take_schedules_unknown(self) -> bool:
+        """Whether a schedule changed without a due time since the last call."""
+        unknown, self._schedules_unknown = self._schedules_unknown, False
+        return unknown
+
     @staticmethod
     def _announce(event: asyncio.Event, dues: list[int], due_ms: int | None) -> None:
         if due_ms is None or due_ms <= now_ms():
@@ -281,6 +301,10 @@ class Notifier:
     def take_earliest_due_ms(self) -> int | None:
         """The earliest orchestrator due time announced in this process (see ``_next_due``)."""
         return self._next_due(self._orchestrator_dues)
+
+    def take_earliest_schedule_due_ms(self) -> int | None:
+        """The earliest schedule due time announced in this process (see ``_next_due``)."""
+        return self._next_due(self._schedule_dues)
 
     def take_earliest_worker_due_ms(self) -> int | None:
         """The earliest worker due time announced in this process (see ``_next_due``)."""
@@ -333,6 +357,9 @@ class Notifier:
 
     async def wait_worker(self, timeout_s: float) -> None:
         await self._wait(self._worker, timeout_s)
+
+    async def wait_schedules(self, timeout_s: float) -> None:
+        await self._wait(self._schedules, timeout_s)
 
     @staticmethod
     async def _wait(event: asyncio.Event, timeout_s: float) -> None:

@@ -46,6 +46,8 @@ _DEFAULTS: dict[str, Any] = {
     # Builds (docs/rollouts.md): the code this runtime runs; None = no builds (as before).
     "build_id": None,
     "build_auto_promote": True,
+    # Delete instances finished longer ago than this (None: keep them; see retention.py)
+    "retention_ms": None,
 }
 
 _POSITIVE = (
@@ -70,6 +72,8 @@ _NON_NEGATIVE = (
 )
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "critical")
 _ALLOW_ZERO = ("orchestration_concurrency", "worker_concurrency")
+#: Floors above 1: retention shorter than a second would delete what clients still read.
+_FLOORS = {"retention_ms": 1_000}
 
 #: Every option's default (None: worked out at start). ``duraflow.config`` shows and applies
 #: these for the worker's settings, so each default is written once, here.
@@ -79,6 +83,8 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(_DEFAULTS)
 def minimum(name: str) -> int:
     """The least value integer option ``name`` accepts: 0 where 0 means "none of it" (no
     orchestrations, no retries, no cache), else 1."""
+    if name in _FLOORS:
+        return _FLOORS[name]
     return 0 if name in _NON_NEGATIVE or name in _ALLOW_ZERO else 1
 
 
@@ -171,6 +177,7 @@ class RuntimeOptions:
     supported_replay_versions: tuple[str, str] | None
     build_id: str | None
     build_auto_promote: bool
+    retention_ms: int | None
     replay_range: tuple[int, int]
     tag_filter: WorkerTagFilter
 
@@ -188,6 +195,13 @@ class RuntimeOptions:
             floor = minimum(name)
             if value < floor:
                 raise ValueError(f"RuntimeOptions.{name} must be >= {floor}, got {value}")
+        if self.retention_ms is not None:
+            if isinstance(self.retention_ms, bool) or not isinstance(self.retention_ms, int):
+                raise TypeError(f"RuntimeOptions.retention_ms must be an int (ms) or None, got "
+                                f"{self.retention_ms!r}")
+            if self.retention_ms < minimum("retention_ms"):
+                raise ValueError(f"RuntimeOptions.retention_ms must be >= "
+                                 f"{minimum('retention_ms')}, got {self.retention_ms}")
         object.__setattr__(self, "tag_filter", parse_tag_filter(self.worker_tag_filter))
         versions, packed = parse_replay_versions(self.supported_replay_versions)
         object.__setattr__(self, "supported_replay_versions", versions)

@@ -24,6 +24,7 @@ from duraflow.providers.items import ActivityRef, OrchestrationItem, PreparedTur
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.capability import incompatible, replayable
+from duraflow.runtime.due_times import READ_TTL_S, StoredDueTimes
 from duraflow.runtime.fast_path import Claims, FastPath
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
@@ -33,9 +34,6 @@ from duraflow.runtime.turns import Abandon, ReplayCache, Turn, TurnBuilder
 
 log = logging.getLogger("duraflow.orchestration")
 runtime_log = logging.getLogger("duraflow.runtime")
-
-#: How long a read of the store's earliest future message is trusted (``_stored_due_ms``).
-_STORED_DUE_TTL_S = 1.0
 
 
 @dataclass(slots=True)
@@ -57,6 +55,7 @@ class OrchestrationDispatcher:
         metrics: Metrics,
         on_activities_cancelled: Callable[[list[ActivityRef]], None],
         activities: ActivityDispatcher | None = None,
+        due_times: StoredDueTimes | None = None,
     ) -> None:
         self.provider = provider
         self.options = options
@@ -73,10 +72,10 @@ class OrchestrationDispatcher:
         self.ready = asyncio.Event()
         self.fast = FastPath(provider, options, metrics, self.cache, self.builder, activities,
                              self._emit_traces)
-        # The earliest future message in the store, as last read, and when it was read (see
-        # ``_stored_due_ms``).
+        # The earliest future message in the store, as last read (see ``_stored_due_ms``);
+        # the read is shared with the schedule ticker.
+        self.due_times = due_times if due_times is not None else StoredDueTimes(provider)
         self._stored_due: int | None = None
-        self._stored_due_read_at = float("-inf")
 
     # ─── Loop ───────────────────────────────────────────────────────────────
 
@@ -259,19 +258,15 @@ class OrchestrationDispatcher:
         process or through the provider's cross-process notifications, so the notifier
         knows about new ones; the read covers what was stored before this runtime started
         or while notifications could not reach it. Reading it on every idle spell would
-        cost a round trip per turn on a quiet system."""
+        cost a round trip per turn on a quiet system. The same statement reads the earliest
+        due schedule for the ticker (``StoredDueTimes``)."""
         if self._stored_due is not None and self._stored_due <= now_ms():
             # It became due, perhaps while the dispatcher was busy: fetch before sleeping,
             # and read the next one after that.
-            self._stored_due, self._stored_due_read_at = None, float("-inf")
+            self._stored_due = None
+            self.due_times.expire()
             return now_ms()
-        now = time.monotonic()
-        if now - self._stored_due_read_at >= _STORED_DUE_TTL_S:
-            try:
-                self._stored_due = await self.provider.next_orchestrator_due_ms()
-                self._stored_due_read_at = now
-            except ProviderError:
-                self._stored_due = None
+        self._stored_due = (await self.due_times.read(READ_TTL_S)).orchestrator_ms
         return self._stored_due
 
     async def _sleep(self, seconds: float) -> None:

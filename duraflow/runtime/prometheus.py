@@ -111,6 +111,12 @@ class RuntimeMetrics:
             "duraflow_build_upgrades", "Executions pinned to a draining build that this "
             "runtime's build replayed (or, upgrade=auto, took over), by outcome: moved, "
             "diverged (stays on its build)", ["orchestration", "outcome"], registry=r)
+        self.schedule_runs_started = Counter(
+            "duraflow_schedule_runs_started", "Schedule ticks this runtime fired that started "
+            "an instance", registry=r)
+        self.instances_pruned = Counter(
+            "duraflow_instances_pruned", "Finished instances deleted by retention (each "
+            "instance of a deleted tree counts)", registry=r)
         self.provider_errors = Counter(
             "duraflow_provider_errors", "Failed database operations, by provider operation",
             ["operation"], registry=r)

@@ -20,10 +20,13 @@ from prometheus_client import CollectorRegistry
 from duraflow.providers.clock import now_ms
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
+from duraflow.runtime.due_times import StoredDueTimes
 from duraflow.runtime.metrics import Metrics, MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.orchestration_dispatcher import OrchestrationDispatcher
 from duraflow.runtime.registrations import Registrations
+from duraflow.runtime.retention import Retention
+from duraflow.runtime.schedule_ticker import ScheduleTicker
 from duraflow.runtime.tracing import configure_runtime_logging
 from duraflow.runtime.upgrades import BuildKeeper
 from duraflow.runtime.worker_registry import WorkerHeartbeat, describe_runtime
@@ -64,6 +67,8 @@ class AsyncRuntime(Registrations):
         self._activity_dispatcher: ActivityDispatcher | None = None
         self._heartbeat: WorkerHeartbeat | None = None
         self._builds: BuildKeeper | None = None
+        self._ticker: ScheduleTicker | None = None
+        self._retention: Retention | None = None
         self._state = "new"
 
     # ─── Lifecycle ──────────────────────────────────────────────────────────
@@ -82,9 +87,10 @@ class AsyncRuntime(Registrations):
             self.provider, self.activities, self.options, self.metrics, self.worker_node_id,
             self._client_factory, self._async_client_factory,
         )
+        due_times = StoredDueTimes(self.provider)
         orchestrations = OrchestrationDispatcher(
             self.provider, self.orchestrations, self.options, self.metrics,
-            activities.cancel_local, activities,
+            activities.cancel_local, activities, due_times,
         )
         self._activity_dispatcher, self._orchestration_dispatcher = activities, orchestrations
         if self.options.build_id is not None:
@@ -100,8 +106,16 @@ class AsyncRuntime(Registrations):
         if self.options.orchestration_concurrency > 0:
             orchestrations.attach()
             self._tasks.append(asyncio.create_task(orchestrations.run(), name="duraflow-orch"))
+            # A runtime that runs orchestrations fires schedule ticks too (no extra process).
+            self._ticker = ScheduleTicker(self.provider, self.options, self.metrics, due_times)
+            self._tasks.append(asyncio.create_task(self._ticker.run(), name="duraflow-ticker"))
         if self.options.worker_concurrency > 0:
             self._tasks.append(asyncio.create_task(activities.run(), name="duraflow-worker"))
+        if self.options.retention_ms is not None:
+            self._retention = Retention(self.provider, self.options.retention_ms,
+                                        f"{self.worker_node_id}/{self.runtime_id}", self.metrics)
+            self._tasks.append(asyncio.create_task(self._retention.run(),
+                                                   name="duraflow-retention"))
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
         self._heartbeat = WorkerHeartbeat(
@@ -135,6 +149,10 @@ class AsyncRuntime(Registrations):
         if self._builds is not None:  # no new upgrade claims; one in progress finishes
             await self._builds.stop()
         stops = []
+        if self._retention is not None:
+            self._retention.stop()
+        if self._ticker is not None:
+            stops.append(self._ticker.stop())
         if self._orchestration_dispatcher is not None:
             stops.append(self._orchestration_dispatcher.stop(timeout_s))
         if self._activity_dispatcher is not None:

@@ -8,7 +8,9 @@ workers), ``workerpools`` / ``manifests`` (WorkerPool -> StatefulSet, Service, P
 ``settings``. It uses only ``duraflow``'s public API.
 """
 
+from duraflow_operator.leader import LeaseLost
 from duraflow_operator.main import Running, run_operator
 from duraflow_operator.settings import FINALIZER, GROUP, VERSION, OperatorSettings
 
-__all__ = ["FINALIZER", "GROUP", "VERSION", "OperatorSettings", "Running", "run_operator"]
+__all__ = ["FINALIZER", "GROUP", "VERSION", "LeaseLost", "OperatorSettings", "Running",
+           "run_operator"]

@@ -16,11 +16,12 @@ import kopf
 
 from duraflow_operator import conditions as cond
 from duraflow_operator import orchestrations, workerpools
+from duraflow_operator.connection import connect
 from duraflow_operator.kube import ApiError
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION, OperatorSettings
 from duraflow_operator.spec import SpecError, parse_worker_pool
 from duraflow_operator.state import OperatorState
-from duraflow_operator.status import differs
+from duraflow_operator.status import changed, differs
 from duraflow_operator.status_sync import overwritten
 
 log = logging.getLogger("duraflow.operator.handlers")
@@ -32,30 +33,34 @@ def _key(body: Mapping[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace")), str(meta.get("name"))
 
 
-def _status_patch(patch: kopf.Patch, fields: Mapping[str, Any]) -> None:
-    status = patch.setdefault("status", {})
-    status.update({k: v for k, v in fields.items() if not k.startswith("_")})
+def _status_patch(patch: kopf.Patch, current: Mapping[str, Any] | None,
+                  fields: Mapping[str, Any]) -> None:
+    """Hand kopf the fields that change the status, and nothing when none does."""
+    update = changed(current or {}, {k: v for k, v in fields.items() if not k.startswith("_")})
+    if update:
+        patch.setdefault("status", {}).update(update)
 
 
-def credentials(
-    settings: OperatorSettings, kopf_settings: kopf.OperatorSettings
-) -> kopf.ConnectionInfo | None:
-    """``--kube-url`` if given, else the in-cluster service account, else ``KUBECONFIG``."""
-    if settings.kube_url:
-        return kopf.ConnectionInfo(server=settings.kube_url, insecure=True)
-    return (kopf.login_with_service_account(settings=kopf_settings, logger=log)
-            or kopf.login_with_kubeconfig(settings=kopf_settings, logger=log))
+def retry_delay(settings: OperatorSettings, retry: int) -> float:
+    """The pause before retry number ``retry`` (0 = the first) of a pool's reconcile."""
+    delay = settings.child_retry_min_s * 2.0 ** min(retry, 30)
+    return float(min(settings.child_retry_max_s, delay))
 
 
 def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
-        info = credentials(state.settings, settings)
-        if info is not None:
-            state.kube.configure(info)
-        return info
+    async def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.AiohttpSession | None:
+        """kopf gets a session of ours: the token re-read as it rotates, the operator's
+        User-Agent and field manager on every request (connection.py)."""
+        connection = connect(state.settings, settings)
+        if connection is None:
+            return None
+        state.kube.configure(connection)
+        return kopf.AiohttpSession(server=connection.server,
+                                   aiohttp_session=connection.session(limit=0),
+                                   default_namespace=connection.default_namespace)
 
     # ─── Orchestration ──────────────────────────────────────────────────────
 
@@ -71,11 +76,11 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
                 except orchestrations.DatabaseUnavailable as error:
                     outcome = orchestrations.database_down(
                         raw.get("status") or {}, error, raw["metadata"].get("generation"))
-                    _status_patch(patch, outcome.status)
+                    _status_patch(patch, raw.get("status"), outcome.status)
                     await _post(state, raw, outcome.events)
                     result["result"] = outcome.result
                     raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
-                _status_patch(patch, outcome.status)
+                _status_patch(patch, raw.get("status"), outcome.status)
                 view = state.observe(raw)
                 view.body.setdefault("status", {}).update(outcome.status)
                 state.observe(view.body)  # index the instance id right away
@@ -113,26 +118,33 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     @kopf.on.resume(GROUP, VERSION, "workerpools", registry=registry)
     @kopf.on.create(GROUP, VERSION, "workerpools", registry=registry)
     @kopf.on.update(GROUP, VERSION, "workerpools", field="spec", registry=registry)
-    async def workerpool(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def workerpool(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
         raw = dict(body)
-        with state.metrics.reconcile("WorkerPool"):
+        delay = retry_delay(state.settings, retry)
+        with state.metrics.reconcile("WorkerPool") as result:
             try:
-                fields, events = await workerpools.reconcile(state.kube, raw)
-            except ApiError as error:
-                raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+                outcome = await workerpools.reconcile(state.kube, raw)
+            except ApiError as error:  # a conflict or an outage: it may pass by itself
+                raise kopf.TemporaryError(str(error), delay=delay) from error
+            fields = outcome.status
             if state.workers is not None:
                 fields.update(workerpools.registry_status(
                     raw["metadata"]["name"], raw.get("spec") or {}, state.workers, state.backlog))
-            _status_patch(patch, fields)
+            _status_patch(patch, raw.get("status"), fields)
             state.pools[_key(raw)] = {**raw, "status": {**(raw.get("status") or {}), **fields}}
-        await _post(state, raw, events)
+            if outcome.retry is not None:
+                result["result"] = "rejected"
+        await _post(state, raw, outcome.events)
+        if outcome.retry is not None:
+            # Retried with backoff: a fixed spec starts a new reconcile at once, a fixed
+            # RBAC rule or a removed conflicting object is found by the next retry.
+            raise kopf.TemporaryError(outcome.retry, delay=delay)
 
     @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
     async def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
         key = _key(body)
         if event.get("type") == "DELETED":
-            state.pools.pop(key, None)
-            state.sts_status.pop(key, None)
+            state.forget_pool(key)
             return
         state.pools[key] = dict(body)
         await follow_statefulset(key)  # a late status write may have undone the last follow
@@ -164,9 +176,11 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             return
         status = pool.get("status") or {}
         generation = pool["metadata"].get("generation")
-        full = workerpools.readiness(parsed, {"status": sts_status}, generation, parsed.tags)
+        full = workerpools.readiness(key[1], parsed, {"status": sts_status}, generation,
+                                     parsed.tags)
         ready_condition = full.pop("_ready")
-        if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas")}):
+        if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas",
+                                                     "selector")}):
             return
         full["conditions"] = cond.merge_conditions(status.get("conditions"), [ready_condition])
         meta = pool["metadata"]
@@ -175,6 +189,9 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             await state.kube.patch_status(path, full)
             pool.setdefault("status", {}).update(full)
         except ApiError as error:
+            if error.status == 404:
+                state.forget_pool(key)  # deleted while no watch told us
+                return
             log.warning("could not update WorkerPool %s status: %s", meta["name"], error)
 
     return registry

@@ -3,7 +3,8 @@
 ``run_operator`` is what ``duraflow operator`` runs and what the tests run in-process. The
 order matters: the worker registry is read once before kopf starts, so the first reconciles
 already know which orchestrations live workers register; with leader election on, nothing
-acts before this replica holds the Lease, and losing the Lease ends the run.
+acts before this replica holds the Lease, and losing the Lease ends the run at once with
+``LeaseLost`` (no graceful drain: another replica may be leading already).
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from duraflow import AsyncClient, Provider, open_provider
-from duraflow_operator.handlers import build_registry, credentials
+from duraflow_operator.connection import connect
+from duraflow_operator.handlers import build_registry
 from duraflow_operator.kube import KubeApi
-from duraflow_operator.leader import LeaderElector
+from duraflow_operator.leader import LeaderElector, LeaseLost
 from duraflow_operator.metrics import HealthServer, OperatorMetrics
 from duraflow_operator.registry_watch import RegistryWatch
-from duraflow_operator.settings import FINALIZER, OperatorSettings
+from duraflow_operator.settings import FINALIZER, MANAGED_BY, OperatorSettings
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status_sync import StatusSync
 
@@ -42,6 +45,18 @@ async def open_database(settings: OperatorSettings) -> Provider:
             delay = min(delay * 2, 10.0)
 
 
+class SpecOnlyDiffBase(kopf.StatusDiffBaseStorage):
+    """kopf's last-handled "essence" is the spec plus labels and annotations, so a label or
+    annotation edit made kopf store a new essence (a status write) though no handler reacts
+    to it. Every handler here follows the spec only: the essence is the spec."""
+
+    def build(self, *, body: kopf.Body,
+              extra_fields: Iterable[Any] | None = None) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        essence.pop("metadata", None)
+        return essence
+
+
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     """kopf's bookkeeping lives in the status (``status.operator``), so it is written in the
     same request as the operator's own status: no annotation writes of its own."""
@@ -49,9 +64,13 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     kopf_cfg.persistence.finalizer = FINALIZER
     kopf_cfg.persistence.progress_storage = kopf.StatusProgressStorage(
         field="status.operator.progress", touch_field="status.operator.touch")
-    kopf_cfg.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(
+    kopf_cfg.persistence.diffbase_storage = SpecOnlyDiffBase(
         field="status.operator.lastHandledSpec")
     kopf_cfg.scanning.disabled = True  # the CRDs are known; no CRD watch needed
+    # Server-side: the API server sends only the operator's StatefulSets. (A handler's
+    # labels= filter is applied by kopf after it has listed and watched them all.)
+    kopf_cfg.watching.label_selectors["apps", "v1", "statefulsets"] = (
+        f"app.kubernetes.io/managed-by={MANAGED_BY}")
     kopf_cfg.posting.enabled = False  # Events are posted explicitly (kube.post_event)
     kopf_cfg.watching.reconnect_backoff = 0.5
     kopf_cfg.queueing.error_delays = (1, 2, 5, 10, 30)
@@ -85,7 +104,7 @@ async def run_operator(
     health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = []
     stop = stop_flag or asyncio.Event()
-    kopf_ready = asyncio.Event()
+    kopf_ready, lost = asyncio.Event(), asyncio.Event()
 
     def healthy() -> tuple[bool, dict[str, object]]:
         loops_ok = all(not t.done() for t in tasks)
@@ -106,14 +125,14 @@ async def run_operator(
         await registry_watch.first_read.wait()
         kopf_cfg = kopf_settings(settings)
         if settings.leader_election:
-            info = credentials(settings, kopf_cfg)
-            if info is None:
+            connection = connect(settings, kopf_cfg)
+            if connection is None:
                 raise SystemExit("duraflow operator: no Kubernetes credentials "
                                  "(not in a cluster, no KUBECONFIG, no --kube-url)")
-            kube.configure(info)
+            kube.configure(connection)
             elector = LeaderElector(kube, settings)
             await elector.acquire()
-            tasks.append(asyncio.create_task(_step_down(elector, stop), name="duraflow-lease"))
+            tasks.append(asyncio.create_task(_keep_lease(elector, lost), name="duraflow-lease"))
         tasks.append(asyncio.create_task(sync.run(), name="duraflow-status-sync"))
         operator = asyncio.create_task(kopf.operator(
             registry=registry, settings=kopf_cfg, standalone=True,
@@ -121,9 +140,13 @@ async def run_operator(
             stop_flag=stop, ready_flag=kopf_ready,
         ), name="duraflow-kopf")
         tasks.append(operator)
-        await kopf_ready.wait()
-        if ready_flag is not None:
+        if await _until(kopf_ready, operator, lost) and ready_flag is not None:
             ready_flag.set()
+        await _until(asyncio.Event(), operator, lost)
+        if lost.is_set():
+            # Stop acting at once: no graceful drain of kopf's queues (the finally cancels
+            # kopf and every loop), since another replica may lead from now on.
+            raise LeaseLost(f"lost the lease {settings.lease_namespace}/{settings.lease_name}")
         with contextlib.suppress(asyncio.CancelledError):
             await operator
     finally:
@@ -138,6 +161,21 @@ async def run_operator(
         await provider.close()
 
 
-async def _step_down(elector: LeaderElector, stop: asyncio.Event) -> None:
-    await elector.keep()
-    stop.set()
+async def _keep_lease(elector: LeaderElector, lost: asyncio.Event) -> None:
+    """Renew until the Lease is lost; whatever ends this (even a bug) ends the leading."""
+    try:
+        await elector.keep()
+    finally:
+        lost.set()
+
+
+async def _until(event: asyncio.Event, operator: asyncio.Task[Any],
+                 lost: asyncio.Event) -> bool:
+    """Wait for ``event``, kopf's end or the Lease's loss; whether ``event`` came first."""
+    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(lost.wait())}
+    try:
+        await asyncio.wait({operator, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return event.is_set() and not lost.is_set()

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from duraflow_operator.quantity import canonical
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION
-from duraflow_operator.spec import WorkerPoolSpec
+from duraflow_operator.spec import SCHEDULING_FIELDS, WorkerPoolSpec
 
 METRICS_PORT = 9464
 RUN_AS_USER = 10001
+#: Pod-spec fields a pool sets or leaves out. Owned whole: a value the pool no longer has
+#: (removed, or a key removed inside it) is removed from the StatefulSet too.
+OWNED_POD_FIELDS = (*SCHEDULING_FIELDS, "serviceAccountName")
 
 
 def labels(pool: str) -> dict[str, str]:
@@ -25,6 +29,11 @@ def labels(pool: str) -> dict[str, str]:
         "app.kubernetes.io/managed-by": MANAGED_BY,
         "duraflow.io/workerpool": pool,
     }
+
+
+def pod_selector(pool: str) -> str:
+    """The label selector of a pool's pods, as a string (the scale subresource's form)."""
+    return f"duraflow.io/workerpool={pool}"
 
 
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,6 +74,26 @@ def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
     return env
 
 
+def default_pull_policy(image: str) -> str:
+    """kube-apiserver's default: ``Always`` for the tag ``latest`` (or no tag and no
+    digest), else ``IfNotPresent``."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else ("" if digest else "latest")
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+def _resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """As the API server will store them: quantities in canonical form (``1024Mi`` is
+    read back as ``1Gi``), so what is read back compares equal to what was sent."""
+    out = dict(resources)
+    for kind in ("requests", "limits"):
+        values = out.get(kind)
+        if isinstance(values, Mapping):
+            out[kind] = {name: canonical(value) for name, value in values.items()}
+    return out
+
+
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "metrics"}, "periodSeconds": period,
             "failureThreshold": failures, "timeoutSeconds": 3}
@@ -87,10 +116,10 @@ def stateful_set(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    if spec.image_pull_policy:
-        container["imagePullPolicy"] = spec.image_pull_policy
-    if spec.resources:
-        container["resources"] = dict(spec.resources)
+    # Always explicit: the API server's default is set once and never revisited, so a
+    # policy removed from the pool must be replaced by the default the server would pick.
+    container["imagePullPolicy"] = spec.image_pull_policy or default_pull_policy(spec.image)
+    container["resources"] = _resources(spec.resources or {})
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "terminationGracePeriodSeconds": 30,
@@ -145,6 +174,56 @@ def disruption_budget(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str
         "spec": {"maxUnavailable": spec.max_unavailable,
                  "selector": {"matchLabels": {"duraflow.io/workerpool": pool}}},
     }
+
+
+def _pod(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    pod: Mapping[str, Any] = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return pod
+
+
+def _nothing_to_none(value: Any) -> Any:
+    return None if value in (None, "", {}, []) else value
+
+
+def owned_drift(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether the fields a pool owns whole differ (a removal included); ``drifted`` looks
+    only at what ``desired`` sets, and so cannot see a field or key that was removed."""
+    have, want = _pod(actual), _pod(desired)
+    if any(_nothing_to_none(have.get(f)) != _nothing_to_none(want.get(f))
+           for f in OWNED_POD_FIELDS):
+        return True
+    return any((a.get("resources") or {}) != (d.get("resources") or {})
+               for a, d in zip(have.get("containers") or [], want.get("containers") or [],
+                               strict=False))
+
+
+def replace_with(actual: Any, desired: Any) -> Any:
+    """The JSON merge patch that turns ``actual`` into exactly ``desired`` (null removes a
+    key; a merge patch replaces lists whole and merges maps)."""
+    if isinstance(desired, Mapping) and isinstance(actual, Mapping):
+        patch: dict[str, Any] = {k: replace_with(actual.get(k), v) for k, v in desired.items()}
+        patch.update({k: None for k in actual if k not in desired})
+        return patch
+    return desired
+
+
+def child_patch(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch for a drifted child: the desired labels, owner and spec, and for a
+    StatefulSet the owned pod fields replaced whole. ``serviceAccount``, the deprecated
+    alias the API server keeps equal to ``serviceAccountName``, is cleared: left behind, it
+    would bring a removed ``serviceAccountName`` back."""
+    spec = dict(desired["spec"])
+    if desired.get("kind") == "StatefulSet":
+        template = dict(spec["template"])
+        pod, have = dict(template["spec"]), _pod(actual)
+        for field in OWNED_POD_FIELDS:
+            pod[field] = replace_with(have.get(field), pod.get(field))
+        pod["serviceAccount"] = None
+        template["spec"] = pod
+        spec["template"] = template
+    return {"metadata": {"labels": desired["metadata"]["labels"],
+                         "ownerReferences": desired["metadata"]["ownerReferences"]},
+            "spec": spec}
 
 
 def drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -145,8 +145,15 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
     except (ProviderError, OSError) as error:
         raise DatabaseUnavailable(str(error)) from error
 
-    accepted = cond.condition(cond.ACCEPTED, True, "Started" if started_id is None else "Running",
-                              f"instance {spec.instance_id}", generation)
+    previous = cond.find(status.get("conditions"), cond.ACCEPTED) or {}
+    if started_id is None:
+        reason = "Started"
+    elif previous.get("status") == "True":
+        reason = str(previous.get("reason") or "Running")  # a resume changes nothing
+    else:
+        reason = "Running"
+    accepted = cond.condition(cond.ACCEPTED, True, reason, f"instance {spec.instance_id}",
+                              generation)
     updates = [accepted, db_ok]
     if started_id is None:
         updates.append(_ready(phase, generation))

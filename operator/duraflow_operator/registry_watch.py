@@ -5,8 +5,10 @@ the activity backlog per tag (``get_activity_backlog``): two queries for the who
 operator, whatever the number of CRs. When the set of registered orchestrations changes,
 the CRs held ``Pending`` with ``UnknownOrchestration`` are reconciled again, so they start as
 soon as a worker that registers them comes up. WorkerPool statuses get the registry's
-figures for their pods. A database error marks the registry unknown (the reconcile then
-retries rather than rejecting) and is retried on the next tick.
+figures for their pods; a pool the API server no longer has (a 404, or missing from the
+list of pools taken every ``pool_resync_s``) is forgotten. A database error marks the
+registry unknown (the reconcile then retries rather than rejecting) and is retried on the
+next tick.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from duraflow import ProviderError
 from duraflow_operator import orchestrations, workerpools
 from duraflow_operator.kube import ApiError
+from duraflow_operator.settings import GROUP, VERSION
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status import differs
 
@@ -28,6 +31,7 @@ class RegistryWatch:
     def __init__(self, state: OperatorState) -> None:
         self.state = state
         self._known: frozenset[tuple[str, str]] | None = None
+        self._resynced: float | None = None
         self.first_read = asyncio.Event()
 
     async def run(self) -> None:
@@ -56,6 +60,12 @@ class RegistryWatch:
         if known != self._known:
             self._known = known
             await self._retry_waiting()
+        now = asyncio.get_running_loop().time()
+        if self._resynced is None:
+            self._resynced = now  # kopf has just listed them all: the first list is due later
+        elif state.pools and now - self._resynced >= state.settings.pool_resync_s:
+            self._resynced = now
+            await self._resync_pools()
         await self._pool_statuses()
 
     async def _retry_waiting(self) -> None:
@@ -94,7 +104,34 @@ class RegistryWatch:
                 await state.kube.patch_status(path, fields)
                 body.setdefault("status", {}).update(fields)
             except ApiError as error:
+                if error.status == 404:  # deleted while no watch told us: forget it
+                    state.forget_pool((namespace, name))
+                    continue
                 log.warning("could not update WorkerPool %s/%s status: %s", namespace, name, error)
+
+    async def _resync_pools(self) -> None:
+        """Forget the pools the API server no longer has. kopf re-lists after a watch was
+        down but tells no handler which objects vanished meanwhile (no DELETED event
+        comes for them); a list of the pools, now and then, does."""
+        state = self.state
+        seen = dict(state.pools)  # a pool the watch updates meanwhile gets a new body
+        base = f"/apis/{GROUP}/{VERSION}"
+        paths = ([f"{base}/namespaces/{ns}/workerpools" for ns in state.settings.namespaces]
+                 or [f"{base}/workerpools"])
+        listed: set[tuple[str, str]] = set()
+        try:
+            for path in paths:
+                answer = await state.kube.request("GET", path)
+                for item in (answer or {}).get("items") or []:
+                    meta = item.get("metadata") or {}
+                    listed.add((str(meta.get("namespace")), str(meta.get("name"))))
+        except (ApiError, OSError, TimeoutError) as error:
+            log.warning("could not list WorkerPools: %s", error)
+            return
+        for key, body in seen.items():
+            if key not in listed and state.pools.get(key) is body:
+                log.info("WorkerPool %s/%s is gone; forgetting it", *key)
+                state.forget_pool(key)
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:

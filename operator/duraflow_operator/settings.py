@@ -40,17 +40,31 @@ class OperatorSettings:
     metrics_host: str = "0.0.0.0"
     #: API server URL to use instead of in-cluster config or KUBECONFIG (tests, local runs).
     kube_url: str | None = _DEFAULTS["kube_url"]
+    #: A bearer token file to send with ``kube_url`` (re-read as it changes).
+    kube_token_file: str | None = None
+    #: How often a token file (the ServiceAccount's projected token) is re-read.
+    kube_token_reread_s: float = 60.0
     leader_election: bool = _DEFAULTS["leader_election"]
     lease_name: str = "duraflow-operator"
     lease_namespace: str = _DEFAULTS["lease_namespace"]
+    #: client-go's leaseDuration / renewDeadline / retryPeriod: a leader that has not
+    #: renewed within the deadline steps down before anyone may take over (the duration).
     lease_duration_s: float = 15.0
-    lease_renew_s: float = 5.0
+    lease_renew_deadline_s: float = 10.0
+    lease_renew_s: float = 2.0
     #: The Lease holder's name: ``$POD_NAME`` or ``$HOSTNAME`` when read from the environment.
     identity: str = field(default_factory=lambda: f"pid-{os.getpid()}")
     #: At most one status write per CR per this interval (terminal phases go at once).
     status_min_interval_s: float = 2.0
     #: How often the worker registry is read (live workers, registered orchestrations).
     registry_interval_s: float = 2.0
+    #: Backoff of a WorkerPool whose child the API server refused (4xx), or that hit an
+    #: API error: the first retry after ``child_retry_min_s``, doubling up to the max.
+    child_retry_min_s: float = 5.0
+    child_retry_max_s: float = 300.0
+    #: How often the WorkerPools are listed to forget those deleted unseen (a watch that
+    #: was down delivers no DELETED event for them).
+    pool_resync_s: float = 60.0
     #: Parallel database reads/API writes of the status sync.
     sync_concurrency: int = 16
     #: Bounds of what is copied into a CR (etcd objects must stay small).

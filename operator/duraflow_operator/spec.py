@@ -19,6 +19,11 @@ DELETION_POLICIES = ("Cancel", "Purge", "Orphan")
 MAX_NAME_BYTES = 256
 MAX_INSTANCE_ID_BYTES = 512
 MAX_TAGS = 5
+#: A WorkerPool's name names its Service (a DNS-1035 label) and StatefulSet, whose pods get
+#: ``controller-revision-hash: <statefulset>-<hash of <= 10 chars>`` (a label value, <= 63).
+#: 40 leaves room for the per-build StatefulSets ``<pool>-<build>`` (build ids <= 11 chars).
+MAX_POOL_NAME = 40
+_POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$")
 _APP = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
 _TAG = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
@@ -161,6 +166,18 @@ def _optional_int(spec: Mapping[str, Any], key: str, minimum: int) -> int | None
 
 def _default(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+def check_pool_name(name: str) -> None:
+    """The CRD refuses such names; an API server with an older CRD (Helm never upgrades
+    CRDs) lets them through, and the children would then fail half-way."""
+    if len(name) > MAX_POOL_NAME or not _POOL_NAME.match(name):
+        raise SpecError(
+            "InvalidName",
+            f"WorkerPool name {name!r} must be at most {MAX_POOL_NAME} characters of "
+            "lowercase letters, digits and '-', starting with a letter and ending with a "
+            "letter or digit (it names the pool's Service and StatefulSet)",
+        )
 
 
 def parse_worker_pool(spec: Mapping[str, Any] | None) -> WorkerPoolSpec:

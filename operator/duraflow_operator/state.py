@@ -116,6 +116,11 @@ class OperatorState:
             del self.by_instance[instance]
         self.locks.pop(key, None)
 
+    def forget_pool(self, key: Key) -> None:
+        """A WorkerPool is gone (its DELETED event, a 404, or a list without it)."""
+        self.pools.pop(key, None)
+        self.sts_status.pop(key, None)
+
     def mark_dirty(self, instance_id: str) -> None:
         self.dirty.add(instance_id)
 

@@ -133,6 +133,29 @@ def _event_name(data: str | None) -> str:
     return str(parsed.get("name", "")) if isinstance(parsed, Mapping) else ""
 
 
+def changed(current: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level ``fields`` that would change ``current`` (None = absent), so an
+    unchanged status is never written: every write is an etcd write and a watch event."""
+    return {k: v for k, v in fields.items()
+            if (current.get(k) is not None if v is None else current.get(k) != v)}
+
+
+def status_ops(current: Mapping[str, Any], fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch (RFC 6902) that sets the changed top-level ``fields`` of a status
+    (None = remove it). Not a merge patch: in a merge patch a null means "delete this key",
+    so an output ``{"a": null}`` would be stored as ``{}``; here values are stored as they
+    are. A field is removed only when ``current`` shows it (a remove of a missing member
+    fails the whole patch)."""
+    ops: list[dict[str, Any]] = []
+    for key, value in changed(current, fields).items():
+        path = "/status/" + key.replace("~", "~0").replace("/", "~1")
+        if value is None:
+            ops.append({"op": "remove", "path": path})
+        else:
+            ops.append({"op": "add", "path": path, "value": value})
+    return ops
+
+
 def differs(current: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
     """Whether merge-patching ``patch`` onto ``current`` would change anything."""
     for key, value in patch.items():

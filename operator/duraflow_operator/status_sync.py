@@ -25,7 +25,14 @@ from duraflow import InstanceChanges, ProviderError
 from duraflow_operator import conditions as cond
 from duraflow_operator.kube import ApiError
 from duraflow_operator.state import CrView, OperatorState
-from duraflow_operator.status import FAILED, TERMINAL_PHASES, differs, instance_status, metrics
+from duraflow_operator.status import (
+    FAILED,
+    TERMINAL_PHASES,
+    changed,
+    instance_status,
+    metrics,
+    status_ops,
+)
 
 log = logging.getLogger("duraflow.operator.status_sync")
 
@@ -87,13 +94,28 @@ class StatusSync:
                 state.database_error = str(error)
                 self._defer(instance_id, 2.0)
             except ApiError as error:
-                if error.status == 404:
-                    return  # the CR is gone; its DELETED event removes it from the index
+                if error.status == 404:  # the CR is gone (its DELETED event may never come)
+                    if state.crs.get(key) is view:
+                        state.forget(key)
+                    return
+                if error.status == 422:  # a remove of a field the CR no longer has: re-read
+                    await self._reload(key, view)
                 log.warning("status sync: API error for %s (retrying): %s", instance_id, error)
                 self._defer(instance_id, 2.0)
             except Exception:  # one bad CR must not stop the loop for all others
                 log.exception("status sync failed for %s", instance_id)
                 self._defer(instance_id, 5.0)
+
+    async def _reload(self, key: tuple[str, str], view: CrView) -> None:
+        """Read the CR again: the in-memory copy missed a change of its status."""
+        path = f"/apis/duraflow.io/v1alpha1/namespaces/{key[0]}/orchestrations/{key[1]}"
+        try:
+            body = await self.state.kube.request("GET", path)
+        except ApiError as error:
+            log.warning("status sync: could not re-read %s/%s: %s", key[0], key[1], error)
+            return
+        if self.state.crs.get(key) is view:
+            self.state.observe(body)
 
     def _defer(self, instance_id: str, delay_s: float) -> None:
         due = time.monotonic() + delay_s
@@ -108,7 +130,7 @@ class StatusSync:
         result = await state.client.get_status(instance_id)
         patch = instance_status(result, started=True, bounds=state.bounds)
         current = view.status
-        if not differs(current, patch):
+        if not changed(current, patch):  # exact: {"a": null} differs from {}
             view.mirror = {k: patch.get(k) for k in MIRRORED}
             return
         phase = patch["phase"]
@@ -130,12 +152,17 @@ class StatusSync:
                 patch["completedAt"] = cond.now_iso()
             name, namespace = key[1], key[0]
             path = (f"/apis/duraflow.io/v1alpha1/namespaces/{namespace}/orchestrations/{name}")
-            await state.kube.patch_status(path, patch)
+            await state.kube.json_patch_status(path, status_ops(current, patch))
             self.writes += 1
             state.metrics.status_writes.inc()
             view.last_write = time.monotonic()
             view.mirror = {k: patch.get(k) for k in MIRRORED}
-            _merge_into(view.body.setdefault("status", {}), patch)
+            status = view.body.setdefault("status", {})
+            for field, value in patch.items():
+                if value is None:
+                    status.pop(field, None)
+                else:
+                    status[field] = value
         if phase != previous_phase and terminal:
             kind = "Warning" if phase == FAILED else "Normal"
             await state.kube.post_event(view.body, kind, phase, _ready_message(phase, patch))
@@ -161,16 +188,6 @@ def _ready_message(phase: str, patch: dict[str, Any]) -> str:
     if phase == FAILED:
         return f"the instance failed: {str(patch.get('error'))[:200]}"
     return f"the instance is {phase}"
-
-
-def _merge_into(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        elif isinstance(v, dict) and isinstance(target.get(k), dict):
-            _merge_into(target[k], v)
-        else:
-            target[k] = v
 
 
 def overwritten(view: CrView, fields: Iterable[str] = MIRRORED) -> bool:

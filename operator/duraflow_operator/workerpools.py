@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from duraflow import WorkerInfo
 from duraflow_operator import conditions as cond
 from duraflow_operator import manifests
 from duraflow_operator.kube import ApiError, KubeApi
-from duraflow_operator.spec import SpecError, WorkerPoolSpec, parse_worker_pool
+from duraflow_operator.settings import GROUP
+from duraflow_operator.spec import SpecError, WorkerPoolSpec, check_pool_name, parse_worker_pool
 
 log = logging.getLogger("duraflow.operator.workerpools")
 
@@ -30,26 +32,70 @@ def child_paths(namespace: str, name: str) -> dict[str, str]:
     }
 
 
+class ChildRefused(Exception):
+    """A child the pool cannot have as it is: the API server refused a request for it (a
+    4xx such as 422 Invalid or 403 Forbidden), or another controller owns an object of its
+    name. Sending the same again cannot succeed; a changed spec or RBAC can."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _controller(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller"):
+            return ref
+    return None
+
+
+def _adoptable(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """A child is taken over only when no controller owns it, or when its controller is a
+    WorkerPool of the same name (the pool was deleted with its children orphaned, or
+    re-created before the garbage collector got to them)."""
+    owner = _controller(actual)
+    if owner is None:
+        return True
+    mine = desired["metadata"]["ownerReferences"][0]
+    return bool(owner.get("uid") == mine["uid"]
+                or (owner.get("kind") == mine["kind"] and owner.get("name") == mine["name"]
+                    and str(owner.get("apiVersion", "")).startswith(f"{GROUP}/")))
+
+
 async def ensure(kube: KubeApi, path: str, desired: Mapping[str, Any]) -> tuple[str, Any]:
-    """Create or patch one child; returns (what was done, the object as the server has it)."""
+    """Create or patch one child; returns (what was done, the object as the server has it).
+    Raises ``ChildRefused`` for what retrying unchanged cannot fix, ``ApiError`` else."""
+    kind, name = desired["kind"], f"{desired['metadata']['namespace']}/{path.rsplit('/', 1)[1]}"
+    step = "reading"
     try:
-        actual = await kube.request("GET", path)
+        try:
+            actual = await kube.request("GET", path)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+            step = "creating"
+            created = await kube.request("POST", path.rsplit("/", 1)[0], desired)
+            return "created", created
+        if not _adoptable(actual, desired):
+            owner = _controller(actual) or {}
+            raise ChildRefused("ChildConflict", (
+                f"{kind} {name} exists and is controlled by {owner.get('kind')} "
+                f"{owner.get('name')}; the WorkerPool does not take it over (rename the pool, "
+                f"or delete the {kind})"))
+        if manifests.drifted(actual, desired) or manifests.owned_drift(actual, desired):
+            step = "updating"
+            patched = await kube.patch(path, manifests.child_patch(actual, desired))
+            return "updated", patched
+        return "unchanged", actual
     except ApiError as error:
-        if error.status != 404:
+        if not error.rejected:
             raise
-        collection = path.rsplit("/", 1)[0]
-        created = await kube.request("POST", collection, desired)
-        return "created", created
-    if manifests.drifted(actual, desired):
-        patched = await kube.patch(path, {"metadata": {"labels": desired["metadata"]["labels"],
-                                                       "ownerReferences":
-                                                       desired["metadata"]["ownerReferences"]},
-                                          "spec": desired["spec"]})
-        return "updated", patched
-    return "unchanged", actual
+        raise ChildRefused(error.reason, f"{step} {kind} {name}: HTTP {error.status} "
+                                         f"{error.reason}: {error.message}") from error
 
 
-def readiness(spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
+def readiness(pool: str, spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
               generation: int | None, tags: Sequence[str]) -> dict[str, Any]:
     """Status fields that follow the StatefulSet."""
     desired = spec.replicas if spec is not None else 0
@@ -58,7 +104,10 @@ def readiness(spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
     all_ready = ready >= desired
     reason = "AllReplicasReady" if all_ready else "ReplicasNotReady"
     return {
-        "replicas": desired,
+        # The scale subresource's status: the pods that exist (a HorizontalPodAutoscaler
+        # and `kubectl get --subresource=scale` read it), and the selector of those pods.
+        "replicas": int(sts_status.get("replicas") or 0),
+        "selector": manifests.pod_selector(pool),
         "readyReplicas": ready,
         "ready": f"{ready}/{desired}",
         "tags": ",".join(tags) if tags else "(untagged)",
@@ -71,21 +120,40 @@ def readiness(spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
 Events = list[tuple[str, str, str]]  # (type, reason, message)
 
 
-async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, Any], Events]:
-    """Returns the status patch and the Events to post."""
+@dataclass(slots=True)
+class PoolOutcome:
+    """What one reconcile wants written and announced."""
+
+    status: dict[str, Any]
+    events: Events = field(default_factory=list)
+    #: Why the reconcile must run again (a child was refused), None when it need not.
+    retry: str | None = None
+
+
+def _not_accepted(status: Mapping[str, Any], generation: int | None, reason: str,
+                  message: str) -> tuple[dict[str, Any], Events]:
+    """Accepted=False, and a Warning Event unless the same reason was already reported for
+    this generation (retries must not flood the namespace with Events)."""
+    previous = cond.find(status.get("conditions"), cond.ACCEPTED) or {}
+    repeated = (previous.get("status") == "False" and previous.get("reason") == reason
+                and previous.get("observedGeneration") == generation)
+    accepted = cond.condition(cond.ACCEPTED, False, reason, message, generation)
+    fields = {"observedGeneration": generation,
+              "conditions": cond.merge_conditions(status.get("conditions"), [accepted])}
+    return fields, [] if repeated else [("Warning", reason, message)]
+
+
+async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> PoolOutcome:
+    """The status patch and the Events to post; ``ApiError`` for what may pass by itself
+    (a conflict, a 5xx after the client's retries)."""
     meta = body["metadata"]
     generation = meta.get("generation")
     status: Mapping[str, Any] = body.get("status") or {}
     try:
+        check_pool_name(str(meta["name"]))
         spec = parse_worker_pool(body.get("spec"))
     except SpecError as error:
-        previous = cond.find(status.get("conditions"), cond.ACCEPTED) or {}
-        rejected: Events = [] if (previous.get("reason") == error.reason
-                                  and previous.get("observedGeneration") == generation) else [
-            ("Warning", error.reason, error.message)]
-        accepted = cond.condition(cond.ACCEPTED, False, error.reason, error.message, generation)
-        return {"observedGeneration": generation,
-                "conditions": cond.merge_conditions(status.get("conditions"), [accepted])}, rejected
+        return PoolOutcome(*_not_accepted(status, generation, error.reason, error.message))
     paths = child_paths(meta["namespace"], meta["name"])
     events: Events = []
     children = {
@@ -95,18 +163,23 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> tuple[dict[str, A
     }
     sts: Any = None
     for kind, desired in children.items():
-        done, obj = await ensure(kube, paths[kind], desired)
+        try:
+            done, obj = await ensure(kube, paths[kind], desired)
+        except ChildRefused as refused:
+            fields, warnings = _not_accepted(status, generation, refused.reason,
+                                             refused.message)
+            return PoolOutcome(fields, events + warnings, retry=refused.message)
         if kind == "StatefulSet":
             sts = obj
         if done != "unchanged":
             events.append(("Normal", f"{kind}{done.capitalize()}", f"{kind} {meta['name']} {done}"))
-    fields = readiness(spec, sts, generation, spec.tags)
+    fields = readiness(str(meta["name"]), spec, sts, generation, spec.tags)
     ready = fields.pop("_ready")
     accepted = cond.condition(cond.ACCEPTED, True, "Reconciled",
                               "StatefulSet, Service and PodDisruptionBudget are in sync",
                               generation)
     fields["conditions"] = cond.merge_conditions(status.get("conditions"), [accepted, ready])
-    return fields, events
+    return PoolOutcome(fields, events)
 
 
 _ORDINAL = re.compile(r"^(?P<pool>.+)-(?P<ordinal>\d+)$")

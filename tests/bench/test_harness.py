@@ -44,6 +44,16 @@ def test_a_build_id_reaches_every_duraflow_run_and_only_those() -> None:
     assert all(j.build_id is None for j in plan(parse_args(["--workloads", "W1"]))[0])
 
 
+def test_s1_runs_once_per_backend_with_its_own_program_and_schedules_made_in_setup() -> None:
+    jobs, sizes = plan(parse_args(["--compare", "--workloads", "S1"]))
+    assert sizes["S1"] == 1_000
+    assert [(j.engine, j.backend, j.rep) for j in jobs] == [
+        ("duraflow", "postgres", 1), ("duraflow", "sqlite", 1)]  # schedules are Duraflow's
+    setup = jobs[0].command("out.json", "postgresql://x/db", None, setup=True)
+    assert setup[2] == "bench.schedule_program" and "--setup" in setup
+    assert setup[setup.index("--n") + 1] == "1000" and setup[setup.index("--rounds") + 1] == "3"
+
+
 def test_bad_size_override_is_rejected() -> None:
     with pytest.raises(SystemExit, match="W9=3"):
         plan(parse_args(["--size", "W9=3"]))

@@ -49,21 +49,20 @@ VALUES_MATRIX: dict[str, dict[str, Any]] = {
     "all-on": ALL_ON,
 }
 
-# The operator's API calls (interfaces.md, "Operator RBAC"): the chart grants exactly these.
+# The operator's API calls, as tests/operator/test_rbac_used.py records them (plus what the
+# OwnerReferencesPermissionEnforcement admission plugin checks): the chart grants exactly these.
 OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
-    [("duraflow.io", r, v) for r in ("orchestrations", "workerpools")
-     for v in ("get", "list", "watch", "patch", "update")]
-    + [("duraflow.io", r, v) for r in ("orchestrations/status", "workerpools/status")
-       for v in ("get", "patch", "update")]
-    + [(g, r, v) for g, r in (("apps", "statefulsets"), ("", "services"),
-                              ("policy", "poddisruptionbudgets"))
-       for v in ("get", "list", "watch", "create", "patch", "update")]
-    + [("", "events", v) for v in ("create", "patch")]
-    + [("", "namespaces", v) for v in ("list", "watch")]
-    + [("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")]
+    [("duraflow.io", "orchestrations", v) for v in ("get", "list", "watch", "patch")]
+    + [("duraflow.io", "workerpools", v) for v in ("list", "watch")]
+    + [("duraflow.io", r, "patch") for r in ("orchestrations/status", "workerpools/status")]
+    + [("duraflow.io", "workerpools/finalizers", "update")]
+    + [("apps", "statefulsets", v)
+       for v in ("get", "list", "watch", "create", "patch", "delete")]
+    + [(g, r, v) for g, r in (("", "services"), ("policy", "poddisruptionbudgets"))
+       for v in ("get", "create", "patch", "delete")]
+    + [("", "events", "create")]
     + [("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")]
 )
-CLUSTER_SCOPED_RESOURCES = frozenset({"namespaces", "customresourcedefinitions"})
 
 # The metric names of interfaces.md (runtime and operator).
 METRIC_NAMES: frozenset[str] = frozenset({
@@ -78,6 +77,8 @@ METRIC_NAMES: frozenset[str] = frozenset({
     "duraflow_replay_cache_hits_total",
     "duraflow_replay_cache_misses_total",
     "duraflow_provider_errors_total",
+    "duraflow_schedule_runs_started_total",
+    "duraflow_instances_pruned_total",
     "duraflow_operator_reconciles_total",
     "duraflow_operator_reconcile_errors_total",
     "duraflow_operator_reconcile_duration_seconds",

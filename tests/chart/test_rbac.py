@@ -1,5 +1,6 @@
-"""The operator gets exactly the permissions it uses (interfaces.md), no wildcards, nothing on
-Secrets, and with watchNamespaces the namespaced permissions shrink to those namespaces."""
+"""The operator gets exactly the permissions it uses (tests/operator/test_rbac_used.py records
+them), no wildcards, nothing on Secrets, nothing cluster-scoped, and with watchNamespaces the
+permissions shrink to Roles in those namespaces."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 import pytest
 
 from tests.chart.support import (
-    CLUSTER_SCOPED_RESOURCES,
     NAMESPACE,
     OPERATOR_RULES,
     VALUES_MATRIX,
@@ -48,17 +48,16 @@ def test_no_wildcards_no_secrets_no_escalation(case: str) -> None:
 
 def test_watch_namespaces_turns_namespaced_rules_into_roles() -> None:
     docs = render({"operator": {"watchNamespaces": ["team-a", "team-b"]}})
-    (cluster_role,) = _roles(docs, "ClusterRole")
-    assert {r for _, r, _ in _grants(cluster_role)} == CLUSTER_SCOPED_RESOURCES
+    assert not _roles(docs, "ClusterRole")  # nothing the operator uses is cluster-scoped
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"]
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in _roles(docs, "Role")}
     assert {ns for ns, _ in roles} == {"team-a", "team-b", NAMESPACE}
     for ns in ("team-a", "team-b"):
         (role,) = [r for (n, _), r in roles.items() if n == ns]
-        assert {res for _, res, _ in _grants(role)} & CLUSTER_SCOPED_RESOURCES == set()
-        assert "leases" not in {res for _, res, _ in _grants(role)}
+        assert _grants(role) == {g for g in OPERATOR_RULES if g[1] != "leases"}
     (lease_role,) = [r for (n, _), r in roles.items() if n == NAMESPACE]
     assert _grants(lease_role) == {g for g in OPERATOR_RULES if g[1] == "leases"}
-    union = set(_grants(cluster_role)).union(*(_grants(r) for r in roles.values()))
+    union = set().union(*(_grants(r) for r in roles.values()))
     assert union == OPERATOR_RULES
 
 
@@ -80,3 +79,34 @@ def test_every_role_is_bound_to_the_operator_service_account_only() -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == account["metadata"]["name"]
     assert account["automountServiceAccountToken"] is False
+
+
+def test_the_chart_lets_the_operator_set_its_childrens_owner_references() -> None:
+    """OwnerReferencesPermissionEnforcement (on by default in OpenShift): an ownerReference
+    with blockOwnerDeletion needs "update" on the owner's finalizers subresource, and setting
+    ownerReferences on an existing object (adopting it) needs "delete" on that object.
+    Without them every child create was a 403."""
+    from duraflow_operator.manifests import disruption_budget, service, stateful_set
+    from duraflow_operator.spec import parse_worker_pool
+    from duraflow_operator.workerpools import child_paths
+
+    body = {"metadata": {"name": "pool", "namespace": "ns", "uid": "u"}}
+    spec = parse_worker_pool({"image": "i", "app": "m:f",
+                              "databaseSecretRef": {"name": "s", "key": "k"}})
+    children = {"StatefulSet": stateful_set(body, spec), "Service": service(body),
+                "PodDisruptionBudget": disruption_budget(body, spec)}
+    needed = set()
+    for kind, path in child_paths("ns", "pool").items():
+        parts = path.split("/")
+        group = "" if parts[1] == "api" else parts[2]
+        needed.add((group, parts[-2], "delete"))  # adoption rewrites ownerReferences
+        for ref in children[kind]["metadata"]["ownerReferences"]:
+            if ref.get("blockOwnerDeletion"):
+                plural = ref["kind"].lower() + "s"
+                needed.add((ref["apiVersion"].split("/")[0], f"{plural}/finalizers", "update"))
+    assert ("duraflow.io", "workerpools/finalizers", "update") in needed
+    (cluster_role,) = _roles(render({}), "ClusterRole")
+    assert needed <= _grants(cluster_role)
+    docs = render({"operator": {"watchNamespaces": ["team-a"]}})
+    (role,) = [r for r in _roles(docs, "Role") if r["metadata"]["namespace"] == "team-a"]
+    assert needed <= _grants(role)

@@ -30,6 +30,13 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("bad-namespace-name", {"operator": {"watchNamespaces": ["Team_A"]}},
      "at '/operator/watchNamespaces/0'"),
     ("bad-interval", {"monitoring": {"interval": "soon"}}, "at '/monitoring/interval'"),
+    # a pool name the API server would take but its Service or pods would not
+    ("pool-name-with-dot", {"exampleWorkerPool": {"name": "gpu.pool"}},
+     "at '/exampleWorkerPool/name'"),
+    ("pool-name-leading-digit", {"exampleWorkerPool": {"name": "1pool"}},
+     "at '/exampleWorkerPool/name'"),
+    ("pool-name-too-long", {"exampleWorkerPool": {"name": "p" * 41}},
+     "at '/exampleWorkerPool/name': maxLength"),
     # unknown key (a typo must not be silently ignored)
     ("unknown-top-level-key", {"operatr": {}}, "additional properties 'operatr' not allowed"),
     ("unknown-nested-key", {"postgresql": {"enable": True}},

@@ -22,6 +22,7 @@ NOW = int(datetime(2026, 12, 3, 12, 0, tzinfo=UTC).timestamp() * 1000)
     ("12h", NOW - 12 * 3_600_000),
     ("30d", NOW - 30 * 86_400_000),
     ("2w", NOW - 14 * 86_400_000),
+    ("1h30m", NOW - 90 * 60_000),
     ("2026-12-01", int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)),
     ("2026-12-01T08:30:00Z", int(datetime(2026, 12, 1, 8, 30, tzinfo=UTC).timestamp() * 1000)),
     ("2026-12-01T10:30:00+02:00",

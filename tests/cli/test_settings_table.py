@@ -20,11 +20,13 @@ from duraflow.config import (
     markdown_table,
     parse_bool,
     parse_choice,
+    parse_duration,
     parse_int,
     parse_list,
     read_settings,
     settings_of,
 )
+from duraflow.core.durations import format_duration_ms
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -84,6 +86,23 @@ def test_numbers_lists_and_choices_name_their_source() -> None:
     assert parse_choice("WARN", "--c", ("info", "warning")) == "warning"
     with pytest.raises(ConfigError, match="--c must be one of info, warning, got 'loud'"):
         parse_choice("loud", "--c", ("info", "warning"))
+
+
+@pytest.mark.parametrize(("text", "ms"), [
+    ("30d", 30 * 86_400_000), ("12h", 12 * 3_600_000), ("90s", 90_000), ("1h30m", 5_400_000),
+    ("250ms", 250), ("2500", 2500), (" 2W ", 14 * 86_400_000)])
+def test_durations_take_units_or_plain_milliseconds(text: str, ms: int) -> None:
+    assert parse_duration(text, "--retention") == ms
+    assert parse_duration(format_duration_ms(ms), "--retention") == ms  # shown as it is read
+
+
+@pytest.mark.parametrize("text", ["", "30 days", "-5d", "1.5h", "1h1h", "h", "10x", "30d!"])
+def test_a_bad_duration_names_its_source_and_the_spellings(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"--retention must be a whole number of "
+                                          r"milliseconds or a duration such as 90s"):
+        parse_duration(text, "--retention")
+    with pytest.raises(ConfigError, match="--retention must be at least 1000 ms, got '999'"):
+        parse_duration("999", "--retention", 1000)
 
 
 def test_a_flag_wins_a_blank_counts_as_unset_and_the_first_variable_set_wins() -> None:

@@ -4,7 +4,9 @@ Stock kmock assigns no resourceVersion, so kopf's finalizer JSON-patch (which te
 resourceVersion) fails forever. This subclass, from the team's k8s-testing research,
 stamps resourceVersion/uid/generation/creationTimestamp, honours optimistic concurrency
 (409 on a stale version), answers 201 on create, serves lists with kind/apiVersion, and
-maps PUT (replace, used for Leases) onto a full-object update with a version check. It
+maps PUT (replace, used for Leases) onto a full-object update with a version check, and
+stores a StatefulSet's container resources in canonical form and keeps its pod template's
+deprecated ``serviceAccount`` equal to ``serviceAccountName``, as kube-apiserver does. It
 overrides kmock private hooks, hence the exact version pin.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 import attrs
 import kmock
+from duraflow_operator.quantity import canonical
 
 
 def register_crd(emulator: Any, crd: dict[str, Any]) -> None:
@@ -35,19 +38,57 @@ def register_crd(emulator: Any, crd: dict[str, Any]) -> None:
                 ))
 
 
+@attrs.define
+class Refusal:
+    """An answer the API server gives instead of serving a request (and storing nothing)."""
+
+    method: str
+    plural: str
+    status: int
+    reason: str
+    message: str
+    times: int
+    subresource: str | None = None
+    content_type: str | None = None
+
+
 @attrs.define(kw_only=True)
 class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     _rv: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _refusals: list[Refusal] = attrs.field(factory=list, init=False)
+
+    def refuse(self, method: str, plural: str, status: int, reason: str, message: str,
+               times: int = 1, *, subresource: str | None = None,
+               content_type: str | None = None) -> None:
+        """Refuse the next ``times`` requests ``method`` on ``plural`` (and ``subresource``,
+        and with that Content-Type if given) as kube-apiserver does (a Status body with
+        reason and message), without storing anything. (kmock's own reactions answer, but
+        still store the object.)"""
+        self._refusals.append(Refusal(method.upper(), plural, status, reason, message, times,
+                                      subresource, content_type))
 
     def _swap(self, old: Any, new: Any) -> Any:
         self._requests[next(i for i, r in enumerate(self._requests) if r is old)] = new
         return new
 
     async def _handle(self, request: Any) -> Any:
+        for refusal in self._refusals:
+            if (refusal.times > 0 and request.resource is not None
+                    and request.method.value == refusal.method
+                    and request.subresource == refusal.subresource
+                    and request.resource.plural == refusal.plural
+                    and (refusal.content_type is None or request.headers.get(
+                        "Content-Type", "").startswith(refusal.content_type))):
+                refusal.times -= 1
+                raise kmock.KubernetesError(status=refusal.status, reason=refusal.reason,
+                                            message=refusal.message)
         key = (request.resource, request.namespace, request.name)
         if request.method == kmock.method.PUT and request.name and request.resource is not None:
             return await self._replace(request, key)
         data = request.data
+        if (request.resource is not None and request.resource.plural == "statefulsets"
+                and isinstance(data, dict)):
+            _canonical_resources(data)
         if (request.action == kmock.action.CREATE and isinstance(data, dict)
                 and request.resource is not None):
             meta = data.setdefault("metadata", {})
@@ -81,10 +122,30 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                         cur.get("metadata", {}).get("generation", 1) + 1)
                 data.setdefault("metadata", {})["resourceVersion"] = new_rv
         response = await super()._handle(request)
+        if (request.resource is not None and request.resource.plural == "statefulsets"
+                and request.action in (kmock.action.CREATE, kmock.action.UPDATE)):
+            self._service_account_alias(request, data)
         if (request.action == kmock.action.CREATE and response.status == 200
                 and not response.prepared):
             response.set_status(201)
         return response
+
+    def _service_account_alias(self, request: Any, data: Any) -> None:
+        """The v1 PodSpec conversion: ``serviceAccount`` (deprecated) mirrors
+        ``serviceAccountName``, and fills it in when it is empty."""
+        name = request.name or ((data or {}).get("metadata") or {}).get("name")
+        key = (request.resource, request.namespace, name)
+        try:
+            obj = self.objects[key]
+        except KeyError:
+            return
+        if obj.deleted:
+            return
+        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        account = pod.get("serviceAccountName") or pod.get("serviceAccount")
+        if (pod.get("serviceAccountName"), pod.get("serviceAccount")) != (account, account):
+            obj.patch({"spec": {"template": {"spec": {"serviceAccountName": account,
+                                                      "serviceAccount": account}}}})
 
     async def _replace(self, request: Any, key: Any) -> Any:
         """PUT: replace an existing object if the body names its current resourceVersion."""
@@ -118,6 +179,18 @@ class RVEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             body.pop("details", None)
             response.body = json.dumps(body).encode()
         return response
+
+
+def _canonical_resources(sts: dict[str, Any]) -> None:
+    """Quantities come back from the API server in canonical form (resource.Quantity)."""
+    template = (sts.get("spec") or {}).get("template") or {}
+    for container in (template.get("spec") or {}).get("containers") or []:
+        resources = container.get("resources") if isinstance(container, dict) else None
+        for kind in ("requests", "limits"):
+            values = resources.get(kind) if isinstance(resources, dict) else None
+            if isinstance(values, dict):
+                for name, value in values.items():
+                    values[name] = canonical(value)
 
 
 def _now() -> str:

@@ -7,6 +7,20 @@ from typing import Any
 import aiohttp
 
 GROUP_PATH = "/apis/duraflow.io/v1alpha1/namespaces/{ns}/{plural}"
+#: Requests of the tests' "kubectl", told apart from the operator's in the emulator's log.
+USER_AGENT = "kubectl/test"
+
+
+def exists(cluster: Any, resource: str, namespace: str | None, name: str) -> bool:
+    """Whether the emulator holds the object (deletion pending counts as existing).
+
+    Never ``key in cluster.objects``: kmock 0.8's ``ObjectsArray.__contains__`` compares the
+    raw key with its parsed keys, so a string resource is never "in" it (always False).
+    """
+    try:
+        return not cluster.objects[resource, namespace, name].deleted
+    except KeyError:
+        return False
 
 
 class Kubectl:
@@ -19,7 +33,7 @@ class Kubectl:
                     content_type: str = "application/json") -> Any:
         async with aiohttp.ClientSession() as session, session.request(
             method, self.url + path, json=body,
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, "User-Agent": USER_AGENT},
         ) as response:
             text = await response.text()
             assert response.status < 400, f"{method} {path}: {response.status} {text}"
@@ -38,6 +52,15 @@ class Kubectl:
         body = {"apiVersion": "duraflow.io/v1alpha1", "kind": "WorkerPool",
                 "metadata": {"name": name, "namespace": self.ns}, "spec": spec}
         return await self._call("POST", self.path("workerpools"), body)
+
+    async def create(self, path: str, body: Any) -> Any:
+        return await self._call("POST", path, body)
+
+    async def get(self, path: str) -> Any:
+        return await self._call("GET", path)
+
+    async def replace(self, path: str, body: Any) -> Any:
+        return await self._call("PUT", path, body)
 
     async def merge_patch(self, path: str, body: Any) -> Any:
         return await self._call("PATCH", path, body, "application/merge-patch+json")
@@ -61,8 +84,7 @@ class Kubectl:
         return {}
 
     def gone(self, name: str) -> bool:
-        key = ("duraflow.io/v1alpha1/orchestrations", self.ns, name)
-        return key not in self.cluster.objects or self.cluster.objects[key].deleted
+        return not exists(self.cluster, "duraflow.io/v1alpha1/orchestrations", self.ns, name)
 
     def events_for(self, name: str) -> list[dict[str, Any]]:
         found = []

@@ -1,11 +1,13 @@
 """The CRDs, checked statically (the emulator enforces no schema): every sample validates,
-every invalid example is rejected, and ``kubectl get`` shows the columns users look at."""
+every invalid example is rejected, the CEL rules refuse what they are meant to (evaluated
+with cel-python), and ``kubectl get`` shows the columns users look at."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import pytest
 import yaml
@@ -89,3 +91,92 @@ def test_status_fields_of_the_issue_are_in_the_schema() -> None:
                  "observedGeneration", "conditions", "metrics"):
         assert name in status, name
     assert status["phase"]["enum"] == ["Pending", "Running", "Completed", "Failed", "Canceled"]
+
+
+def _refusals(node: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The messages of the CEL rules of ``node`` that refuse the update old -> new (the
+    transition rules run on updates only, as kube-apiserver runs them)."""
+    env = celpy.Environment()
+    refused = []
+    for rule in node.get("x-kubernetes-validations", []):
+        program = env.program(env.compile(rule["rule"]))
+        verdict = program.evaluate({"self": celpy.json_to_cel(new),
+                                    "oldSelf": celpy.json_to_cel(old)})
+        if not (isinstance(verdict, celpy.celtypes.BoolType) and bool(verdict)):
+            refused.append(str(rule["message"]))
+    return refused
+
+
+def _orchestration_spec_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = _version("Orchestration")["schema"]["openAPIV3Schema"]
+    return dict(schema["properties"]["spec"])
+
+
+def _events(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "data": {"i": i}} for i, n in enumerate(names)]
+
+
+@pytest.mark.parametrize(("old_events", "new_events", "allowed"), [
+    pytest.param(None, _events("a"), True, id="first-entries"),
+    pytest.param(_events("a"), _events("a", "b"), True, id="append"),
+    pytest.param(_events("a", "b"), _events("a", "b"), True, id="unchanged"),
+    pytest.param(_events("a", "b"), _events("a"), False, id="remove-last"),
+    pytest.param(_events("a", "b"), None, False, id="remove-all"),
+    pytest.param(_events("a", "b"), _events("x", "b"), False, id="rename-first"),
+    pytest.param(_events("a", "b"), _events("x", "b", "c"), False, id="rename-and-append"),
+    pytest.param(_events("a", "b"), _events("b", "a"), False, id="reorder"),
+    pytest.param(_events("a", "b"), _events("x", "a", "b"), False, id="insert-in-front"),
+    pytest.param(_events(*"abcdefgh" * 32), _events(*"abcdefgh" * 32, "z"), True,
+                 id="append-to-256"),
+])
+def test_events_are_append_only(old_events: list[Any] | None, new_events: list[Any] | None,
+                                allowed: bool) -> None:
+    old: dict[str, Any] = {"orchestration": "A"}
+    new: dict[str, Any] = {"orchestration": "A"}
+    if old_events is not None:
+        old["events"] = old_events
+    if new_events is not None:
+        new["events"] = new_events
+    refused = _refusals(_orchestration_spec_schema(), old, new)
+    assert (refused == []) is allowed, refused
+    if not allowed:
+        assert refused == ["events are append-only: entries cannot be removed, renamed or "
+                           "reordered"]
+
+
+def test_events_max_items_bounds_the_append_only_rule() -> None:
+    """The rule checks indices 0..255 literally: it is exact only while maxItems is 256."""
+    spec = _orchestration_spec_schema()
+    rule = next(r["rule"] for r in spec["x-kubernetes-validations"]
+                if "events" in r["rule"])
+    assert spec["properties"]["events"]["maxItems"] == 256
+    assert ", ".join(map(str, range(256))) in rule
+
+
+@pytest.mark.parametrize(("old", "new", "allowed"), [
+    pytest.param({}, {}, True, id="never-set"),
+    pytest.param({"version": "1.0.0"}, {"version": "1.0.0"}, True, id="unchanged"),
+    pytest.param({}, {"version": "1.0.0"}, False, id="set-after-creation"),
+    pytest.param({"version": "1.0.0"}, {"version": "2.0.0"}, False, id="changed"),
+    pytest.param({"version": "1.0.0"}, {}, False, id="removed"),
+])
+def test_version_is_set_at_creation_only(old: dict[str, Any], new: dict[str, Any],
+                                         allowed: bool) -> None:
+    """The operator reads spec.version only when it starts the instance."""
+    refused = _refusals(_orchestration_spec_schema(), {"orchestration": "A", **old},
+                        {"orchestration": "A", **new})
+    assert (refused == []) is allowed, refused
+
+
+def test_the_crd_documents_the_instance_id_the_operator_uses() -> None:
+    from duraflow_operator.spec import default_instance_id
+
+    described = _orchestration_spec_schema()["properties"]["instanceId"]["description"]
+    assert f'"{default_instance_id("<namespace>", "<name>")}"' in described
+
+
+def test_every_status_field_of_the_crd_is_one_the_operator_writes() -> None:
+    """No dead fields: pendingEvent was declared and never written."""
+    status = (_version("Orchestration")["schema"]["openAPIV3Schema"]["properties"]["status"]
+              ["properties"])
+    assert "pendingEvent" not in status

@@ -59,10 +59,10 @@ async def test_metrics_and_health_are_served_without_per_cr_labels(
 async def test_only_one_of_two_replicas_leads_and_the_other_takes_over_when_it_stops(
     cluster: Any, operators: Operators
 ) -> None:
-    settings_a = operators.settings(identity="a", lease_duration_s=1.0, lease_renew_s=0.2,
-                                    leader_election=True, lease_namespace="ns1")
-    settings_b = operators.settings(identity="b", lease_duration_s=1.0, lease_renew_s=0.2,
-                                    leader_election=True, lease_namespace="ns1")
+    lease = {"lease_duration_s": 1.0, "lease_renew_deadline_s": 0.6, "lease_renew_s": 0.2,
+             "leader_election": True, "lease_namespace": "ns1"}
+    settings_a = operators.settings(identity="a", **lease)
+    settings_b = operators.settings(identity="b", **lease)
     kube = KubeApi()
     kube.configure(kopf.ConnectionInfo(server=settings_a.kube_url or "", insecure=True))
     try:
@@ -70,7 +70,10 @@ async def test_only_one_of_two_replicas_leads_and_the_other_takes_over_when_it_s
         assert await a.try_acquire() is True
         assert await b.try_acquire() is False  # a holds a live lease
         assert await a.try_acquire() is True  # renewing
-        await asyncio.sleep(1.3)  # a stops renewing: its lease expires
+        # a stops renewing. b saw the record change just now (a's renewal): the lease runs
+        # for a full leaseDurationSeconds on b's clock from that moment.
+        assert await b.try_acquire() is False
+        await asyncio.sleep(1.3)
         assert await b.try_acquire() is True
         assert await a.try_acquire() is False
         lease = cluster.objects["coordination.k8s.io/v1/leases", "ns1", "duraflow-operator"]

@@ -118,3 +118,38 @@ def test_a_bad_operator_setting_names_its_variable() -> None:
     settings = OperatorSettings.from_env({"DURAFLOW_DATABASE_URL": "u", "POD_NAME": "op-1",
                                           "HOSTNAME": "host", "POD_NAMESPACE": "ops"})
     assert (settings.identity, settings.lease_namespace) == ("op-1", "ops")
+
+
+@pytest.mark.parametrize(("image", "policy"), [
+    ("duraflow/duraflow:0.1.0", "IfNotPresent"), ("duraflow/duraflow", "Always"),
+    ("duraflow/duraflow:latest", "Always"), ("registry:5000/team/app", "Always"),
+    ("registry:5000/team/app:1.2", "IfNotPresent"), ("app@sha256:abc", "IfNotPresent"),
+    ("app:latest@sha256:abc", "Always"),
+])
+def test_the_pull_policy_defaults_as_the_api_server_does(image: str, policy: str) -> None:
+    from duraflow_operator.manifests import default_pull_policy
+
+    assert default_pull_policy(image) == policy
+
+
+def test_a_merge_patch_can_replace_a_map_whole() -> None:
+    from duraflow_operator.manifests import replace_with
+
+    assert replace_with({"a": 1, "b": {"c": 1, "d": 2}}, {"b": {"c": 1}}) == {
+        "a": None, "b": {"c": 1, "d": None}}
+    assert replace_with({"a": 1}, None) is None
+    assert replace_with(None, {"a": 1}) == {"a": 1}
+    assert replace_with([1, 2], [1]) == [1]
+
+
+def test_status_writes_keep_nulls_and_remove_only_what_is_there() -> None:
+    from duraflow_operator.status import status_ops
+
+    current = {"phase": "Running", "customStatus": "x", "output": {"a": 1}}
+    ops = status_ops(current, {"phase": "Completed", "output": {"a": None},
+                               "customStatus": None, "error": None, "a/b": 1})
+    assert ops == [{"op": "add", "path": "/status/phase", "value": "Completed"},
+                   {"op": "add", "path": "/status/output", "value": {"a": None}},
+                   {"op": "remove", "path": "/status/customStatus"},
+                   {"op": "add", "path": "/status/a~1b", "value": 1}]
+    assert status_ops(current, {"phase": "Running", "customStatus": "x"}) == []

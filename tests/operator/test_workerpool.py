@@ -3,12 +3,14 @@ PodDisruptionBudget, kept in sync with the spec; its status follows the Stateful
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+import yaml
 
-from .conftest import NS, Operators, eventually
-from .k8s import Kubectl
+from .conftest import CRDS, NS, Operators, eventually
+from .k8s import Kubectl, exists
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -125,4 +127,232 @@ async def test_bad_pool_spec_gets_a_condition_and_a_warning(
     await eventually(lambda: any(c["reason"] == "TooManyTags"
                                  for c in pool()["status"]["conditions"]))
     await eventually(lambda: "TooManyTags" in kubectl.reasons("bad", "Warning"))
-    assert ("apps/v1/statefulsets", NS, "bad") not in cluster.objects
+    assert not exists(cluster, "apps/v1/statefulsets", NS, "bad")
+
+
+async def test_a_pool_name_its_children_cannot_carry_is_refused_before_any_child_exists(
+    cluster: Any, operators: Operators
+) -> None:
+    """The CRD refuses these names; an API server with an older CRD does not, and then the
+    StatefulSet was created and the Service failed (or no pod could start)."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    names = ["gpu.pool", "1pool", "p" * 41]
+    for name in names:
+        await kubectl.apply_pool(name, SPEC)
+    for name in names:
+        pool = lambda n=name: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, n]  # noqa: E731
+        await eventually(lambda p=pool: any(c["reason"] == "InvalidName"
+                                            for c in p()["status"]["conditions"]))
+        accepted = {c["type"]: c for c in pool()["status"]["conditions"]}["Accepted"]
+        assert accepted["status"] == "False" and "at most 40" in accepted["message"]
+        await eventually(lambda n=name: "InvalidName" in kubectl.reasons(n, "Warning"))
+        for resource in ("apps/v1/statefulsets", "v1/services",
+                         "policy/v1/poddisruptionbudgets"):
+            assert not exists(cluster, resource, NS, name)
+
+
+async def test_fields_removed_from_the_pool_are_removed_from_the_statefulset(
+    cluster: Any, operators: Operators
+) -> None:
+    """A merge patch keeps what it does not mention, and the drift check looked only at
+    what the pool sets: a removed field stayed on the StatefulSet for good."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    full = {**SPEC,
+            "nodeSelector": {"nvidia.com/gpu.present": "true", "zone": "a"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "gpu", "operator": "In", "values": ["a100"]}]}]}}},
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                                           "whenUnsatisfiable": "ScheduleAnyway"}],
+            "serviceAccountName": "workers", "imagePullPolicy": "Always",
+            "resources": {"limits": {"memory": "1Gi"}}}
+    await kubectl.apply_pool("trim", full)
+    pod = lambda: _obj(cluster, "apps/v1/statefulsets", "trim")["spec"]["template"]["spec"]  # noqa: E731
+    await eventually(lambda: pod()["serviceAccountName"] == "workers")
+    assert pod()["serviceAccount"] == "workers"  # the API server's deprecated alias
+    await kubectl.merge_patch(kubectl.path("workerpools", "trim"), {"spec": {
+        "nodeSelector": {"zone": None}, "tolerations": None, "affinity": None,
+        "topologySpreadConstraints": None, "priorityClassName": None,
+        "serviceAccountName": None, "imagePullPolicy": None, "resources": None}})
+    await eventually(lambda: "tolerations" not in pod(), message="tolerations removed")
+    removed = ("tolerations", "affinity", "topologySpreadConstraints", "priorityClassName",
+               "serviceAccountName", "serviceAccount")
+    assert not set(removed) & set(pod()), pod()
+    assert pod()["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    container = pod()["containers"][0]
+    assert container["imagePullPolicy"] == "IfNotPresent"  # the default for a tagged image
+    assert not container.get("resources")
+
+
+INVALID = ('StatefulSet.apps "limits" is invalid: spec.template.spec.containers[0].resources'
+           '.requests: Invalid value: "2": must be less than or equal to cpu limit of 1')
+
+
+def _accepted(cluster: Any, name: str) -> dict[str, Any]:
+    pool = cluster.objects["duraflow.io/v1alpha1/workerpools", NS, name]
+    return dict({c["type"]: c for c in pool["status"]["conditions"]}["Accepted"])
+
+
+@pytest.mark.parametrize(("status", "reason", "message"), [
+    (422, "Invalid", INVALID),
+    (403, "Forbidden", 'statefulsets.apps "limits" is forbidden: cannot set blockOwnerDeletion '
+                       "if an ownerReference refers to a resource you can't set finalizers on"),
+])
+async def test_a_child_the_api_server_refuses_is_reported_and_retried_with_backoff(
+    cluster: Any, operators: Operators, status: int, reason: str, message: str
+) -> None:
+    """It used to be a silent retry every 5 s forever: no condition, no Event."""
+    cluster.refuse("POST", "statefulsets", status, reason, message, times=3)
+    await operators.start(child_retry_min_s=0.2, child_retry_max_s=1.0)
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("limits", SPEC)
+    await eventually(lambda: _accepted(cluster, "limits")["reason"] == reason)
+    accepted = _accepted(cluster, "limits")
+    assert accepted["status"] == "False"
+    assert message in accepted["message"] and "creating StatefulSet ns1/limits" in \
+        accepted["message"]
+    # Still retried: once the API server takes it (a fixed RBAC rule, say), the pool heals.
+    await eventually(lambda: _accepted(cluster, "limits")["reason"] == "Reconciled")
+    assert exists(cluster, "apps/v1/statefulsets", NS, "limits")
+    assert kubectl.reasons("limits", "Warning") == [reason]  # one Event, not one per retry
+    creates = [r for r in cluster if r.method.value == "POST" and r.resource is not None
+               and r.resource.plural == "statefulsets"]
+    assert len(creates) == 4
+
+
+def test_the_retry_delay_doubles_up_to_the_max() -> None:
+    from duraflow_operator import OperatorSettings
+    from duraflow_operator.handlers import retry_delay
+
+    s = OperatorSettings(database_url="x", child_retry_min_s=5, child_retry_max_s=300)
+    assert [retry_delay(s, n) for n in range(8)] == [5, 10, 20, 40, 80, 160, 300, 300]
+    assert retry_delay(s, 10_000) == 300
+
+
+async def test_a_child_controlled_by_someone_else_is_not_taken_over(
+    cluster: Any, operators: Operators
+) -> None:
+    await operators.start(child_retry_min_s=0.2, child_retry_max_s=0.5)
+    kubectl = Kubectl(cluster)
+    foreign = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "taken", "namespace": NS, "labels": {"app": "other"},
+                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": "other", "uid": "u-1",
+                                                 "controller": True}]},
+               "spec": {"replicas": 1, "serviceName": "other", "selector": {}, "template": {}}}
+    await kubectl.create("/apis/apps/v1/namespaces/ns1/statefulsets", foreign)
+    orphan = {"apiVersion": "v1", "kind": "Service",
+              "metadata": {"name": "taken", "namespace": NS},
+              "spec": {"clusterIP": "None", "ports": [{"port": 9464}]}}
+    await kubectl.create("/api/v1/namespaces/ns1/services", orphan)
+    await kubectl.apply_pool("taken", SPEC)
+    await eventually(lambda: _accepted(cluster, "taken")["reason"] == "ChildConflict")
+    assert "controlled by Deployment other" in _accepted(cluster, "taken")["message"]
+    sts = _obj(cluster, "apps/v1/statefulsets", "taken")
+    assert sts["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
+    assert sts["metadata"]["labels"] == {"app": "other"}
+    # The other controller's StatefulSet goes away: the pool creates its own, and adopts
+    # the Service nobody controlled.
+    await kubectl.delete("/apis/apps/v1/namespaces/ns1/statefulsets/taken")
+    await eventually(lambda: _accepted(cluster, "taken")["reason"] == "Reconciled")
+    for resource in ("apps/v1/statefulsets", "v1/services"):
+        owner = _obj(cluster, resource, "taken")["metadata"]["ownerReferences"][0]
+        assert owner["kind"] == "WorkerPool" and owner["name"] == "taken"
+
+
+def _scale(pool: Any) -> dict[str, Any]:
+    """GET .../workerpools/<name>/scale as kube-apiserver builds it from the CRD's paths."""
+    crd = yaml.safe_load((CRDS / "duraflow.io_workerpools.yaml").read_text())
+    paths = crd["spec"]["versions"][0]["subresources"]["scale"]
+
+    def read(path: str) -> Any:
+        value: Any = pool
+        for part in path.lstrip(".").split("."):
+            value = (value or {}).get(part)
+        return value
+
+    return {"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "spec": {"replicas": read(paths["specReplicasPath"])},
+            "status": {"replicas": read(paths["statusReplicasPath"]) or 0,
+                       "selector": read(paths.get("labelSelectorPath", ".none"))}}
+
+
+async def test_the_scale_subresource_reports_existing_pods_and_their_selector(
+    cluster: Any, operators: Operators
+) -> None:
+    """An HPA needs the pods' selector and the current count; status.replicas used to be
+    the desired count and there was no selector."""
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("scaled", {**SPEC, "replicas": 3})
+    await eventually(lambda: exists(cluster, "apps/v1/statefulsets", NS, "scaled"))
+    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/scaled/status",
+                              {"status": {"replicas": 1, "readyReplicas": 1}})
+    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "scaled"]  # noqa: E731
+    await eventually(lambda: pool()["status"]["readyReplicas"] == 1)
+    scale = _scale(pool())
+    assert scale["spec"]["replicas"] == 3
+    assert scale["status"] == {"replicas": 1, "selector": "duraflow.io/workerpool=scaled"}
+    assert pool()["status"]["ready"] == "1/3"
+    # The selector selects exactly the pool's pods (those of its StatefulSet).
+    sts = _obj(cluster, "apps/v1/statefulsets", "scaled")
+    key, _, value = scale["status"]["selector"].partition("=")
+    assert sts["spec"]["template"]["metadata"]["labels"][key] == value
+    assert sts["spec"]["selector"]["matchLabels"] == {key: value}
+
+
+async def test_the_statefulset_watch_is_filtered_by_the_api_server(
+    cluster: Any, operators: Operators
+) -> None:
+    """kopf's labels= on a handler filters client-side, after listing and watching every
+    StatefulSet the operator can see; the selector must reach the API server."""
+    await operators.start()
+    reads = [r for r in cluster if r.resource is not None
+             and r.resource.plural == "statefulsets" and r.method.value == "GET"
+             and r.name is None]
+    assert {r.action.value for r in reads} >= {"LIST", "WATCH"}
+    assert {r.params.get("labelSelector") for r in reads} == {
+        "app.kubernetes.io/managed-by=duraflow-operator"}
+
+
+def _status_patches(cluster: Any, name: str) -> int:
+    return sum(1 for r in cluster if r.method.value == "PATCH" and r.name == name
+               and r.subresource == "status")
+
+
+async def _deleted_unseen(cluster: Any, operators: Operators, pools: list[str],
+                          **settings: Any) -> Any:
+    """Start an operator, let it see ``pools``, then delete the last one without a watch
+    event (as if it went while the watch was down); the operator's handles."""
+    running = await operators.start(**settings)
+    kubectl = Kubectl(cluster)
+    for name in pools:
+        await kubectl.apply_pool(name, SPEC)
+    stored = lambda n: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, n]  # noqa: E731
+    await eventually(lambda: all("liveWorkers" in running.state.pools[(NS, n)]["status"]
+                                 and "liveWorkers" in stored(n)["status"] for n in pools))
+    cluster.objects["duraflow.io/v1alpha1/workerpools", NS, pools[-1]].delete()  # no event
+    return running
+
+
+async def test_a_pool_whose_status_write_finds_it_gone_is_forgotten(
+    cluster: Any, operators: Operators
+) -> None:
+    """Deleted while no watch told the operator: it was patched every tick, forever, 404."""
+    running = await _deleted_unseen(cluster, operators, ["ghost"], pool_resync_s=3600)
+    key = (NS, "ghost")
+    running.state.pools[key]["status"]["backlog"] = -1  # the loop now has something to write
+    await eventually(lambda: key not in running.state.pools, message="forgotten")
+    forgotten = _status_patches(cluster, "ghost")
+    await asyncio.sleep(1.0)  # registry ticks every 0.3 s
+    assert _status_patches(cluster, "ghost") == forgotten  # no more 404s, tick after tick
+
+
+async def test_a_pool_deleted_while_the_watch_was_down_is_forgotten_by_the_next_list(
+    cluster: Any, operators: Operators
+) -> None:
+    running = await _deleted_unseen(cluster, operators, ["kept", "ghost"], pool_resync_s=0.5)
+    await eventually(lambda: (NS, "ghost") not in running.state.pools, message="forgotten")
+    assert (NS, "kept") in running.state.pools

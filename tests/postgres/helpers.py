@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 
@@ -38,6 +39,20 @@ def first_turn(**fields: object) -> TurnCommit:
         orchestration_version="1.0.0",
         **fields,  # type: ignore[arg-type]
     )
+
+
+def count_round_trips(provider: Any) -> list[str]:
+    """From now on, the operation of every ``Database.run`` of ``provider`` (one round trip
+    or transaction each), in order."""
+    calls: list[str] = []
+    run: Callable[..., Awaitable[Any]] = provider._db.run
+
+    async def counting(operation: str, fn: Any, **kw: Any) -> Any:
+        calls.append(operation)
+        return await run(operation, fn, **kw)
+
+    provider._db.run = counting
+    return calls
 
 
 async def create(provider: PostgresProvider, instance: str, **fields: object) -> None:

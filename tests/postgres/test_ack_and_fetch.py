@@ -9,8 +9,7 @@ import pytest
 from duraflow.core import workitems as wi
 from duraflow.providers.items import OutboundMessage, SessionClaim, WorkerItem, WorkerTagFilter
 
-from .helpers import activity, create
-from .test_round_trips import _count_round_trips
+from .helpers import activity, count_round_trips, create
 
 pytestmark = pytest.mark.postgres
 
@@ -31,7 +30,7 @@ async def test_ack_enqueues_the_result_and_brings_the_next_item(
         await _with_activities(p, [activity("i", 2), activity("i", 3)])
         first = await p.fetch_work_item(30_000)
         assert first is not None
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
         second = await p.ack_and_fetch_work_item(first.lock_token, done("i", first.activity_id),
                                                  30_000)
         assert calls == ["ack_work_item"]  # one round trip for both

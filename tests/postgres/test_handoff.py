@@ -14,8 +14,7 @@ from duraflow.core import workitems as wi
 from duraflow.core.version import pack
 from duraflow.providers.items import OrchestrationItem, OutboundMessage
 
-from .helpers import activity, create, first_turn, raised, start
-from .test_round_trips import _count_round_trips
+from .helpers import activity, count_round_trips, create, first_turn, raised, start
 
 pytestmark = pytest.mark.postgres
 
@@ -77,7 +76,7 @@ async def test_start_is_handed_over_locked_in_one_round_trip(
     try:
         taker = RecordingTaker()
         p.notifier.orchestrator_taker = taker
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
         await p.enqueue_orchestrator(start("i"))
         assert calls == ["enqueue_orchestrator"]
         [item] = taker.delivered
@@ -172,7 +171,7 @@ async def test_runtime_runs_handed_over_starts_without_fetching_or_rereading(
     await runtime.start()
     try:
         client = AsyncClient(p)
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
         for n in range(6):
             if n == 1:  # the runtime's first fetch (at start) is behind us
                 calls.clear()
@@ -231,7 +230,7 @@ async def test_activity_result_hands_its_instance_over(postgres_provider_factory
         assert first is not None
         taker = RecordingTaker(cached={"i": (1, 1)})  # its live replay is current
         p.notifier.orchestrator_taker = taker
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
         second = await p.ack_and_fetch_work_item(first.lock_token, _done(first.activity_id),
                                                  30_000)
         assert calls == ["ack_work_item"]  # ack, take and next fetch: one round trip

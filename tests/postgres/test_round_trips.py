@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,21 +11,9 @@ from duraflow.core import workitems as wi
 from duraflow.core.events import HistoryEvent
 from duraflow.providers.items import OutboundMessage, TurnCommit
 
-from .helpers import activity, create, raised
+from .helpers import activity, count_round_trips, create, raised
 
 pytestmark = pytest.mark.postgres
-
-
-def _count_round_trips(provider: Any) -> list[str]:
-    calls: list[str] = []
-    run: Callable[..., Awaitable[Any]] = provider._db.run
-
-    async def counting(operation: str, fn: Any, **kw: Any) -> Any:
-        calls.append(operation)
-        return await run(operation, fn, **kw)
-
-    provider._db.run = counting
-    return calls
 
 
 async def test_turn_and_activity_cost_two_round_trips_each(
@@ -36,7 +23,7 @@ async def test_turn_and_activity_cost_two_round_trips_each(
     try:
         await create(p, "i")
         await p.enqueue_orchestrator(raised("i"))
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
 
         item = await p.fetch_orchestration_item(30_000, {"i": (1, 1)})
         assert item is not None and item.history is None  # cache hit: no history shipped
@@ -76,7 +63,7 @@ async def test_cache_loads_history_only_when_stale(postgres_provider_factory: An
         await create(p, "i")
         big = {f"other-{n}": (1, 1) for n in range(5_000)}  # never shipped to the database
         await p.enqueue_orchestrator(raised("i"))
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
         item = await p.fetch_orchestration_item(30_000, {**big, "i": (1, 1)})
         assert item is not None and item.history is None
         assert calls == ["fetch_orchestration_item"]

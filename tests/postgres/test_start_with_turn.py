@@ -18,9 +18,8 @@ from duraflow.providers.items import PreparedTurn, TurnCommit, TurnResult
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.runtime import fast_path
 
-from .helpers import activity, create, first_turn, peer, raised, start
+from .helpers import activity, count_round_trips, create, first_turn, peer, raised, start
 from .test_handoff import RecordingTaker
-from .test_round_trips import _count_round_trips
 
 pytestmark = pytest.mark.postgres
 
@@ -68,7 +67,7 @@ async def test_new_instance_and_first_turn_in_one_statement(
     try:
         taker = FirstTurnTaker(lambda: first_turn(status="Running"))
         p.notifier.orchestrator_taker = taker
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
         await p.enqueue_orchestrator(start("i"))
         assert calls == ["enqueue_orchestrator"]
         assert len(taker.committed) == 1 and taker.dropped == [] and taker.delivered == []
@@ -220,7 +219,7 @@ async def test_runtime_start_stores_the_first_turn_and_the_wait_reads_nothing(
     await runtime.start()
     try:
         client = AsyncClient(p)
-        calls = _count_round_trips(p)
+        calls = count_round_trips(p)
         await client.start_orchestration("h", "Hello", 5)
         assert calls == ["enqueue_orchestrator"]
         assert await history_kinds(p, "h") == [ev.ORCHESTRATION_STARTED, ev.ACTIVITY_SCHEDULED]

@@ -82,3 +82,26 @@ async def test_announced_due_times_are_kept_until_they_pass(provider: Provider) 
     assert provider.notifier.take_earliest_due_ms() == first  # reading does not consume it
     provider.notifier.notify_worker(now_ms() + 30_000)
     assert provider.notifier.take_earliest_worker_due_ms() is not None
+
+
+async def test_schedule_due_times_wake_the_ticker_and_say_when() -> None:
+    from duraflow.providers import wakeups
+    from duraflow.providers.wakeups import Notifier
+
+    notifier = Notifier()
+    later = now_ms() + 60_000
+    notifier.notify_schedules(later)
+    waiter = await _armed(notifier.wait_schedules(WAIT_S))
+    await asyncio.wait_for(waiter, WAKE_S)  # the earliest changed: recompute the sleep
+    assert notifier.take_earliest_schedule_due_ms() == later
+    waiter = await _armed(notifier.wait_schedules(WAIT_S))
+    notifier.notify_schedules(now_ms() - 5)  # due now (a run's end freed a waiting tick)
+    await asyncio.wait_for(waiter, WAKE_S)
+    assert notifier.take_earliest_schedule_due_ms() is not None
+    assert notifier.take_earliest_schedule_due_ms() == later  # once, then the next
+    assert not notifier.take_schedules_unknown()
+    notifier.notify_schedules()  # something changed, when unknown: read the store
+    assert notifier.take_schedules_unknown() and not notifier.take_schedules_unknown()
+    for n in range(wakeups._MAX_DUES):
+        notifier.notify_schedules(later + n)
+    assert notifier.take_schedules_unknown()  # too many to remember: read the store

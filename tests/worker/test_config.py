@@ -49,6 +49,9 @@ def run_worker(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str
         (("--session-idle-timeout-ms", "10"), "session_idle_timeout_ms (10) must exceed"),
         (("--build-id", "v1 final"), "--build-id must be 1-63 characters of letters, digits"),
         (("--build-id", "x" * 64), "--build-id must be 1-63 characters"),
+        (("--retention", "a month"), "--retention must be a whole number of milliseconds or a "
+                                     "duration such as 90s"),
+        (("--retention", "500"), "--retention must be at least 1000 ms, got '500'"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_its_flag(
@@ -121,6 +124,17 @@ def test_the_build_and_its_promotion_come_from_flags_or_env() -> None:
     assert (config.build_id, config.build_auto_promote) == ("img-3f2a", False)
     flagged = load_config(parse("--build-id", "v2", "--no-auto-promote"), env)
     assert (flagged.build_id, flagged.build_auto_promote) == ("v2", False)
+
+
+def test_retention_is_a_duration_that_reaches_the_runtime_options() -> None:
+    from duraflow.cli.worker import _options
+
+    env = {"DURAFLOW_DATABASE_URL": "sqlite::memory:", "DURAFLOW_APP": APP}
+    assert load_config(parse(), env).retention_ms is None
+    assert load_config(parse(), {**env, "DURAFLOW_RETENTION": "12h"}).retention_ms == 43_200_000
+    config = load_config(parse("--retention", "30d"), {**env, "DURAFLOW_RETENTION": "12h"})
+    assert config.retention_ms == 30 * 86_400_000
+    assert _options(config).retention_ms == 30 * 86_400_000
 
 
 def test_an_unreachable_database_is_one_line_naming_host_and_port() -> None:

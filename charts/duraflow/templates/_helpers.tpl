@@ -96,35 +96,45 @@ seccompProfile:
 {{- end -}}
 
 {{/* Namespaced permissions of the operator: exactly the rules of the operator's contract. */}}
+{{- /*
+Exactly what the operator calls (tests/operator/test_rbac_used.py records its requests):
+kopf lists, watches and patches the CRs (finalizers, its status bookkeeping), the operator
+writes statuses, reads and writes the children of a WorkerPool and posts Events. One more
+read: an Orchestration is re-read when a status write found it changed.
+The OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checks two more
+permissions than the requests themselves: a child created with an ownerReference that has
+blockOwnerDeletion needs "update" on workerpools/finalizers (a permission only, there is no
+such endpoint for a custom resource), and setting the ownerReferences of an existing child
+(the operator adopts orphans of its own pools) needs "delete" on that child. The operator
+never sends a DELETE.
+Nothing cluster-scoped: with CRD scanning off, kopf neither lists namespaces nor CRDs (it
+only reads discovery, which every authenticated client may).
+*/ -}}
 {{- define "duraflow.namespacedRules" -}}
 - apiGroups: ["duraflow.io"]
-  resources: ["orchestrations", "workerpools"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  resources: ["orchestrations"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["duraflow.io"]
+  resources: ["workerpools"]
+  verbs: ["list", "watch"]
 - apiGroups: ["duraflow.io"]
   resources: ["orchestrations/status", "workerpools/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+- apiGroups: ["duraflow.io"]
+  resources: ["workerpools/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch", "update"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-{{- end -}}
-
-{{/* Cluster-scoped reads: kopf discovers namespaces and the CRDs it serves. */}}
-{{- define "duraflow.clusterRules" -}}
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
+  verbs: ["create"]
 {{- end -}}
 
 {{/* Leader election: one Lease in the operator's namespace. */}}

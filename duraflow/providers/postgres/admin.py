@@ -23,7 +23,7 @@ from duraflow.core.models import (
 )
 from duraflow.core.status import Status
 from duraflow.providers import admin_rules as rules
-from duraflow.providers.errors import InstanceNotFoundError
+from duraflow.providers.errors import InstanceNotFoundError, ProviderError
 from duraflow.providers.postgres.db import Conn, Database
 
 
@@ -119,37 +119,57 @@ async def delete_tree(
 
 
 async def delete_bulk(
-    db: Database, filter: InstanceFilter
+    db: Database, filter: InstanceFilter, force: bool = True
 ) -> tuple[DeleteInstanceResult, list[str]]:
-    """Force-delete the trees of terminal roots matching every given filter (AND)."""
+    """Delete the trees of terminal roots matching every given filter (AND). With ``force``
+    (the admin call) a tree goes whole; without it (retention) a tree in which an instance
+    still runs (a sub-orchestration the finished root left running) is skipped."""
+    page = await delete_bulk_page(db, filter, force, None)
+    return page.result, page.deleted
+
+
+async def delete_bulk_page(
+    db: Database, filter: InstanceFilter, force: bool, after: tuple[int, int] | None
+) -> rules.DeletePage:
+    """``delete_bulk`` over the roots created after the cursor ``after`` (created_at, seq),
+    oldest first. Retention pages through its candidates with it, so roots it has to skip
+    (a sub-orchestration still runs) never hide the ones behind them."""
     s = db.s
     rows = await db.fetch(
         "delete_instance_bulk",
-        f"SELECT i.instance_id FROM {s}.instances i JOIN {s}.executions e"
+        f"SELECT i.instance_id, i.created_at, i.seq FROM {s}.instances i JOIN {s}.executions e"
         " ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
         " WHERE (i.parent_instance_id IS NULL OR NOT EXISTS"
         f"        (SELECT 1 FROM {s}.instances p WHERE p.instance_id = i.parent_instance_id))"
         "   AND e.status = ANY($1)"
         "   AND ($2::TEXT[] IS NULL OR i.instance_id = ANY($2))"
         "   AND ($3::BIGINT IS NULL OR (e.completed_at IS NOT NULL AND e.completed_at < $3))"
+        "   AND ($5::BIGINT IS NULL OR (i.created_at, i.seq) > ($5, $6::BIGINT))"
         " ORDER BY i.created_at, i.seq LIMIT $4",
         sorted(Status.EXECUTION_ENDED),
         None if filter.instance_ids is None else list(filter.instance_ids),
         filter.completed_before,
         rules.bulk_limit(filter),
+        None if after is None else after[0],
+        None if after is None else after[1],
     )
-    total = DeleteInstanceResult()
-    deleted: list[str] = []
-    for (root,) in rows:
-        if root in deleted:
+    page = rules.DeletePage()
+    for root, created_at, seq in rows:
+        page.scanned += 1
+        page.last = (int(created_at), int(seq))
+        if root in page.deleted:
             continue
         try:
-            part, ids = await delete_tree(db, str(root), True)
+            part, ids = await delete_tree(db, str(root), force)
         except InstanceNotFoundError:
             continue  # deleted concurrently
-        rules.add_counts(total, part)
-        deleted.extend(ids)
-    return total, deleted
+        except ProviderError:
+            if force:
+                raise
+            continue  # still running somewhere in the tree: not finished yet
+        rules.add_counts(page.result, part)
+        page.deleted.extend(ids)
+    return page
 
 
 def _prune_sql(s: str) -> str:

@@ -147,7 +147,8 @@ class Listener:
 
     def _on_combined(self, pid: int, text: str) -> None:
         """One notification per transaction (``announce.py``):
-        ``{"o": due, "w": 1, "i": {id: change}}``, or ``{"hello": 1}`` from a new peer."""
+        ``{"o": due, "w": 1, "i": {id: change}}``, ``{"s": due}`` (a schedule is due then),
+        or ``{"hello": 1}`` from a new peer."""
         try:
             message = json.loads(text)
         except ValueError:
@@ -155,6 +156,7 @@ class Listener:
         if not isinstance(message, dict):  # unknown shape: look at everything again
             self._notifier.notify_orchestrator()
             self._notifier.notify_worker()
+            self._notifier.notify_schedules()
             self._notifier.notify_all_instances()
             return
         if "hello" in message:
@@ -167,6 +169,9 @@ class Listener:
             self._notifier.notify_orchestrator(due if isinstance(due, int) else None)
         if message.get("w"):
             self._notifier.notify_worker()
+        if "s" in message:
+            due = message["s"]
+            self._notifier.notify_schedules(due if isinstance(due, int) else None)
         changes = message.get("i")
         if isinstance(changes, dict):
             for instance_id, code in changes.items():
@@ -237,6 +242,7 @@ class Listener:
             # Whatever was notified while we were away is lost: make everyone look again.
             self._notifier.notify_orchestrator()
             self._notifier.notify_worker()
+            self._notifier.notify_schedules()
             self._notifier.notify_all_instances()
             return
 

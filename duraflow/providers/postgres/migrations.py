@@ -109,7 +109,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "start_with_turn"),
     Migration(11, "lean_start"),
     Migration(12, "drop_superseded_functions", "0012_drop_superseded.sql"),
-    Migration(13, "builds", "0013_builds.sql"),
+    Migration(13, "schedules", "0013_schedules.sql"),
+    Migration(14, "builds", "0014_builds.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

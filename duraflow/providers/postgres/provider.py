@@ -53,6 +53,7 @@ from duraflow.providers.postgres.listen import Listener
 from duraflow.providers.postgres.migrations import migrate
 from duraflow.providers.postgres.orchestrator_queue import OrchestratorQueue
 from duraflow.providers.postgres.prime import prime
+from duraflow.providers.postgres.schedule_queue import ScheduleQueue
 from duraflow.providers.postgres.sql import Channels, validate_schema
 from duraflow.providers.postgres.worker_queue import WorkerQueue
 from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
@@ -70,10 +71,10 @@ class InvalidSchemaError(ProviderError, ValueError):
         super().__init__("connect", message, retryable=False)
 
 
-class PostgresProvider(OrchestratorQueue, WorkerQueue, BuildOperations):
+class PostgresProvider(OrchestratorQueue, WorkerQueue, BuildOperations, ScheduleQueue):
     """Durable state in PostgreSQL schema ``schema``; build it with ``connect*``. The queue
     operations live in ``orchestrator_queue.py`` and ``worker_queue.py``, the build
-    operations in ``builds.py``."""
+    operations in ``builds.py``, the schedules in ``schedule_queue.py``."""
 
     _type = "postgres"
     name = "postgres"

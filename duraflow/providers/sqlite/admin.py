@@ -86,15 +86,21 @@ def delete_tree(
             raise rules.not_a_root(op, instance_id, row[0])
         ids = _collect_tree(conn, instance_id)
         if not force:
-            running = conn.execute(
-                "SELECT i.instance_id FROM instances i JOIN executions e"
-                " ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
-                " WHERE i." + _IN_IDS + " AND e.status = ? ORDER BY i.created_at LIMIT 1",
-                (json.dumps(ids), RUNNING),
-            ).fetchone()
+            running = _first_running(conn, ids)
             if running is not None:
-                raise rules.still_running(op, running[0])
+                raise rules.still_running(op, running)
         return _delete_ids(conn, ids), ids
+
+
+def _first_running(conn: sqlite3.Connection, ids: list[str]) -> str | None:
+    """The oldest instance of ``ids`` whose current execution runs, if any."""
+    row = conn.execute(
+        "SELECT i.instance_id FROM instances i JOIN executions e"
+        " ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id"
+        " WHERE i." + _IN_IDS + " AND e.status = ? ORDER BY i.created_at LIMIT 1",
+        (json.dumps(ids), RUNNING),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _filter_params(filter: InstanceFilter) -> dict[str, object]:
@@ -106,36 +112,56 @@ def _filter_params(filter: InstanceFilter) -> dict[str, object]:
 
 
 _BULK_DELETE_ROOTS = """
-    SELECT i.instance_id FROM instances i
+    SELECT i.instance_id, i.created_at, i.rowid FROM instances i
     JOIN executions e ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
     WHERE (i.parent_instance_id IS NULL
            OR NOT EXISTS (SELECT 1 FROM instances p WHERE p.instance_id = i.parent_instance_id))
       AND e.status IN (SELECT value FROM json_each(:terminal))
       AND (:ids IS NULL OR i.instance_id IN (SELECT value FROM json_each(:ids)))
       AND (:before IS NULL OR (e.completed_at IS NOT NULL AND e.completed_at < :before))
+    AND (:after_at IS NULL OR (i.created_at, i.rowid) > (:after_at, :after_row))
     ORDER BY i.created_at, i.rowid
     LIMIT :limit
 """
 
 
 def delete_bulk(
-    conn: sqlite3.Connection, filter: InstanceFilter
+    conn: sqlite3.Connection, filter: InstanceFilter, force: bool = True
 ) -> tuple[DeleteInstanceResult, list[str]]:
-    """Force-delete the trees of terminal roots matching every given filter (AND)."""
-    total = DeleteInstanceResult()
-    deleted: list[str] = []
+    """Delete the trees of terminal roots matching every given filter (AND). With ``force``
+    (the admin call) a tree goes whole; without it (retention) a tree in which an instance
+    still runs (a sub-orchestration the finished root left running) is skipped."""
+    page = delete_bulk_page(conn, filter, force, None)
+    return page.result, page.deleted
+
+
+def delete_bulk_page(
+    conn: sqlite3.Connection, filter: InstanceFilter, force: bool,
+    after: tuple[int, int] | None,
+) -> rules.DeletePage:
+    """``delete_bulk`` over the roots created after the cursor ``after`` (created_at, rowid),
+    oldest first. Retention pages through its candidates with it, so roots it has to skip
+    (a sub-orchestration still runs) never hide the ones behind them."""
+    page = rules.DeletePage()
     deleted_set: set[str] = set()
     with transaction(conn, write=True):
-        params = _filter_params(filter) | {"terminal": json.dumps(sorted(Status.EXECUTION_ENDED))}
-        roots = [str(r[0]) for r in conn.execute(_BULK_DELETE_ROOTS, params).fetchall()]
-        for root in roots:
+        params = _filter_params(filter) | {
+            "terminal": json.dumps(sorted(Status.EXECUTION_ENDED)),
+            "after_at": None if after is None else after[0],
+            "after_row": None if after is None else after[1],
+        }
+        for root, created_at, rowid in conn.execute(_BULK_DELETE_ROOTS, params).fetchall():
+            page.scanned += 1
+            page.last = (int(created_at), int(rowid))
             if root in deleted_set:  # already gone with an earlier (orphan-rooted) tree
                 continue
-            ids = _collect_tree(conn, root)
-            rules.add_counts(total, _delete_ids(conn, ids))
-            deleted.extend(ids)
+            ids = _collect_tree(conn, str(root))
+            if not force and _first_running(conn, ids) is not None:
+                continue
+            rules.add_counts(page.result, _delete_ids(conn, ids))
+            page.deleted.extend(ids)
             deleted_set.update(ids)
-    return total, deleted
+    return page
 
 
 _PRUNABLE = """
@@ -191,6 +217,7 @@ _BULK_PRUNE_INSTANCES = """
         ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
     WHERE (:ids IS NULL OR i.instance_id IN (SELECT value FROM json_each(:ids)))
       AND (:before IS NULL OR (e.completed_at IS NOT NULL AND e.completed_at < :before))
+    AND (:after_at IS NULL OR (i.created_at, i.rowid) > (:after_at, :after_row))
     ORDER BY i.created_at, i.rowid
     LIMIT :limit
 """

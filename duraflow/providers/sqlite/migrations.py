@@ -182,12 +182,90 @@ MIGRATION_4: tuple[str, ...] = (
     "PRAGMA user_version = 4",
 )
 
-#: Builds (docs/rollouts.md; PostgreSQL's versions/0013_builds.sql says what each part is
+#: SQLite's clock in milliseconds, for triggers (the provider writes its own times elsewhere).
+_NOW_MS = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
+
+def _end_runs(instance: str, status: str, at: str) -> str:
+    """A trigger body's statements that end the schedule runs of instance ``instance`` (an
+    expression) and make a schedule that waits for a run's end due now (the twin of
+    postgres/functions/end_schedule_runs.sql; one writer at a time needs no locking)."""
+    return f"""
+        UPDATE schedules SET due_at = {at}
+        WHERE wake_on_end AND (due_at IS NULL OR due_at > {at})
+          AND schedule_id IN (SELECT schedule_id FROM schedule_runs
+                              WHERE instance_id = {instance} AND ended_at IS NULL);
+        UPDATE schedule_runs SET status = {status}, ended_at = {at}
+        WHERE instance_id = {instance} AND ended_at IS NULL;"""
+
+
+#: Durable schedules, their runs, and named leases (retention); see
+#: postgres/versions/0013_schedules.sql for what each column means.
+MIGRATION_5: tuple[str, ...] = (
+    """
+    CREATE TABLE schedules (
+        schedule_id       TEXT PRIMARY KEY,
+        orchestration     TEXT NOT NULL,
+        version           TEXT,
+        input             TEXT NOT NULL,
+        cron              TEXT,
+        every_ms          INTEGER,
+        timezone          TEXT NOT NULL,
+        overlap           TEXT NOT NULL,
+        catchup_window_ms INTEGER NOT NULL,
+        jitter_ms         INTEGER NOT NULL,
+        paused            INTEGER NOT NULL DEFAULT 0,
+        note              TEXT,
+        next_tick_at      INTEGER,
+        pending           TEXT NOT NULL DEFAULT '{}',
+        wake_on_end       INTEGER NOT NULL DEFAULT 0,
+        missed            INTEGER NOT NULL DEFAULT 0,
+        due_at            INTEGER,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL,
+        CHECK ((cron IS NULL) <> (every_ms IS NULL))
+    )
+    """,
+    "CREATE INDEX idx_schedules_due ON schedules(due_at) WHERE due_at IS NOT NULL",
+    """
+    CREATE TABLE schedule_runs (
+        schedule_id  TEXT NOT NULL REFERENCES schedules(schedule_id) ON DELETE CASCADE,
+        scheduled_at INTEGER NOT NULL,
+        instance_id  TEXT NOT NULL,
+        started_at   INTEGER NOT NULL,
+        status       TEXT NOT NULL DEFAULT 'Running',
+        ended_at     INTEGER,
+        PRIMARY KEY (schedule_id, scheduled_at)
+    )
+    """,
+    "CREATE INDEX idx_schedule_runs_instance ON schedule_runs(instance_id)",
+    f"""
+    CREATE TRIGGER executions_end_schedule_runs AFTER UPDATE OF status ON executions
+    WHEN NEW.status IN ('Completed', 'Failed')
+    BEGIN {_end_runs("NEW.instance_id", "NEW.status", f"COALESCE(NEW.completed_at, {_NOW_MS})")}
+    END
+    """,
+    f"""
+    CREATE TRIGGER instances_end_schedule_runs AFTER DELETE ON instances
+    BEGIN {_end_runs("OLD.instance_id", "'Deleted'", _NOW_MS)}
+    END
+    """,
+    """
+    CREATE TABLE leases (
+        name       TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    )
+    """,
+    "PRAGMA user_version = 5",
+)
+
+#: Builds (docs/rollouts.md; PostgreSQL's versions/0014_builds.sql says what each part is
 #: for): the builds and their states (at most one current, by a partial unique index), each
 #: execution's pin, the running execution's pin on its instance (what the orchestration
 #: fetch filters on), the build of each activity row and of each registered runtime, and
 #: the verdicts of replay-verified upgrades.
-MIGRATION_5: tuple[str, ...] = (
+MIGRATION_6: tuple[str, ...] = (
     """
     CREATE TABLE builds (
         build_id         TEXT PRIMARY KEY,
@@ -217,13 +295,13 @@ MIGRATION_5: tuple[str, ...] = (
         PRIMARY KEY (instance_id, execution_id, from_build, to_build)
     )
     """,
-    "PRAGMA user_version = 5",
+    "PRAGMA user_version = 6",
 )
 
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``; each ends by setting ``user_version`` to n
 #: (a literal: PRAGMA arguments cannot be bound as parameters).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

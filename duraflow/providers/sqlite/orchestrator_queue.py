@@ -208,9 +208,11 @@ def _build_item(
 
 def commit_turn(
     conn: sqlite3.Connection, token: str, prepared: PreparedCommit
-) -> tuple[str, bool]:
+) -> tuple[str, bool, int | None]:
     """Commit one turn, every write of it in one ``BEGIN IMMEDIATE``; returns the instance
-    id and whether its lock is still held. Raises before writing anything on error.
+    id, whether its lock is still held and, when the turn ended an instance a schedule
+    started, that schedule's due time (a trigger may have made it due now: a tick waited for
+    this run). Raises before writing anything on error.
 
     This is the path every turn takes, so the order of the writes is deliberate: validate
     the lock first (nothing is written on a lost lock), create the instance before anything
@@ -305,7 +307,15 @@ def commit_turn(
             )
         else:
             conn.execute("DELETE FROM instance_locks WHERE lock_token = ?", (token,))
-    return instance_id, held
+        schedule_due = _schedule_due(conn, instance_id) if c.status in Status.TERMINAL else None
+    return instance_id, held, schedule_due
+
+
+def _schedule_due(conn: sqlite3.Connection, instance_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT MIN(s.due_at) FROM schedule_runs r JOIN schedules s"
+        " ON s.schedule_id = r.schedule_id WHERE r.instance_id = ?", (instance_id,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def _write_instance_state(

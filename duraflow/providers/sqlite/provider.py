@@ -30,6 +30,8 @@ from duraflow.core.models import (
     SystemStats,
     WorkerInfo,
 )
+from duraflow.providers.admin_rules import DeletePage
+from duraflow.providers.clock import now_ms
 from duraflow.providers.common import claimed_leases, encode_item
 from duraflow.providers.items import (
     DEFAULT_TAG_FILTER,
@@ -42,11 +44,20 @@ from duraflow.providers.items import (
     WorkLease,
 )
 from duraflow.providers.protocol import WORKER_ROW_RETENTION_MS
+from duraflow.providers.schedule_items import (
+    DueTimes,
+    FireResult,
+    Planner,
+    ScheduleChange,
+    StoredSchedule,
+)
+from duraflow.providers.schedule_rows import RUNS_KEPT
 from duraflow.providers.sqlite import (
     admin,
     codec,
     orchestrator_queue,
     reads,
+    schedules,
     sessions,
     worker_queue,
     workers,
@@ -146,9 +157,11 @@ class SqliteProvider(BuildOperations):
 
     async def ack_orchestration_item(self, lock_token: str, commit: TurnCommit) -> TurnResult:
         prepared = codec.prepare_commit(commit)
-        instance_id, held = await self._db.run(
+        instance_id, held, schedule_due = await self._db.run(
             "ack_orchestration_item", orchestrator_queue.commit_turn, lock_token, prepared
         )
+        if schedule_due is not None:  # a tick may wait for the run this turn ended
+            self.notifier.notify_schedules(schedule_due)
         if any(not w.claim for w in commit.worker_items):
             self.notifier.notify_worker()
         for message in commit.orchestrator_items:
@@ -331,10 +344,59 @@ class SqliteProvider(BuildOperations):
     ) -> PruneResult:
         return await self._db.run("prune_executions_bulk", admin.prune_bulk, filter, options)
 
+    async def delete_finished_instances(
+        self, completed_before_ms: int, limit: int, after: tuple[int, int] | None = None
+    ) -> DeletePage:
+        page = await self._db.run(
+            "delete_finished_instances", admin.delete_bulk_page,
+            InstanceFilter(completed_before=completed_before_ms, limit=limit), False, after)
+        self._notify_deleted(page.deleted)
+        return page
+
     def _notify_deleted(self, ids: list[str]) -> None:
-        # Waiters on a deleted instance should look again (and find it gone) now.
+        # Waiters on a deleted instance should look again (and find it gone) now; a schedule
+        # that waited for one of them to end may be due now.
         for instance_id in ids:
             self.notifier.notify_instance(instance_id)
+        if ids:
+            self.notifier.notify_schedules()
+
+    # Schedules and leases ----------------------------------------------------
+
+    async def create_schedule(self, schedule: StoredSchedule) -> None:
+        await self._db.run("create_schedule", schedules.create, schedule)
+        if schedule.state.due_at_ms is not None:
+            self.notifier.notify_schedules(schedule.state.due_at_ms)
+
+    async def change_schedule(self, schedule_id: str, change: ScheduleChange) -> StoredSchedule:
+        new = await self._db.run("change_schedule", schedules.change, schedule_id, change,
+                                 now_ms())
+        if new.state.due_at_ms is not None:
+            self.notifier.notify_schedules(new.state.due_at_ms)
+        return new
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        return await self._db.run("delete_schedule", schedules.delete, schedule_id)
+
+    async def get_schedule(self, schedule_id: str, runs: int = RUNS_KEPT) -> StoredSchedule | None:
+        found = await self._db.run("read_schedules", schedules.read, schedule_id, runs)
+        return found[0] if found else None
+
+    async def list_schedules(self, runs: int = RUNS_KEPT) -> list[StoredSchedule]:
+        return await self._db.run("read_schedules", schedules.read, None, runs)
+
+    async def fire_due_schedules(self, now_ms: int, limit: int, planner: Planner) -> FireResult:
+        result, queued = await self._db.run("fire_due_schedules", schedules.fire_due, now_ms,
+                                            limit, planner)
+        if queued:
+            self.notifier.notify_orchestrator()
+        return result
+
+    async def next_due_ms(self) -> DueTimes:
+        return await self._db.run("next_due_ms", schedules.next_due, now_ms())
+
+    async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        return await self._db.run("try_lease", schedules.try_lease, name, holder, ttl_ms)
 
 
 def _select_one(conn: sqlite3.Connection) -> None:

@@ -1,4 +1,4 @@
--- Duraflow PostgreSQL schema, version 13: builds (safe code rollouts, docs/rollouts.md).
+-- Duraflow PostgreSQL schema, version 14: builds (safe code rollouts, docs/rollouts.md).
 --
 -- Self-contained: every table, column, index and dropped signature of the builds feature is
 -- here, so this version can be renumbered at a merge without touching anything else.

@@ -1,0 +1,47 @@
+"""What the server records for assertions (user, User-Agent, fieldManager, the manager
+kube-apiserver would name in managedFields, status code, write counts per object), and that
+a kmock reaction a test sets answers instead of the server, without the write happening."""
+
+from __future__ import annotations
+
+import kmock
+
+from tests.kubeapi.fixtures import StrictCluster
+from tests.kubeapi.support import cr_path, orchestration
+
+PATH = cr_path("orchestrations")
+
+
+async def test_requests_are_recorded_with_user_agent_and_field_manager(
+        kube_cluster: StrictCluster) -> None:
+    (await kube_cluster.admin.create(PATH, orchestration())).ok()
+    await kube_cluster.operator.patch(cr_path("orchestrations", name="o1", sub="status"),
+                                      {"status": {"phase": "Running"}},
+                                      fieldManager="duraflow-operator")
+    await kube_cluster.operator.get(PATH)
+    await kube_cluster.operator.create(PATH, orchestration("o2"))  # 403
+    server = kube_cluster.server
+    admin, = server.requests_of("admin")
+    assert (admin.verb, admin.code, admin.user, admin.manager) == (
+        "create", 201, None, "kubeapi-test")
+    ops = server.requests_of(kube_cluster.operator_user)
+    assert [(r.verb, r.subresource, r.code) for r in ops] == [
+        ("patch", "status", 200), ("list", "", 200), ("create", "", 403)]
+    assert ops[0].field_manager == "duraflow-operator" and ops[0].manager == "duraflow-operator"
+    assert ops[1].user_agent == "duraflow-operator/test" and ops[1].manager == "duraflow-operator"
+    assert server.writes_to("duraflow.io/v1alpha1/orchestrations", "ns1", "o1") == 2
+    assert server.writes_to("orchestrations", "ns1", "o2") == 0
+
+
+async def test_a_kmock_reaction_answers_instead_and_nothing_is_written(
+        kube_cluster: StrictCluster) -> None:
+    (await kube_cluster.admin.create(PATH, orchestration())).ok()
+    server = kube_cluster.server
+    server["patch", kmock.subresource("status"), kmock.name("o1")][:1] << 500
+    path = cr_path("orchestrations", name="o1", sub="status")
+    failed = await kube_cluster.admin.patch(path, {"status": {"phase": "Running"}})
+    assert failed.status == 500
+    assert "status" not in server.objects["duraflow.io/v1alpha1/orchestrations", "ns1", "o1"]
+    (await kube_cluster.admin.patch(path, {"status": {"phase": "Running"}})).ok()
+    assert server.objects["orchestrations", "ns1", "o1"]["status"] == {"phase": "Running"}
+    assert len(list(server["patch"])) == 2  # kmock's own request history still works
