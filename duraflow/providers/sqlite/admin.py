@@ -217,7 +217,6 @@ _BULK_PRUNE_INSTANCES = """
         ON e.instance_id = i.instance_id AND e.execution_id = i.current_execution_id
     WHERE (:ids IS NULL OR i.instance_id IN (SELECT value FROM json_each(:ids)))
       AND (:before IS NULL OR (e.completed_at IS NOT NULL AND e.completed_at < :before))
-    AND (:after_at IS NULL OR (i.created_at, i.rowid) > (:after_at, :after_row))
     ORDER BY i.created_at, i.rowid
     LIMIT :limit
 """
