@@ -7,19 +7,30 @@ never reads back as written, and comparing the two as written sees drift on ever
 ``canonical`` gives the string the API server will store, so the operator builds its
 manifests in that form and compares like with like.
 
-It follows apimachinery's ``quantity.go`` rule by rule, quirks included: the fast path keeps
-a string that already looks canonical exactly as written (so ``+1`` and ``01`` stay as they
-are), values finer than a nano are rounded up (away from zero), binary-SI values are capped
-at 2^63-1, and a decimal-SI exponent past ``E`` gets no suffix (the Go code finds none).
+It follows apimachinery's ``quantity.go`` (kube-apiserver 1.37) path by path, quirks
+included, because the quirks are what gets stored:
+
+* the fast path keeps a string that already looks canonical exactly as written: ``+1``,
+  ``01``, ``5.``, ``1E3``, ``1e+3`` and ``1e0`` are stored as they are;
+* a number with no digits is a zero (``Mi``, ``-``, ``.``, ``e3`` are stored as ``0``), except
+  where the fast path does not apply and the slow path finds no digits (``Pi``, ``e-10``:
+  refused);
+* exponents are Go ``int32``s: one outside int32 is truncated (``1e4294967297`` is ``10``)
+  and the scale arithmetic wraps; one outside int64 is refused;
+* values finer than a nano are rounded up (away from zero); binary-SI values are capped at
+  2^63-1; a decimal-SI value past ``E`` is printed with an exponent (``1000E`` -> ``1e21``,
+  since kubernetes#140459; older API servers printed the mantissa alone);
+* inputs on which kube-apiserver's parser does not return (it writes out 10^shift digits,
+  for a shift beyond 2^20: ``1e-2147483000``) are not quantities here.
+
+No value is ever materialised: numbers are kept as (mantissa, decimal exponent), so a
+quantity such as ``1e2000000000`` in a pool's spec costs microseconds, not the event loop.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from fractions import Fraction
 
-NANO = 10**9
 MAX_INT64 = 2**63 - 1
 DECIMAL_SI, BINARY_SI, DECIMAL_EXPONENT = "DecimalSI", "BinarySI", "DecimalExponent"
 _DECIMAL_SUFFIXES = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12,
@@ -29,6 +40,9 @@ _BINARY_SUFFIXES = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _BINARY_BY_POWER = {e // 10: s for s, e in _BINARY_SUFFIXES.items()}
 _DIGITS = "0123456789"
 _SUFFIX_LETTERS = "eEinumkKMGTP"
+_NANO = -9
+#: inf.Dec's Round writes out 10^shift digits; past this shift it does not return.
+_HANG_SHIFT = 1 << 20
 
 
 def canonical(value: object) -> object:
@@ -73,8 +87,8 @@ def canonical_string(text: str) -> str | None:
         scale, mantissa = exponent, 1
         precision = 18 - (len(num) + len(denom))
     if precision >= 0:
-        scale -= len(denom)
-        if scale >= -9:
+        scale = _int32(scale - len(denom))
+        if scale >= _NANO:
             shifted = num + denom
             digits = int(shifted)
             result = digits * mantissa
@@ -82,43 +96,87 @@ def canonical_string(text: str) -> str | None:
                 if fmt == BINARY_SI:
                     if exponent % 10 == 0 and digits & 0x07 != 0:
                         return text  # kept as written
-                elif scale % 3 == 0 and not shifted.endswith("000") and shifted[0] != "0":
+                elif _go_mod(scale, 3) == 0 and not shifted.endswith("000") \
+                        and shifted[0] != "0":
                     return text  # kept as written
-                nanos = result * 10 ** (scale + 9)
-                return _format(nanos if positive else -nanos, fmt)
+                return _format(result if positive else -result, scale, fmt)
 
-    # The arbitrary-precision path: round up to a nano, cap binary-SI at 2^63-1.
-    amount = _decimal(value)
-    if amount is None:
+    # The inf.Dec path: round up to a nano, cap binary-SI at 2^63-1.
+    decimal = _decimal(value)
+    if decimal is None:
         return None
-    amount *= Fraction(base) ** exponent
-    nanos = math.ceil(abs(amount) * NANO)  # rounded up, away from zero
-    if fmt == BINARY_SI and nanos > MAX_INT64 * NANO:
-        nanos = MAX_INT64 * NANO
-    return _format(nanos if amount >= 0 else -nanos, fmt)
+    unscaled, inf_scale = decimal  # the value is unscaled * 10^-inf_scale
+    if base == 10:
+        inf_scale = _int32(inf_scale + _int32(-exponent))
+    else:
+        unscaled <<= exponent
+    if unscaled != 0:
+        shift = _int32(-_NANO - inf_scale)
+        if shift != -(2**31):  # inf.Dec reads that one as no shift at all
+            if abs(shift) > _HANG_SHIFT:
+                return None  # kube-apiserver never answers: nothing is stored
+            if shift < 0:  # finer than a nano: round away from zero
+                unscaled, inf_scale = _round_up(unscaled, -shift), -_NANO
+    if fmt == BINARY_SI:  # a binary value's scale is its fraction's digits, 0 to 9
+        if abs(unscaled) > MAX_INT64 * 10**inf_scale:
+            unscaled, inf_scale = (MAX_INT64 if unscaled > 0 else -MAX_INT64), 0
+        elif 0 < abs(unscaled) < 10**inf_scale:
+            fmt = DECIMAL_SI  # between -1 and 1: no binary form
+    return _format(unscaled, _int32(-inf_scale), fmt)
 
 
-def _format(nanos: int, fmt: str) -> str:
-    """CanonicalizeBytes: no fractional digits, the largest suffix that loses nothing."""
-    if nanos == 0:
+def _format(mantissa: int, exponent: int, fmt: str) -> str:
+    """CanonicalizeBytes of ``mantissa * 10^exponent``: no fractional digits, the largest
+    suffix that loses nothing (the exponent is an int32, and its sums wrap as Go's do)."""
+    if mantissa == 0:
         return "0"
-    sign = "-" if nanos < 0 else ""
-    magnitude = abs(nanos)
-    if fmt == BINARY_SI and (magnitude < 1024 * NANO or magnitude % NANO):
-        fmt = DECIMAL_SI  # small or fractional values are shown in decimal
+    sign = "-" if mantissa < 0 else ""
+    magnitude = abs(mantissa)
     if fmt == BINARY_SI:
-        amount, power = magnitude // NANO, 0
-        while amount >= 1024 and amount % 1024 == 0:
-            amount, power = amount // 1024, power + 1
-        return f"{sign}{amount}{_BINARY_BY_POWER.get(power, '')}"
-    amount, exponent = magnitude, -9
-    while amount >= 10 and amount % 10 == 0:
-        amount, exponent = amount // 10, exponent + 1
-    while exponent % 3:
-        amount, exponent = amount * 10, exponent - 1
-    if fmt == DECIMAL_EXPONENT:
-        return f"{sign}{amount}" + (f"e{exponent}" if exponent else "")
-    return f"{sign}{amount}{_DECIMAL_BY_EXPONENT.get(exponent, '')}"
+        whole = _whole(magnitude, exponent)
+        if whole is None or whole < 1024:
+            fmt = DECIMAL_SI  # small or fractional values are shown in decimal
+        else:
+            amount, power = whole, 0
+            while amount % 1024 == 0:
+                amount, power = amount // 1024, power + 1
+            return f"{sign}{amount}{_BINARY_BY_POWER.get(power, '')}"
+    zeros = len(str(magnitude)) - len(str(magnitude).rstrip("0"))
+    amount = magnitude // 10**zeros
+    exponent = _int32(exponent + zeros)
+    while _go_mod(exponent, 3) != 0:
+        amount, exponent = amount * 10, _int32(exponent - 1)
+    if fmt == DECIMAL_SI and exponent in _DECIMAL_BY_EXPONENT:
+        return f"{sign}{amount}{_DECIMAL_BY_EXPONENT[exponent]}"
+    return f"{sign}{amount}" + (f"e{exponent}" if exponent else "")
+
+
+def _whole(magnitude: int, exponent: int) -> int | None:
+    """``magnitude * 10^exponent`` if it is a whole number (binary-SI values are at most
+    2^63-1, so this stays small), else None."""
+    if exponent >= 0:
+        return magnitude * 10**exponent if exponent <= 19 else None
+    whole, rest = divmod(magnitude, 10**-exponent)
+    return None if rest else whole
+
+
+def _round_up(unscaled: int, places: int) -> int:
+    """``unscaled / 10^places``, rounded away from zero."""
+    magnitude = abs(unscaled)
+    # Far below the unit, the smallest non-zero value (10^places is never computed).
+    rounded = 1 if places > len(str(magnitude)) else -(-magnitude // 10**places)
+    return rounded if unscaled > 0 else -rounded
+
+
+def _int32(value: int) -> int:
+    """Go's int32 conversion: two's complement wrap-around."""
+    return (value + 2**31) % 2**32 - 2**31
+
+
+def _go_mod(value: int, divisor: int) -> int:
+    """Go's ``%``: the remainder takes the dividend's sign."""
+    remainder = abs(value) % divisor
+    return -remainder if value < 0 else remainder
 
 
 def _scan(text: str) -> tuple[bool, str, str, str, str] | None:
@@ -161,31 +219,34 @@ def _scan(text: str) -> tuple[bool, str, str, str, str] | None:
 
 
 def _interpret(suffix: str) -> tuple[int, int, str] | None:
-    """(base, exponent, format) of a suffix."""
+    """(base, exponent, format) of a suffix; a decimal exponent is a Go int64 (else the
+    suffix is refused) truncated to int32."""
     if suffix in _DECIMAL_SUFFIXES:
         return 10, _DECIMAL_SUFFIXES[suffix], DECIMAL_SI
     if suffix in _BINARY_SUFFIXES:
         return 2, _BINARY_SUFFIXES[suffix], BINARY_SI
     if len(suffix) > 1 and suffix[0] in "eE":
-        digits = suffix[1:].lstrip("+-")
-        if not digits or len(suffix) - len(digits) > 2 or not all(c in _DIGITS for c in digits):
+        literal = suffix[1:]
+        digits = literal[1:] if literal[0] in "+-" else literal
+        if not digits or not all(c in _DIGITS for c in digits):
+            return None  # strconv.ParseInt refuses it
+        exponent = int(literal)
+        if not -(2**63) <= exponent <= MAX_INT64:
             return None
-        exponent = int(suffix[1:])
-        if abs(exponent) > 2**31 - 1:
-            return None  # the Go code truncates to int32; no such quantity is meaningful
-        return 10, exponent, DECIMAL_EXPONENT
+        return 10, _int32(exponent), DECIMAL_EXPONENT
     return None
 
 
-def _decimal(value: str) -> Fraction | None:
-    """inf.Dec.SetString of the number part (sign, digits, optional fraction)."""
-    sign = -1 if value.startswith("-") else 1
+def _decimal(value: str) -> tuple[int, int] | None:
+    """inf.Dec.SetString of the number part: (unscaled, scale = digits after the point);
+    None without a single digit."""
+    negative = value.startswith("-")
     body = value.lstrip("+-")
     whole, _, fraction = body.partition(".")
-    if not (whole + fraction) or not all(c in _DIGITS for c in whole + fraction):
+    if not whole + fraction:
         return None
-    return sign * Fraction(int(whole or "0") * 10 ** len(fraction) + int(fraction or "0"),
-                           10 ** len(fraction))
+    unscaled = int(whole + fraction)
+    return (-unscaled if negative else unscaled), len(fraction)
 
 
 __all__ = ["canonical", "canonical_string"]
