@@ -270,6 +270,9 @@ SETTINGS: tuple[Setting, ...] = (
             shown_default="`pid-<process id>`"),
     Setting("kube_url", ("DURAFLOW_KUBE_URL",), "--kube-url", "text", None,
             "API server URL instead of in-cluster config / `KUBECONFIG`", ("operator",)),
+    Setting("kube_token_file", ("DURAFLOW_KUBE_TOKEN_FILE",), "--kube-token-file", "text",
+            None, "bearer token file sent to `--kube-url` (re-read once a minute and after a "
+            "401); none: no credentials", ("operator",)),
     # the root `duraflow` parser, before the subcommand
     Setting("log_level", ("DURAFLOW_LOG_LEVEL",), "--log-level", "choice", "warning",
             ", ".join(f"`{level}`" for level in LOG_LEVELS), ("duraflow",),

@@ -41,7 +41,7 @@ class OperatorSettings:
     #: API server URL to use instead of in-cluster config or KUBECONFIG (tests, local runs).
     kube_url: str | None = _DEFAULTS["kube_url"]
     #: A bearer token file to send with ``kube_url`` (re-read as it changes).
-    kube_token_file: str | None = None
+    kube_token_file: str | None = _DEFAULTS["kube_token_file"]
     #: How often a token file (the ServiceAccount's projected token) is re-read.
     kube_token_reread_s: float = 60.0
     leader_election: bool = _DEFAULTS["leader_election"]

@@ -106,6 +106,21 @@ def test_duraflow_operator_subcommand_is_registered() -> None:
                                          given_flags(args, "operator"))
     assert settings.namespaces == ("a", "b") and settings.metrics_port == 0
     assert settings.leader_election is False
+    assert settings.kube_token_file is None
+
+
+def test_the_kube_token_file_is_a_setting_beside_the_kube_url() -> None:
+    """--kube-url to an API server that wants a token (not kubectl proxy) needs one."""
+    from duraflow.cli import build_parser
+    from duraflow.config import given_flags
+
+    env = {"DURAFLOW_DATABASE_URL": "u", "DURAFLOW_KUBE_URL": "https://k:6443",
+           "DURAFLOW_KUBE_TOKEN_FILE": "/var/run/token"}
+    settings = OperatorSettings.from_env(env)
+    assert (settings.kube_url, settings.kube_token_file) == ("https://k:6443", "/var/run/token")
+    args = build_parser().parse_args(["operator", "--kube-token-file", "/other"])
+    assert OperatorSettings.from_env(env, given_flags(args, "operator")).kube_token_file == \
+        "/other"
 
 
 def test_a_bad_operator_setting_names_its_variable() -> None:
