@@ -208,7 +208,7 @@ class Admission:
             return
         rtype, name = ctx.rtype, obj["metadata"].get("name", "")
         namespace = ctx.namespace or ""
-        if current is not None and not self.authorizer.allowed(rbac.Attributes(
+        if current is not None and not self.allowed(rbac.Attributes(
                 ctx.user, "delete", rtype.group, rtype.plural, ctx.route.subresource,
                 namespace, name)):
             raise errors.forbidden_error(rtype.group, rtype.plural, name, rbac.SET_OWNER_REF)
@@ -224,7 +224,7 @@ class Admission:
                     f"no matches for kind {json.dumps(ref.get('kind'))} in version "
                     f"{json.dumps(ref.get('apiVersion'))}")
             owner = owners[0]
-            if not self.authorizer.allowed(rbac.Attributes(
+            if not self.allowed(rbac.Attributes(
                     ctx.user, "update", owner.group, owner.plural, "finalizers",
                     namespace if owner.namespaced else "", ref.get("name", ""))):
                 raise errors.forbidden_error(rtype.group, rtype.plural, name,

@@ -59,6 +59,14 @@ def _default_probe(probe: Any) -> None:
 
 
 def default_pod_spec(spec: dict[str, Any]) -> None:
+    # The v1 conversion: the deprecated ``serviceAccount`` is read when
+    # ``serviceAccountName`` is empty, and written back as a copy of it (both omitted when
+    # empty). So removing only ``serviceAccountName`` keeps the old account.
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+    spec.pop("serviceAccountName", None)
+    spec.pop("serviceAccount", None)
+    if account:
+        spec["serviceAccountName"] = spec["serviceAccount"] = account
     for key, value in (("restartPolicy", "Always"), ("dnsPolicy", "ClusterFirst"),
                        ("terminationGracePeriodSeconds", 30), ("securityContext", {}),
                        ("schedulerName", "default-scheduler")):

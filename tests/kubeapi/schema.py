@@ -239,6 +239,17 @@ def _type_ok(value: Any, node: Node) -> bool:
     return actual == node.type or (node.type == "number" and actual == "integer")
 
 
+def _validate_names(meta: Any, node: Node | None, path: str, out: list[FieldError]) -> None:
+    """Of ``metadata``, a CRD's schema may restrict ``name`` and ``generateName`` only, and
+    kube-apiserver enforces those (the rest is ObjectMeta's own validation)."""
+    if node is None or not isinstance(meta, dict):
+        return
+    for key in ("name", "generateName"):
+        sub = node.properties.get(key)
+        if sub is not None and key in meta:
+            _validate(meta[key], sub, f"{path}.{key}", out)
+
+
 def _validate(value: Any, node: Node, path: str, out: list[FieldError],
               is_root: bool = False) -> None:
     where = path or "<nil>"
@@ -347,6 +358,7 @@ def _validate_object(value: dict[str, Any], node: Node, path: str, out: list[Fie
                                                     f"{node.min_properties} properties"))
     for key, item in value.items():
         if (is_root or node.embedded) and key == "metadata":
+            _validate_names(item, node.properties.get("metadata"), prefix + key, out)
             continue
         sub = node.child(key)
         if sub is not None:

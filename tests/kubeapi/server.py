@@ -80,6 +80,10 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
     types: dict[tuple[str, str, str], ResourceType] = attrs.field(init=False, factory=dict)
     authorizer: rbac.Authorizer | None = attrs.field(init=False, default=None)
     records: list[Record] = attrs.field(init=False, factory=list)
+    #: Every authorisation decision for a token-bearing request, the admission plugin's
+    #: included (what the user needed, whether it was granted).
+    authorizations: list[tuple[rbac.Attributes, bool]] = attrs.field(init=False,
+                                                                     factory=list)
     writes: collections.Counter[tuple[str, str | None, str]] = attrs.field(
         init=False, factory=collections.Counter)
     gc: GarbageCollector = attrs.field(init=False)
@@ -164,6 +168,11 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
         """Forget all watch history: a watch from an older version gets 410 Gone."""
         self.store.compact()
 
+    def interrupt_watches(self) -> None:
+        """End every open watch stream now, as a restarting API server or a proxy's idle
+        timeout does; clients reconnect from the last version they saw."""
+        self.store.close_watches()
+
     def _resolve_key(self, resource: Any) -> ResourceType:
         if isinstance(resource, ResourceType):
             return resource
@@ -218,7 +227,9 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
             subresource=route.subresource, namespace=route.namespace, name=route.name,
             user=user.name if user is not None else None,
             user_agent=request.headers.get("User-Agent", ""),
-            field_manager=request.params.get("fieldManager"))
+            field_manager=request.params.get("fieldManager"),
+            content_type=request.headers.get("Content-Type", "").split(";")[0].strip(),
+            params=dict(request.params))
         self.records.append(record)
         reaction = await self._user_reaction(request)
         if reaction is not None:
@@ -274,9 +285,16 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
         attrs_ = rbac.Attributes(ctx.user, verb or ctx.verb, ctx.rtype.group, ctx.rtype.plural,
                                  ctx.route.subresource, ctx.route.namespace or "",
                                  name if name is not None else (ctx.route.name or ""))
-        if not self.authorizer.allowed(attrs_):
+        if not self.allowed(attrs_):
             raise errors.forbidden_error(ctx.rtype.group, ctx.rtype.plural, attrs_.name,
                                          attrs_.denial())
+
+    def allowed(self, attributes: rbac.Attributes) -> bool:
+        """RBAC's decision, recorded in ``authorizations``."""
+        assert self.authorizer is not None
+        decision = self.authorizer.allowed(attributes)
+        self.authorizations.append((attributes, decision))
+        return decision
 
     # -- discovery -----------------------------------------------------------------------
 

@@ -108,6 +108,10 @@ class Store:
     def unsubscribe(self, watcher: Watcher) -> None:
         self._watchers[watcher.resource].discard(watcher)
 
+    def watching(self, resource: str) -> int:
+        """How many watch streams of ``resource`` are open."""
+        return len(self._watchers.get(resource, ()))
+
     def close_watches(self) -> None:
         for watchers in self._watchers.values():
             for watcher in watchers:

@@ -158,3 +158,25 @@ async def test_event_namespace_and_generate_name(kube_cluster: StrictCluster) ->
     assert dotted.body["details"]["causes"][0]["field"] == "metadata.generateName"
     assert dotted.body["details"]["causes"][0]["message"].startswith(
         'Invalid value: "o1.": a lowercase RFC 1123 subdomain must consist of')
+
+
+async def test_the_deprecated_service_account_mirrors_service_account_name(
+        kube_cluster: StrictCluster) -> None:
+    """The v1 PodSpec conversion: ``serviceAccount`` is written back as a copy of
+    ``serviceAccountName`` and read when the name is empty; removing the name alone keeps
+    the account (a client must remove both)."""
+    body = statefulset()
+    body["spec"]["template"]["spec"]["serviceAccountName"] = "workers"
+    pod = (await kube_cluster.admin.create(STS, body)).ok()["spec"]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["serviceAccount"]) == ("workers", "workers")
+    path = apps_path("statefulsets", name="web")
+    kept = (await kube_cluster.admin.patch(path, {"spec": {"template": {"spec": {
+        "serviceAccountName": None}}}})).ok()["spec"]["template"]["spec"]
+    assert kept["serviceAccountName"] == "workers"
+    gone = (await kube_cluster.admin.patch(path, {"spec": {"template": {"spec": {
+        "serviceAccountName": None, "serviceAccount": None}}}})).ok()["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in gone and "serviceAccount" not in gone
+    old = statefulset("old")
+    old["spec"]["template"]["spec"]["serviceAccount"] = "legacy"
+    pod = (await kube_cluster.admin.create(STS, old)).ok()["spec"]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["serviceAccount"]) == ("legacy", "legacy")

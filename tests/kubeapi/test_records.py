@@ -7,7 +7,7 @@ from __future__ import annotations
 import kmock
 
 from tests.kubeapi.fixtures import StrictCluster
-from tests.kubeapi.support import cr_path, orchestration
+from tests.kubeapi.support import apps_path, cr_path, orchestration, pool, statefulset
 
 PATH = cr_path("orchestrations")
 
@@ -31,6 +31,29 @@ async def test_requests_are_recorded_with_user_agent_and_field_manager(
     assert ops[1].user_agent == "duraflow-operator/test" and ops[1].manager == "duraflow-operator"
     assert server.writes_to("duraflow.io/v1alpha1/orchestrations", "ns1", "o1") == 2
     assert server.writes_to("orchestrations", "ns1", "o2") == 0
+    assert (admin.content_type, ops[0].content_type) == (
+        "application/json", "application/merge-patch+json")
+
+
+async def test_every_authorisation_decision_is_recorded_admission_included(
+        kube_cluster: StrictCluster) -> None:
+    """What a token's user needed, granted or not: the requests' own checks and those of
+    OwnerReferencesPermissionEnforcement (a blocking owner reference needs update on the
+    owner's finalizers)."""
+    owner = (await kube_cluster.admin.create(cr_path("workerpools"), pool())).ok()
+    ref = {"apiVersion": "duraflow.io/v1alpha1", "kind": "WorkerPool", "name": "workers",
+           "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    child = statefulset("workers")
+    child["metadata"]["ownerReferences"] = [ref]
+    (await kube_cluster.operator.create(apps_path("statefulsets"), child)).ok()
+    await kube_cluster.operator.create(PATH, orchestration("o2"))  # 403
+    seen = [(a.verb, a.group, a.resource, a.subresource, a.namespace, a.name, allowed)
+            for a, allowed in kube_cluster.server.authorizations]
+    assert seen == [
+        ("create", "apps", "statefulsets", "", "ns1", "", True),
+        ("update", "duraflow.io", "workerpools", "finalizers", "ns1", "workers", True),
+        ("create", "duraflow.io", "orchestrations", "", "ns1", "", False)]
+    assert kube_cluster.server.requests_of("admin")  # no token: no decision recorded
 
 
 async def test_a_kmock_reaction_answers_instead_and_nothing_is_written(

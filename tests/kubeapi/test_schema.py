@@ -166,3 +166,19 @@ async def test_map_list_keys_are_unique(kube_cluster: StrictCluster) -> None:
     assert answer.body["details"]["causes"] == [{
         "reason": "FieldValueDuplicate", "field": "status.conditions[1]",
         "message": 'Duplicate value: map[string]interface {}{"type":"Ready"}'}]
+
+
+async def test_the_schema_restricts_metadata_name_and_generate_name(
+        kube_cluster: StrictCluster) -> None:
+    """Of ``metadata`` a CRD may restrict ``name`` and ``generateName``, and kube-apiserver
+    enforces that (the WorkerPool CRD: a DNS-1035 label of at most 40 characters)."""
+    path = cr_path("workerpools")
+    for name in ("gpu.pool", "1pool", "p" * 41):
+        refused = await kube_cluster.admin.create(path, pool(name))
+        assert refused.status == 422, name
+        assert [c["field"] for c in refused.body["details"]["causes"]] == ["metadata.name"]
+    refused = await kube_cluster.admin.create(path, pool("gpu.pool"))
+    assert refused.message == (
+        'WorkerPool.duraflow.io "gpu.pool" is invalid: metadata.name: Invalid value: '
+        '"gpu.pool": metadata.name in body should match \'^[a-z]([-a-z0-9]*[a-z0-9])?$\'')
+    assert (await kube_cluster.admin.create(path, pool("p" * 40))).status == 201

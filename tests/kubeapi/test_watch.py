@@ -107,3 +107,23 @@ async def test_initial_events_end_with_a_bookmark(kube_cluster: StrictCluster) -
     assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
     assert events[1]["object"]["metadata"]["annotations"] == {
         "k8s.io/initial-events-end": "true"}
+
+
+async def test_interrupted_watches_end_and_what_happened_meanwhile_is_not_sent(
+        kube_cluster: StrictCluster) -> None:
+    """``interrupt_watches``: a dropped connection. The stream ends; a client that comes back
+    after the window was compacted gets 410 and must re-list (where a deletion that happened
+    meanwhile shows only as a missing object)."""
+    server = kube_cluster.server
+    (await kube_cluster.admin.create(PATH, orchestration("gone"))).ok()
+    listed = (await kube_cluster.admin.get(PATH)).ok()["metadata"]["resourceVersion"]
+    watching = asyncio.ensure_future(kube_cluster.admin.watch(
+        PATH, resourceVersion=listed, until=lambda e: False, timeout=5))
+    while not server.store.watching("duraflow.io/v1alpha1/orchestrations"):
+        await asyncio.sleep(0.01)
+    server.interrupt_watches()
+    (await kube_cluster.admin.delete(cr_path("orchestrations", name="gone"))).ok()
+    assert await asyncio.wait_for(watching, 2) == []  # ended, the DELETED never sent
+    server.compact()
+    resumed = await kube_cluster.admin.watch(PATH, resourceVersion=listed, until=lambda e: True)
+    assert resumed[0]["object"]["code"] == 410

@@ -36,6 +36,8 @@ class Record:
     user: str | None  # None: no token (the test's admin client)
     user_agent: str
     field_manager: str | None
+    content_type: str = ""  # of the body, parameters cut ("application/json-patch+json")
+    params: dict[str, str] = field(default_factory=dict)  # the query (labelSelector, ...)
     code: int = 0
     warnings: list[str] = field(default_factory=list)
 
