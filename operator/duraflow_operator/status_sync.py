@@ -83,8 +83,16 @@ class StatusSync:
         state = self.state
         key = state.by_instance.get(instance_id)
         view = state.crs.get(key) if key is not None else None
-        if key is None or view is None or view.started_instance != instance_id:
+        if key is None or view is None:
+            return  # the CR is gone
+        if view.started_instance is None and view.status.get("instanceId") in (None,
+                                                                               instance_id):
+            # The reconcile's status write has not landed (kopf is retrying it, or a re-read
+            # showed it missing): wait for it, without dropping the instance.
+            self._defer(instance_id, 0.2)
             return
+        if view.started_instance != instance_id:
+            return  # the CR follows another instance now
         async with self._semaphore:
             try:
                 await self._refresh(key, view, instance_id)

@@ -168,3 +168,26 @@ def test_status_writes_keep_nulls_and_remove_only_what_is_there() -> None:
                    {"op": "remove", "path": "/status/customStatus"},
                    {"op": "add", "path": "/status/a~1b", "value": 1}]
     assert status_ops(current, {"phase": "Running", "customStatus": "x"}) == []
+
+
+async def test_the_status_loop_waits_for_the_reconciles_write_instead_of_dropping_it() -> None:
+    """The handler shows its outcome (instanceId, startedAt) in memory before kopf's status
+    write lands; when that write is refused for a while, a re-read of the CR shows it
+    without them. The loop then dropped the instance (its retry included), and the CR stayed
+    behind its instance for good. It must come back to it."""
+    from duraflow_operator.metrics import OperatorMetrics
+    from duraflow_operator.state import OperatorState
+    from duraflow_operator.status_sync import StatusSync
+
+    state = OperatorState(settings=OperatorSettings(database_url="x"), client=None,  # type: ignore[arg-type]
+                          kube=None, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    meta = {"namespace": "ns", "name": "n", "uid": "u"}
+    state.observe({"metadata": meta, "status": {"instanceId": "ns/n", "startedAt": "now"}})
+    state.observe({"metadata": meta})  # re-read: kopf's write has not landed
+    sync = StatusSync(state)
+    await sync._sync_one("ns/n")
+    assert "ns/n" in sync._deferred  # checked again shortly (no I/O meanwhile)
+    state.observe({"metadata": meta, "status": {"instanceId": "other", "startedAt": "now"}})
+    sync._deferred.clear()
+    await sync._sync_one("ns/n")
+    assert sync._deferred == {}  # a CR that follows another instance is left alone
