@@ -215,22 +215,15 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
         try:
             user = self._authenticate(request)
         except APIError as exc:
-            return error_response(exc)
+            refused = error_response(exc)
+            if route is not None and route.plural is not None:  # a 401 is recorded too
+                self._finish(self._record(request, route, None), refused, [])
+            return refused
         if route is None or route.plural is None:
             return await super()._handle(request)
         rtype = self.types.get((route.group, route.version, route.plural))
-        verb = verb_of(request.method, route, request.params)
-        record = Record(
-            method=str(request.method.value if hasattr(request.method, "value")
-                       else request.method),
-            verb=verb, path=request.url.path, group=route.group, resource=route.plural,
-            subresource=route.subresource, namespace=route.namespace, name=route.name,
-            user=user.name if user is not None else None,
-            user_agent=request.headers.get("User-Agent", ""),
-            field_manager=request.params.get("fieldManager"),
-            content_type=request.headers.get("Content-Type", "").split(";")[0].strip(),
-            params=dict(request.params))
-        self.records.append(record)
+        record = self._record(request, route, user)
+        verb = record.verb
         reaction = await self._user_reaction(request)
         if reaction is not None:
             record.code = reaction.status
@@ -245,6 +238,21 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
         except APIError as exc:
             response = error_response(exc)
         return self._finish(record, response, ctx.warnings)
+
+    def _record(self, request: Any, route: Any, user: rbac.User | None) -> Record:
+        record = Record(
+            method=str(request.method.value if hasattr(request.method, "value")
+                       else request.method),
+            verb=verb_of(request.method, route, request.params), path=request.url.path,
+            group=route.group, resource=route.plural, subresource=route.subresource,
+            namespace=route.namespace, name=route.name,
+            user=user.name if user is not None else None,
+            user_agent=request.headers.get("User-Agent", ""),
+            field_manager=request.params.get("fieldManager"),
+            content_type=request.headers.get("Content-Type", "").split(";")[0].strip(),
+            params=dict(request.params), token=_bearer(request))
+        self.records.append(record)
+        return record
 
     def _finish(self, record: Record, response: aiohttp.web.StreamResponse,
                 warnings: list[str]) -> aiohttp.web.StreamResponse:
@@ -271,13 +279,16 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
         return None
 
     def _authenticate(self, request: Any) -> rbac.User | None:
-        header = request.headers.get("Authorization", "")
-        if not header:
+        if not request.headers.get("Authorization", ""):
             return None
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token not in self.tokens:
+        token = _bearer(request)
+        if token is None or token not in self.tokens:
             raise errors.unauthorized()
         return rbac.User.parse(self.tokens[token])
+
+    def revoke_token(self, token: str) -> None:
+        """The token is no longer accepted (it expired): a request with it is a 401."""
+        self.tokens.pop(token, None)
 
     def _authorize(self, ctx: Ctx, verb: str | None = None, name: str | None = None) -> None:
         if ctx.user is None or self.authorizer is None:
@@ -431,6 +442,11 @@ class KubeAPIServer(Writes, Admission, ScaleSubresource, Watching, kmock.Kuberne
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _bearer(request: Any) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
 
 
 class StoredObject(dict[str, Any]):

@@ -68,3 +68,15 @@ async def test_a_kmock_reaction_answers_instead_and_nothing_is_written(
     (await kube_cluster.admin.patch(path, {"status": {"phase": "Running"}})).ok()
     assert server.objects["orchestrations", "ns1", "o1"]["status"] == {"phase": "Running"}
     assert len(list(server["patch"])) == 2  # kmock's own request history still works
+
+
+async def test_the_token_is_recorded_and_an_unknown_or_revoked_one_is_a_recorded_401(
+        kube_cluster: StrictCluster) -> None:
+    server = kube_cluster.server
+    server.add_token("second", kube_cluster.operator_user)
+    assert (await kube_cluster.client("second").get(PATH)).status == 200
+    server.revoke_token("second")
+    refused = await kube_cluster.client("second").get(PATH)
+    assert (refused.status, refused.reason) == (401, "Unauthorized")
+    assert [(r.token, r.user, r.code) for r in server.records] == [
+        ("second", kube_cluster.operator_user, 200), ("second", None, 401)]

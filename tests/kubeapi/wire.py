@@ -38,6 +38,7 @@ class Record:
     field_manager: str | None
     content_type: str = ""  # of the body, parameters cut ("application/json-patch+json")
     params: dict[str, str] = field(default_factory=dict)  # the query (labelSelector, ...)
+    token: str | None = None  # the bearer token presented (which one, when several work)
     code: int = 0
     warnings: list[str] = field(default_factory=list)
 
