@@ -33,10 +33,13 @@ class RegistryWatch:
         self._known: frozenset[tuple[str, str]] | None = None
         self._resynced: float | None = None
         self.first_read = asyncio.Event()
+        #: Ticks completed (what a test waits for instead of guessing a duration).
+        self.ticks = 0
 
     async def run(self) -> None:
         while True:
             await self.tick()
+            self.ticks += 1
             await asyncio.sleep(self.state.settings.registry_interval_s)
 
     async def tick(self) -> None:

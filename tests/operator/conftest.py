@@ -1,8 +1,44 @@
-"""The operator under test: real kopf, in-process, against the kmock API emulator
-(``RVEmulator``), with a real PostgreSQL and a real ``duraflow worker`` process.
+"""The operator under test: real kopf, in-process, against the strict test API server
+(``tests/kubeapi``) configured with the CRDs of ``crds/`` and the RBAC of the Helm chart, with
+a real PostgreSQL and a real ``duraflow worker`` process.
 
-One worker process (and one database schema) per test module; one emulator and one
-operator per test. The operator is started and stopped (or killed) through ``operators``.
+The operator authenticates as the chart's ServiceAccount (a bearer token read from a token
+file, as in a pod) and every request it makes, the admission plugin's checks included, is
+authorised against the chart's rendered RBAC: a permission the chart lacks is a 403 here as
+it is on a cluster. The tests' own requests (kubectl-like: applying and editing CRs, playing
+the StatefulSet controller) carry no token and are the server's admin (``k8s.Kubectl``).
+
+Both watch modes of the chart (``operator.watchNamespaces``):
+
+- ``cluster-wide``: no watchNamespaces; one ClusterRole; the operator watches all namespaces
+  (``namespaces=()``);
+- ``namespaced``: ``watchNamespaces: [ns1]``; a Role in ns1 and the leader-election Role in
+  the release namespace; the operator started with ``namespaces=("ns1",)``.
+
+The Lease lives in the release namespace in both (the chart's ``POD_NAMESPACE``).
+
+Which module runs in which mode (``MODES``, read by ``pytest_generate_tests``: a module that
+starts an operator must be listed) and why. Running everything twice would double the
+suite's time for little: most behaviour does not depend on the mode. What does is the set of
+requests (paths, list/watch scope, which Role answers), so the modules that cover the most
+request paths run in both:
+
+===============================  ============  ===============================================
+module                           modes         why
+===============================  ============  ===============================================
+test_orchestration_lifecycle     both          the user's path: watch, finalizer, status, Events
+test_workerpool                  both          children, adoption, scale, StatefulSet watch
+test_rbac_used                   both          the requests made equal each mode's Roles
+test_quiet                       both          a restart lists and watches in the mode's scope
+test_bad_input                   namespaced    spec checks; no request depends on the mode
+test_client_identity             namespaced    tokens and names; mode-independent
+test_leader                      namespaced    the Lease by its own Role in the release ns
+test_restarts_and_outages        cluster-wide  resume, crash, outage: mode-independent
+test_metrics_and_leader          cluster-wide  the command and two replicas, all namespaces
+===============================  ============  ===============================================
+
+One worker process (and one database schema) per test module and mode; one API server and
+one operator per test. The operator is started and stopped (or killed) through ``operators``.
 """
 
 from __future__ import annotations
@@ -19,27 +55,59 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import kmock as km
 import pytest
-import yaml
 from duraflow_operator import OperatorSettings, Running, run_operator
 
 from tests.conftest import _run_in_thread
-from tests.operator.emulator import RVEmulator, register_crd
+from tests.kubeapi.fixtures import (  # noqa: F401
+    MODES,
+    ClusterFactory,
+    StrictCluster,
+    strict_cluster_factory,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
 NS = "ns1"
-RW = {"get", "list", "watch", "create", "update", "patch", "delete"}
+BOTH = MODES
+#: The watch modes each module that starts an operator runs in (see the docstring).
+MODULE_MODES: dict[str, tuple[str, ...]] = {
+    "test_orchestration_lifecycle": BOTH,
+    "test_workerpool": BOTH,
+    "test_rbac_used": BOTH,
+    "test_quiet": BOTH,
+    "test_bad_input": ("namespaced",),
+    "test_client_identity": ("namespaced",),
+    "test_leader": ("namespaced",),
+    "test_restarts_and_outages": ("cluster-wide",),
+    "test_metrics_and_leader": ("cluster-wide",),
+}
+#: Answers that mean the operator asked for something a real cluster refuses.
+REFUSED = frozenset({400, 401, 403, 405, 415})
+#: kopf's watches: the operator reconciles nothing before all three are open.
+WATCHED = ("orchestrations", "workerpools", "statefulsets")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "watch_mode" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module not in MODULE_MODES:
+        raise pytest.UsageError(f"tests/operator/{module}.py starts an operator: say in "
+                                "conftest.MODULE_MODES which watch modes it runs in")
+    metafunc.parametrize("watch_mode", MODULE_MODES[module], scope="module")
 
 
 @pytest.fixture
-def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
-    return {**kmock_options, "cls": RVEmulator}
+async def cluster(watch_mode: str, strict_cluster_factory: ClusterFactory) -> StrictCluster:  # noqa: F811
+    """The strict server, with the chart's RBAC rendered for ``watch_mode``."""
+    return await strict_cluster_factory(watch_mode)
 
 
 @pytest.fixture(scope="module")
-def schema(postgres_url: str) -> Iterator[str]:
+def schema(postgres_url: str, watch_mode: str) -> Iterator[str]:
+    """One database per module and watch mode: the modes' instances never meet (their CRs
+    have the same names, so the same instance ids)."""
     name = f"op_{uuid.uuid4().hex[:10]}"
     yield name
 
@@ -88,26 +156,6 @@ def worker(postgres_url: str, schema: str) -> Iterator[subprocess.Popen[str]]:
     stop_worker(proc)
 
 
-@pytest.fixture
-async def cluster(kmock: Any) -> AsyncIterator[Any]:
-    for path in sorted(CRDS.glob("*.yaml")):
-        register_crd(kmock, yaml.safe_load(path.read_text()))
-    resources = {
-        "apps/v1/statefulsets": ("StatefulSet", True, RW, {"status"}),
-        "v1/services": ("Service", True, RW, set()),
-        "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True, RW, set()),
-        "v1/events": ("Event", True, {"create", "list", "get", "patch"}, set()),
-        "v1/namespaces": ("Namespace", False, {"list", "watch"}, set()),
-        "coordination.k8s.io/v1/leases": ("Lease", True, RW, set()),
-        "apiextensions.k8s.io/v1/customresourcedefinitions": (
-            "CustomResourceDefinition", False, {"list", "watch"}, set()),
-    }
-    for name, (kind, namespaced, verbs, subresources) in resources.items():
-        kmock.resources[name] = km.ResourceInfo(kind=kind, namespaced=namespaced, verbs=verbs,
-                                                subresources=subresources)
-    yield kmock
-
-
 async def eventually(predicate: Callable[[], Any], timeout: float = 20.0,
                      message: str = "") -> Any:
     """Poll ``predicate`` until truthy (KeyError/TypeError count as 'not yet')."""
@@ -125,28 +173,48 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 20.0,
         await asyncio.sleep(0.05)
 
 
+def token_file(cluster: StrictCluster, directory: Path) -> Path:
+    """The operator's ServiceAccount token, as the kubelet mounts it."""
+    path = directory / f"token-{uuid.uuid4().hex[:6]}"
+    path.write_text(cluster.operator_token + "\n")
+    return path
+
+
 class Operators:
     """Starts, stops and kills in-process operators for one test."""
 
-    def __init__(self, cluster: Any, url: str, schema: str) -> None:
+    def __init__(self, cluster: StrictCluster, url: str, schema: str, token: Path) -> None:
         self.cluster = cluster
         self.url = url
         self.schema = schema
+        self.token = token
         self.task: asyncio.Task[None] | None = None
         self.stop_flag: asyncio.Event | None = None
         self.running: Running | None = None
+        #: A test that makes the API server refuse the operator on purpose says so.
+        self.refusals_expected = False
+
+    def refusals(self) -> list[str]:
+        """The operator's requests the API server refused as a real cluster would (no
+        authentication, no permission, a malformed or invalid create)."""
+        return [f"{r.method} {r.path}: {r.code}" for r in self.cluster.server.records
+                if r.user == self.cluster.operator_user
+                and (r.code in REFUSED or (r.code == 422 and r.verb == "create"))]
 
     def settings(self, **overrides: Any) -> OperatorSettings:
         values: dict[str, Any] = {
-            "database_url": self.url, "schema": self.schema, "namespaces": (NS,),
-            "metrics_port": 0, "kube_url": str(self.cluster.url).rstrip("/"),
-            "leader_election": False, "registry_interval_s": 0.3,
+            "database_url": self.url, "schema": self.schema,
+            "namespaces": self.cluster.watch_namespaces, "metrics_port": 0,
+            "kube_url": self.cluster.url, "kube_token_file": str(self.token),
+            "leader_election": False, "lease_namespace": self.cluster.release_namespace,
+            "registry_interval_s": 0.3,
         }
         values.update(overrides)
         return OperatorSettings(**values)
 
     async def start(self, **overrides: Any) -> Running:
-        watches_before = sum(1 for r in self.cluster if r.action == km.action.WATCH)
+        server, user = self.cluster.server, self.cluster.operator_user
+        mark = len(server.records)
         self.stop_flag, ready = asyncio.Event(), asyncio.Event()
 
         def keep(running: Running) -> None:
@@ -161,9 +229,13 @@ class Operators:
         if self.task in done:
             self.task.result()  # raises what stopped it
         assert waiter in done, "the operator did not become ready"
-        # Objects created before kopf's watch opens are replayed twice: wait for the watch.
-        await eventually(lambda: sum(1 for r in self.cluster if r.action == km.action.WATCH)
-                         > watches_before, message="kopf opened its watches")
+
+        def watching() -> bool:
+            opened = {r.resource for r in server.records[mark:]
+                      if r.user == user and r.verb == "watch" and r.code == 200}
+            return opened >= set(WATCHED)
+
+        await eventually(watching, message="kopf opened its watches")
         assert self.running is not None
         return self.running
 
@@ -187,8 +259,10 @@ class Operators:
 
 
 @pytest.fixture
-async def operators(cluster: Any, postgres_url: str, schema: str,
-                    worker: subprocess.Popen[str]) -> AsyncIterator[Operators]:
-    ops = Operators(cluster, postgres_url, schema)
+async def operators(cluster: StrictCluster, postgres_url: str, schema: str,
+                    worker: subprocess.Popen[str], tmp_path: Path) -> AsyncIterator[Operators]:
+    ops = Operators(cluster, postgres_url, schema, token_file(cluster, tmp_path))
     yield ops
     await ops.kill()  # a graceful stop lets kopf drain its queues for seconds: not needed here
+    if not ops.refusals_expected:  # everything the operator did was accepted under RBAC
+        assert ops.refusals() == []

@@ -1,84 +1,100 @@
 """Every client the operator builds (kopf's and its own) names the operator, names its field
 manager on every write, and sends the ServiceAccount token as it is now, not as it was when
-the operator started (projected tokens rotate about hourly)."""
+the operator started (projected tokens rotate about hourly; the old one then expires)."""
 
 from __future__ import annotations
 
-import asyncio
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .conftest import NS, Operators, eventually
-from .k8s import USER_AGENT, Kubectl, exists
+from tests.kubeapi.fixtures import StrictCluster
+
+from .conftest import Operators, eventually
+from .k8s import Kubectl
 from .test_workerpool import SPEC
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-WRITES = {"POST", "PUT", "PATCH"}
+WRITES = {"create", "update", "patch"}
 
 
-def _operators_requests(cluster: Any, since: int = 0) -> list[Any]:
-    return [r for r in list(cluster)[since:] if r.headers.get("User-Agent") != USER_AGENT]
+def _kopf_finalizer_patch(kubectl: Kubectl, since: int = 0) -> bool:
+    """kopf's own requests are among them: its finalizer JSON patch (the operator's client
+    patches CRs' status only)."""
+    return any(r.resource == "orchestrations" and r.verb == "patch" and not r.subresource
+               and r.content_type == "application/json-patch+json"
+               for r in kubectl.operator_requests(since))
 
 
 async def test_every_request_names_the_operator_and_carries_the_current_token(
-    cluster: Any, operators: Operators, tmp_path: Path
+    cluster: StrictCluster, operators: Operators, tmp_path: Path
 ) -> None:
+    server = cluster.server
     token = tmp_path / "token"
     token.write_text("first-token\n")
+    server.add_token("first-token", cluster.operator_user)
     await operators.start(kube_token_file=str(token), kube_token_reread_s=0.2)
     kubectl = Kubectl(cluster)
     await kubectl.apply_orchestration("who", {"orchestration": "Hello", "input": "a"})
     await kubectl.apply_pool("whopool", SPEC)
     await eventually(lambda: kubectl.status("who").get("phase") == "Completed")
-    await eventually(lambda: exists(cluster, "policy/v1/poddisruptionbudgets", NS, "whopool"))
+    await eventually(lambda: kubectl.exists("policy/v1/poddisruptionbudgets", "whopool"))
 
-    requests = _operators_requests(cluster)
-    agents = {r.headers.get("User-Agent") for r in requests}
-    assert agents == {f"duraflow-operator/{version('duraflow')}"}
-    writes = [r for r in requests if r.method.value in WRITES]
-    assert {r.params.get("fieldManager") for r in writes} == {"duraflow-operator"}
-    assert any(isinstance(r.data, list) for r in writes)  # kopf's finalizer JSON patch
-    assert any(r.url.path.endswith("/events") for r in writes)  # the operator's own client
-    assert {r.headers.get("Authorization") for r in requests} == {"Bearer first-token"}
+    requests = kubectl.operator_requests()
+    assert {r.user_agent for r in requests} == {f"duraflow-operator/{version('duraflow')}"}
+    assert {r.manager for r in requests} == {"duraflow-operator"}  # managedFields' name
+    writes = [r for r in requests if r.verb in WRITES]
+    assert {r.field_manager for r in writes} == {"duraflow-operator"}
+    assert _kopf_finalizer_patch(kubectl)
+    assert any(r.resource == "events" for r in writes)  # the operator's own client
+    assert {r.token for r in requests} == {"first-token"}
 
-    token.write_text("second-token\n")  # the kubelet rotated the projected token
-    await asyncio.sleep(0.3)
-    mark = len(list(cluster))
+    # The kubelet rotates the projected token; the old one expires once the operator has
+    # read the new one (its re-read period here is 0.2 s).
+    rotated = kubectl.mark()
+    token.write_text("second-token\n")
+    server.add_token("second-token", cluster.operator_user)
     await kubectl.apply_orchestration("who2", {"orchestration": "Hello", "input": "b"})
-    await eventually(lambda: kubectl.status("who2").get("phase") == "Completed")
-    later = _operators_requests(cluster, mark)
-    assert any(isinstance(r.data, list) for r in later)  # kopf's requests among them
-    assert {r.headers.get("Authorization") for r in later} == {"Bearer second-token"}
+    await eventually(lambda: any(r.token == "second-token"
+                                 for r in kubectl.operator_requests(rotated)))
+    mark = kubectl.mark()
+    server.revoke_token("first-token")
+    await kubectl.apply_orchestration("who3", {"orchestration": "Hello", "input": "c"})
+    await eventually(lambda: kubectl.status("who3").get("phase") == "Completed")
+    later = kubectl.operator_requests(mark)
+    assert _kopf_finalizer_patch(kubectl, mark)  # kopf's requests among them
+    assert {(r.token, r.code < 400) for r in later} == {("second-token", True)}
 
 
 async def test_a_401_makes_the_client_reread_the_token_at_once(
-    cluster: Any, tmp_path: Path
+    cluster: StrictCluster, tmp_path: Path
 ) -> None:
     from duraflow_operator.connection import Connection, TokenSource
     from duraflow_operator.kube import ApiError, KubeApi
 
+    server = cluster.server
     token = tmp_path / "token"
     token.write_text("old")
+    server.add_token("old", cluster.operator_user)
     kube = KubeApi()
-    kube.configure(Connection(server=str(cluster.url).rstrip("/"),
-                              token=TokenSource(path=str(token), reread_s=3600)))
-    path = "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/none"
+    kube.configure(Connection(server=cluster.url, token=TokenSource(path=str(token),
+                                                                    reread_s=3600)))
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{cluster.release_namespace}/leases/none"
     try:
         with pytest.raises(ApiError):
             await kube.request("GET", path)  # 404: reads the token once
-        token.write_text("new")
-        cluster.refuse("GET", "leases", 401, "Unauthorized", "token expired")
+        token.write_text("new")  # rotated, and the old one expired
+        server.add_token("new", cluster.operator_user)
+        server.revoke_token("old")
         with pytest.raises(ApiError) as missing:
             await kube.request("GET", path)  # 401, re-read, retried at once: 404
         assert missing.value.status == 404
     finally:
         await kube.close()
-    sent = [r.headers.get("Authorization") for r in cluster if r.url.path == path]
-    assert sent == ["Bearer old", "Bearer old", "Bearer new"]
+    sent = [(r.token, r.code) for r in server.records if r.path == path]
+    assert sent == [("old", 404), ("old", 401), ("new", 404)]
 
 
 def test_a_token_file_is_reread_when_its_period_passed(tmp_path: Path) -> None:

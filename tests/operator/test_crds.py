@@ -1,6 +1,7 @@
-"""The CRDs, checked statically (the emulator enforces no schema): every sample validates,
-every invalid example is rejected, the CEL rules refuse what they are meant to (evaluated
-with cel-python), and ``kubectl get`` shows the columns users look at."""
+"""The CRDs, checked statically, with jsonschema and cel-python directly (so the strict test
+API server's own schema and CEL engines are not the only judge of them): every sample
+validates, every invalid example is rejected, the CEL rules refuse what they are meant to,
+and ``kubectl get`` shows the columns users look at."""
 
 from __future__ import annotations
 

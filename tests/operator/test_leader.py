@@ -9,11 +9,13 @@ import datetime
 from typing import Any
 
 import aiohttp
-import kopf
 import pytest
 from duraflow_operator import LeaseLost
+from duraflow_operator.connection import Connection, TokenSource
 from duraflow_operator.kube import KubeApi
 from duraflow_operator.leader import LeaderElector
+
+from tests.kubeapi.fixtures import StrictCluster
 
 from .conftest import Operators, eventually
 from .k8s import Kubectl
@@ -21,8 +23,21 @@ from .k8s import Kubectl
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 LEASE = {"lease_duration_s": 1.5, "lease_renew_deadline_s": 1.0, "lease_renew_s": 0.2,
-         "leader_election": True, "lease_namespace": "ns1"}
-LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/duraflow-operator"
+         "leader_election": True}
+
+
+def lease_path(cluster: StrictCluster) -> str:
+    """The Lease lives in the release namespace (the chart's POD_NAMESPACE)."""
+    return (f"/apis/coordination.k8s.io/v1/namespaces/{cluster.release_namespace}/leases/"
+            "duraflow-operator")
+
+
+def operator_api(cluster: StrictCluster, api: KubeApi | None = None) -> KubeApi:
+    """A client with the operator's ServiceAccount token (RBAC: the chart's Lease rules)."""
+    kube = api or KubeApi()
+    kube.configure(Connection(server=cluster.url,
+                              token=TokenSource(token=cluster.operator_token)))
+    return kube
 
 
 class FailingApi(KubeApi):
@@ -43,7 +58,7 @@ class FailingApi(KubeApi):
 async def _leader(operators: Operators, identity: str = "a") -> tuple[LeaderElector, FailingApi]:
     settings = operators.settings(identity=identity, **LEASE)
     kube = FailingApi()
-    kube.configure(kopf.ConnectionInfo(server=settings.kube_url or "", insecure=True))
+    operator_api(operators.cluster, kube)
     elector = LeaderElector(kube, settings)
     assert await elector.try_acquire() is True
     return elector, kube
@@ -51,7 +66,7 @@ async def _leader(operators: Operators, identity: str = "a") -> tuple[LeaderElec
 
 @pytest.mark.parametrize("failure", ["disconnect", "hang"])
 async def test_a_leader_that_cannot_renew_steps_down_within_its_renew_deadline(
-    cluster: Any, operators: Operators, failure: str
+    cluster: StrictCluster, operators: Operators, failure: str
 ) -> None:
     """A disconnect (not an OSError) used to escape the renew loop while kopf kept acting;
     a hung request held one renewal for 6 x 30 s, far over the 15 s lease."""
@@ -77,14 +92,15 @@ def _stamp(offset_s: float) -> str:
 
 async def _hold(kubectl: Kubectl, holder: str, skew_s: float) -> None:
     """Another replica whose clock is ``skew_s`` off renews the Lease once."""
-    lease = await kubectl.get(LEASE_PATH)
+    path = lease_path(kubectl.cluster)
+    lease = await kubectl.get(path)
     lease["spec"].update({"holderIdentity": holder, "renewTime": _stamp(skew_s),
                           "leaseDurationSeconds": 1})
-    await kubectl.replace(LEASE_PATH, lease)
+    await kubectl.replace(path, lease)
 
 
 async def test_expiry_is_judged_by_the_candidates_clock_not_by_the_holders_renew_time(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     kubectl = Kubectl(cluster)
     _, kube = await _leader(operators, "first")  # creates the Lease
@@ -102,18 +118,18 @@ async def test_expiry_is_judged_by_the_candidates_clock_not_by_the_holders_renew
         assert await candidate.try_acquire() is False
         await asyncio.sleep(1.2)
         assert await candidate.try_acquire() is True
-        lease = await kubectl.get(LEASE_PATH)
+        lease = await kubectl.get(lease_path(cluster))
         assert lease["spec"]["holderIdentity"] == "b"
     finally:
         await kube.close()
 
 
 async def test_an_operator_that_loses_its_lease_stops_acting_at_once(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start(identity="op", **LEASE)
     kubectl = Kubectl(cluster)
-    lease = await kubectl.get(LEASE_PATH)
+    lease = await kubectl.get(lease_path(cluster))
     assert lease["spec"]["holderIdentity"] == "op"
     await _hold(kubectl, "other", 0)  # another replica took it over (say, after a pause)
     task = operators.task

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+from pathlib import Path
 
 import aiohttp
-import kopf
 import pytest
-from duraflow_operator.kube import KubeApi
 from duraflow_operator.leader import LeaderElector
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Operators, eventually
+from tests.kubeapi.fixtures import StrictCluster
+
+from .conftest import Operators, eventually, token_file
 from .k8s import Kubectl
+from .test_leader import operator_api
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -26,7 +27,7 @@ def _free_port() -> int:
 
 
 async def test_metrics_and_health_are_served_without_per_cr_labels(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     port = _free_port()
     await operators.start(metrics_port=port, metrics_host="127.0.0.1")
@@ -57,14 +58,13 @@ async def test_metrics_and_health_are_served_without_per_cr_labels(
 
 
 async def test_only_one_of_two_replicas_leads_and_the_other_takes_over_when_it_stops(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     lease = {"lease_duration_s": 1.0, "lease_renew_deadline_s": 0.6, "lease_renew_s": 0.2,
-             "leader_election": True, "lease_namespace": "ns1"}
+             "leader_election": True}
     settings_a = operators.settings(identity="a", **lease)
     settings_b = operators.settings(identity="b", **lease)
-    kube = KubeApi()
-    kube.configure(kopf.ConnectionInfo(server=settings_a.kube_url or "", insecure=True))
+    kube = operator_api(cluster)
     try:
         a, b = LeaderElector(kube, settings_a), LeaderElector(kube, settings_b)
         assert await a.try_acquire() is True
@@ -76,7 +76,8 @@ async def test_only_one_of_two_replicas_leads_and_the_other_takes_over_when_it_s
         await asyncio.sleep(1.3)
         assert await b.try_acquire() is True
         assert await a.try_acquire() is False
-        lease = cluster.objects["coordination.k8s.io/v1/leases", "ns1", "duraflow-operator"]
+        lease = cluster.server.objects["coordination.k8s.io/v1/leases",
+                                       cluster.release_namespace, "duraflow-operator"]
         assert lease["spec"]["holderIdentity"] == "b"
         assert lease["spec"]["leaseTransitions"] == 1
     finally:
@@ -84,9 +85,11 @@ async def test_only_one_of_two_replicas_leads_and_the_other_takes_over_when_it_s
 
 
 async def test_duraflow_operator_command_runs_from_env_takes_the_lease_and_stops_on_sigterm(
-    cluster: Any, operators: Operators, postgres_url: str, schema: str
+    cluster: StrictCluster, operators: Operators, postgres_url: str, schema: str,
+    tmp_path: Path
 ) -> None:
-    """The real entry point in its own process: env config, Lease, /healthz, SIGTERM."""
+    """The real entry point in its own process: env config (the API server and the
+    ServiceAccount token as the chart's pod has them), Lease, /healthz, SIGTERM."""
     import os
     import signal
     import subprocess
@@ -96,14 +99,17 @@ async def test_duraflow_operator_command_runs_from_env_takes_the_lease_and_stops
 
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DURAFLOW_DATABASE_URL": postgres_url,
-           "DURAFLOW_SCHEMA": schema, "DURAFLOW_WATCH_NAMESPACES": "ns1",
-           "DURAFLOW_OPERATOR_METRICS_PORT": str(port), "POD_NAME": "op-0",
-           "POD_NAMESPACE": "ns1", "DURAFLOW_KUBE_URL": str(cluster.url).rstrip("/")}
+           "DURAFLOW_SCHEMA": schema, "DURAFLOW_OPERATOR_METRICS_PORT": str(port),
+           "POD_NAME": "op-0", "POD_NAMESPACE": cluster.release_namespace,
+           "DURAFLOW_KUBE_URL": cluster.url,
+           "DURAFLOW_KUBE_TOKEN_FILE": str(token_file(cluster, tmp_path))}
+    env.pop("DURAFLOW_WATCH_NAMESPACES", None)  # all namespaces, as the ClusterRole allows
     proc = subprocess.Popen([sys.executable, "-m", "duraflow.cli", "operator"], env=env,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        lease_key = ("coordination.k8s.io/v1/leases", "ns1", "duraflow-operator")
-        await eventually(lambda: cluster.objects[lease_key]["spec"]["holderIdentity"]
+        lease_key = ("coordination.k8s.io/v1/leases", cluster.release_namespace,
+                     "duraflow-operator")
+        await eventually(lambda: cluster.server.objects[lease_key]["spec"]["holderIdentity"]
                          == "op-0", timeout=30, message="the operator took the Lease")
 
         async def healthy() -> bool:

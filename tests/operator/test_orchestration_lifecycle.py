@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from duraflow_operator import FINALIZER
 
 from duraflow import AsyncClient, PostgresProvider
+from tests.kubeapi.fixtures import StrictCluster
 
 from .conftest import NS, Operators, eventually
 from .k8s import Kubectl
@@ -16,7 +15,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 async def test_applied_cr_runs_and_ends_completed_with_its_output(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start()
     kubectl = Kubectl(cluster)
@@ -38,7 +37,7 @@ async def test_applied_cr_runs_and_ends_completed_with_its_output(
 
 
 async def test_custom_status_shows_while_running_and_an_appended_event_completes_it(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start()
     kubectl = Kubectl(cluster)
@@ -57,7 +56,7 @@ async def test_custom_status_shows_while_running_and_an_appended_event_completes
 
 
 async def test_activity_failure_ends_failed_with_the_message(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start()
     kubectl = Kubectl(cluster)
@@ -69,7 +68,7 @@ async def test_activity_failure_ends_failed_with_the_message(
 
 
 async def test_cancel_true_cancels_the_running_instance(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start()
     kubectl = Kubectl(cluster)
@@ -84,7 +83,7 @@ async def test_cancel_true_cancels_the_running_instance(
 @pytest.mark.parametrize(("policy", "expected"), [
     ("Cancel", "Failed"), ("Purge", "NotFound"), ("Orphan", "Running")])
 async def test_deletion_follows_the_deletion_policy(
-    cluster: Any, operators: Operators, schema: str, postgres_url: str,
+    cluster: StrictCluster, operators: Operators, schema: str, postgres_url: str,
     policy: str, expected: str,
 ) -> None:
     await operators.start()
@@ -111,7 +110,7 @@ async def test_deletion_follows_the_deletion_policy(
 
 
 async def test_nulls_in_the_output_survive_into_the_status(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """A merge patch reads null as "delete this key": {"a": null} was stored as {}."""
     await operators.start()
@@ -124,3 +123,22 @@ async def test_nulls_in_the_output_survive_into_the_status(
     await eventually(lambda: kubectl.status("nulls").get("phase") == "Completed")
     assert kubectl.status("nulls")["output"] == data
     assert "customStatus" in kubectl.status("nulls")
+
+
+async def test_only_the_watched_namespaces_are_reconciled(
+    cluster: StrictCluster, operators: Operators, watch_mode: str
+) -> None:
+    """Cluster-wide, a CR in any namespace runs; namespaced (the chart's Roles in ns1 only),
+    a CR in ns2 is left alone and the operator sends nothing there (it could not: 403)."""
+    await operators.start()
+    elsewhere, here = Kubectl(cluster, "ns2"), Kubectl(cluster)
+    await elsewhere.apply_orchestration("there", {"orchestration": "Hello", "input": "ns2"})
+    await here.apply_orchestration("here", {"orchestration": "Hello", "input": "ns1"})
+    await eventually(lambda: here.status("here").get("phase") == "Completed")
+    if watch_mode == "cluster-wide":
+        await eventually(lambda: elsewhere.status("there").get("phase") == "Completed")
+        assert elsewhere.status("there")["instanceId"] == "ns2/there"
+    else:  # "here" was created after "there" and has run its course: "there" was not seen
+        assert elsewhere.status("there") == {}
+        assert "finalizers" not in elsewhere.orch("there")["metadata"]
+        assert not [r for r in here.operator_requests() if r.namespace == "ns2"]

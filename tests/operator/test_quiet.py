@@ -1,89 +1,93 @@
 """Nothing changed, nothing written: a restarted operator, or an edit that touches no spec,
-costs reads only (every write is an etcd write and a watch event for every watcher)."""
+costs reads only (every write is an etcd write and a watch event for every watcher).
+
+The restarts here kill the operator once everything has settled (nothing is in flight, so a
+graceful stop would leave the same state; kopf's graceful stop waits 5 s for every task
+started after it, the in-process API server's watch handlers included)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
-from .conftest import NS, Operators, eventually
-from .k8s import USER_AGENT, Kubectl, exists
+from tests.kubeapi.fixtures import StrictCluster
+
+from .conftest import Operators, eventually
+from .k8s import Kubectl
 from .test_workerpool import SPEC
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 # Quantities as people write them; the API server stores them canonically (1, 1Gi, 500m).
-RESOURCES = {"requests": {"cpu": 1, "memory": "1024Mi"}, "limits": {"cpu": 0.5, "memory": "1.5Gi"}}
-WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+RESOURCES = {"requests": {"cpu": 0.5, "memory": "1024Mi"}, "limits": {"cpu": 1, "memory": "1.5Gi"}}
+QUIET_S = 1.5  # longer than the registry's tick, the status loop's and kopf's retry
 
 
-def _writes(cluster: Any, since: int) -> list[str]:
-    """The operator's writes (the test's own carry the User-Agent kubectl/test)."""
-    return [f"{r.method.value} {r.url.path} {str(r.data)[:300]}" for r in list(cluster)[since:]
-            if r.method.value in WRITES and r.headers.get("User-Agent") != USER_AGENT]
+def _writes(kubectl: Kubectl, since: int) -> list[str]:
+    """The operator's writes since ``since`` (the tests' own are the admin's)."""
+    return [f"{r.method} {r.path} {r.code}" for r in kubectl.operator_writes(since)]
 
 
-async def _settled(cluster: Any, seconds: float = 1.5) -> int:
-    """Wait until no write happened for ``seconds``; the number of requests so far."""
-    count = -1
-    while True:
-        seen = len(list(cluster))
-        writes_before = len(_writes(cluster, 0))
-        await asyncio.sleep(seconds)
-        if len(_writes(cluster, 0)) == writes_before and count == seen:
-            return len(list(cluster))
-        count = len(list(cluster))
+async def _settled(kubectl: Kubectl) -> None:
+    """Wait until the operator has written nothing for ``QUIET_S`` (at most 30 s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        writes = len(kubectl.operator_writes())
+        await asyncio.sleep(QUIET_S)
+        if len(kubectl.operator_writes()) == writes:
+            return
+    raise AssertionError("the operator kept writing: " + "\n".join(_writes(kubectl, 0)[-10:]))
 
 
 async def test_quantities_read_back_canonical_are_not_drift(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """The API server stores 1024Mi as 1Gi and cpu: 1 as "1": a restarted operator compares
     what it reads back with what it would send, and must not patch the StatefulSet."""
     await operators.start()
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("sized", {**SPEC, "resources": RESOURCES})
-    await eventually(lambda: exists(cluster, "v1/services", NS, "sized"))
-    sts = cluster.objects["apps/v1/statefulsets", NS, "sized"]
+    await eventually(lambda: kubectl.exists("v1/services", "sized"))
+    sts = kubectl.obj("apps/v1/statefulsets", "sized")
     stored = sts["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert stored == {"requests": {"cpu": "1", "memory": "1Gi"},
-                      "limits": {"cpu": "500m", "memory": "1536Mi"}}
-    await _settled(cluster)
-    await operators.stop()
-    mark = len(list(cluster))
+    assert stored == {"requests": {"cpu": "500m", "memory": "1Gi"},
+                      "limits": {"cpu": "1", "memory": "1536Mi"}}
+    await _settled(kubectl)
+    await operators.kill()
+    mark = kubectl.mark()
     await operators.start()
-    await _settled(cluster)
-    assert not [w for w in _writes(cluster, mark) if "statefulsets" in w]
+    await _settled(kubectl)
+    assert not [w for w in _writes(kubectl, mark) if "statefulsets" in w]
     assert "StatefulSetUpdated" not in kubectl.reasons("sized")
 
 
 async def test_a_restart_and_an_unrelated_edit_write_nothing(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start()
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("quiet", {**SPEC, "resources": RESOURCES})
     await kubectl.apply_orchestration("done", {"orchestration": "Hello", "input": "q"})
     await eventually(lambda: kubectl.status("done").get("phase") == "Completed")
-    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "quiet"]  # noqa: E731
+    pool = lambda: kubectl.pool("quiet")  # noqa: E731
     await eventually(lambda: pool()["status"].get("liveWorkers") == 0)
     await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/quiet/status",
                               {"status": {"replicas": 2, "readyReplicas": 2}})
     await eventually(lambda: pool()["status"]["ready"] == "2/2")
-    await _settled(cluster)
+    await _settled(kubectl)
 
-    await operators.stop()
-    mark = len(list(cluster))
+    await operators.kill()
+    mark = kubectl.mark()
     await operators.start()
-    await _settled(cluster)
-    assert _writes(cluster, mark) == [], "\n".join(_writes(cluster, mark))
+    await _settled(kubectl)
+    assert _writes(kubectl, mark) == [], "\n".join(_writes(kubectl, mark))
 
-    mark = len(list(cluster))
+    mark = kubectl.mark()
     await kubectl.merge_patch(kubectl.path("workerpools", "quiet"),
                               {"metadata": {"labels": {"team": "a"}}})
     await kubectl.merge_patch(kubectl.path("orchestrations", "done"),
                               {"metadata": {"annotations": {"note": "x"}}})
-    await _settled(cluster)
-    assert _writes(cluster, mark) == [], "\n".join(_writes(cluster, mark))
+    await _settled(kubectl)
+    assert _writes(kubectl, mark) == [], "\n".join(_writes(kubectl, mark))

@@ -1,77 +1,74 @@
-"""The chart's RBAC grants exactly what the operator uses: every request the operator makes
-in a scenario that exercises all its paths (kopf's and its own), plus what the
-OwnerReferencesPermissionEnforcement admission plugin checks besides the request itself,
-equals the rules of the chart's ClusterRole. A permission the operator needs and lacks is a
-403 on a real cluster; one it never uses is attack surface."""
+"""The chart's RBAC grants exactly what the operator uses, in both watch modes. The strict API
+server authorises every request the operator makes against the chart's rendered roles, and
+records each decision, the OwnerReferencesPermissionEnforcement admission plugin's included
+(a blocking owner reference needs ``update`` on the owner's ``finalizers``; rewriting an
+object's owner references needs ``delete`` on it). In a scenario that takes all the
+operator's paths (kopf's and its own), what it needed equals what the chart grants, role by
+role: a permission the operator needs and lacks is a 403 on a real cluster; one it never
+uses is attack surface."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import kmock
 import pytest
 
-from tests.chart.support import render
+from tests.kubeapi.fixtures import StrictCluster, chart_rbac
 
 from .conftest import NS, Operators, eventually
-from .k8s import Kubectl, exists
+from .k8s import Kubectl
 from .test_workerpool import SPEC
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-VERBS = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 
 
-def _owner_plural(ref: dict[str, Any]) -> tuple[str, str]:
-    return ref["apiVersion"].rpartition("/")[0], ref["kind"].lower() + "s"
-
-
-def permissions(requests: list[Any]) -> set[tuple[str, str, str]]:
-    """(apiGroup, resource[/subresource], verb) each request needs, admission included."""
-    needed: set[tuple[str, str, str]] = set()
-    for request in requests:
-        if request.resource is None or not request.resource.plural:
-            continue  # discovery: open to every authenticated user
-        group = request.resource.group or ""
-        resource = request.resource.plural
-        if request.subresource:
-            resource += "/" + request.subresource
-        method = request.method.value
-        if method == "GET":
-            verb = "get" if request.name else request.action.value.lower()
-        else:
-            verb = VERBS[method]
-        needed.add((group, resource, verb))
-        data = request.data if isinstance(request.data, dict) else {}
-        refs = (data.get("metadata") or {}).get("ownerReferences")
-        if refs and method in ("POST", "PATCH", "PUT"):
-            # OwnerReferencesPermissionEnforcement: changing ownerReferences of an existing
-            # object needs "delete" on it; a blocking reference needs "update" on the
-            # owner's finalizers.
-            if method != "POST":
-                needed.add((group, resource, "delete"))
-            for ref in refs:
-                if ref.get("blockOwnerDeletion"):
-                    owner_group, owner = _owner_plural(ref)
-                    needed.add((owner_group, f"{owner}/finalizers", "update"))
-    return needed
-
-
-def _granted(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+def _granted(role: dict[str, Any]) -> set[Permission]:
     return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"]
             for r in rule["resources"] for v in rule["verbs"]}
 
 
+def granted_by_scope(mode: str) -> dict[str, set[Permission]]:
+    """The chart's grants by where they apply: ``"*"`` for a ClusterRole (bound cluster-wide),
+    else the Role's namespace."""
+    objects = chart_rbac(mode)[0]
+    out: dict[str, set[Permission]] = {}
+    for role in objects:
+        if role["kind"] in ("Role", "ClusterRole"):
+            scope = role["metadata"].get("namespace", "*") if role["kind"] == "Role" else "*"
+            out.setdefault(scope, set()).update(_granted(role))
+    return out
+
+
+def used_by_scope(cluster: StrictCluster, mode: str) -> dict[str, set[Permission]]:
+    """What the operator needed, by namespace (``"*"`` for all of them, cluster-wide)."""
+    out: dict[str, set[Permission]] = {}
+    for attributes, _ in cluster.server.authorizations:
+        if attributes.user.name != cluster.operator_user:
+            continue
+        resource = attributes.resource
+        if attributes.subresource:
+            resource += "/" + attributes.subresource
+        scope = "*" if mode == "cluster-wide" else attributes.namespace or "(cluster)"
+        out.setdefault(scope, set()).add((attributes.group, resource, attributes.verb))
+    return out
+
+
 async def test_the_chart_grants_exactly_what_the_operator_uses(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators, watch_mode: str
 ) -> None:
-    await operators.start(leader_election=True, lease_namespace=NS, identity="op",
-                          lease_duration_s=1.5, lease_renew_deadline_s=1.0, lease_renew_s=0.2,
-                          pool_resync_s=0.3)
+    await operators.start(leader_election=True, identity="op", lease_duration_s=1.5,
+                          lease_renew_deadline_s=1.0, lease_renew_s=0.2, pool_resync_s=0.3)
     kubectl = Kubectl(cluster)
     # Orchestrations: start, follow, complete, raise, delete (finalizer), a status write the
     # API server refuses once (the status loop then re-reads the CR).
-    cluster.refuse("PATCH", "orchestrations", 422, "Invalid", "stale", subresource="status",
-                   content_type="application/json-patch+json")
+    refused = kmock.Response(status=422, payload={
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid",
+        "code": 422, "message": "the server rejected our request: stale"})
+    cluster.server["patch", kmock.subresource("status"), kmock.name("used"),
+                   kmock.headers({"Content-Type": "application/json-patch+json"})][:1] << refused
     await kubectl.apply_orchestration("used", {"orchestration": "Hello", "input": "x"})
     await eventually(lambda: kubectl.status("used").get("phase") == "Completed", timeout=30)
     await kubectl.apply_orchestration("asked", {"orchestration": "Approval", "events": []})
@@ -81,30 +78,39 @@ async def test_the_chart_grants_exactly_what_the_operator_uses(
     await eventually(lambda: kubectl.status("asked").get("phase") == "Completed")
     await kubectl.delete(kubectl.path("orchestrations", "asked"))
     await eventually(lambda: kubectl.gone("asked"))
-    # WorkerPools: children created, one adopted, one updated; readiness followed.
-    orphan = {"apiVersion": "v1", "kind": "Service",
-              "metadata": {"name": "rbac", "namespace": NS},
-              "spec": {"clusterIP": "None", "ports": [{"port": 9464}]}}
-    await kubectl.create("/api/v1/namespaces/ns1/services", orphan)
+    # WorkerPools: children created; adopted (a pool deleted with --cascade=orphan and
+    # applied again); updated; readiness followed.
+    children = ("apps/v1/statefulsets", "v1/services", "policy/v1/poddisruptionbudgets")
+    owner = lambda n, r: kubectl.obj(r, n)["metadata"].get("ownerReferences")  # noqa: E731
     await kubectl.apply_pool("rbac", SPEC)
+    await eventually(lambda: all(owner("rbac", r) for r in children))
+    orphaned = await cluster.admin.delete(kubectl.path("workerpools", "rbac"),
+                                          propagationPolicy="Orphan")
+    assert orphaned.status == 200
+    await eventually(lambda: not kubectl.exists("duraflow.io/v1alpha1/workerpools", "rbac")
+                     and not any(owner("rbac", r) for r in children))
+    again = await kubectl.apply_pool("rbac", SPEC)
+    await eventually(lambda: all((owner("rbac", r) or [{}])[0].get("uid")
+                                 == again["metadata"]["uid"] for r in children))
     await kubectl.apply_pool("fresh", SPEC)
-    for name in ("rbac", "fresh"):
-        await eventually(lambda n=name: exists(cluster, "policy/v1/poddisruptionbudgets", NS, n))
+    await eventually(lambda: kubectl.exists("policy/v1/poddisruptionbudgets", "fresh"))
     await kubectl.merge_patch(kubectl.path("workerpools", "rbac"),
                               {"spec": {"replicas": 3, "maxUnavailable": 2}})
-    sts = lambda: cluster.objects["apps/v1/statefulsets", NS, "rbac"]  # noqa: E731
-    pdb = lambda: cluster.objects["policy/v1/poddisruptionbudgets", NS, "rbac"]  # noqa: E731
+    sts = lambda: kubectl.obj("apps/v1/statefulsets", "rbac")  # noqa: E731
+    pdb = lambda: kubectl.obj("policy/v1/poddisruptionbudgets", "rbac")  # noqa: E731
     await eventually(lambda: sts()["spec"]["replicas"] == 3)
     await eventually(lambda: pdb()["spec"]["maxUnavailable"] == 2)
     await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/rbac/status",
                               {"status": {"replicas": 3, "readyReplicas": 3}})
-    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "rbac"]  # noqa: E731
-    await eventually(lambda: pool()["status"]["ready"] == "3/3")
+    await eventually(lambda: kubectl.pool("rbac")["status"]["ready"] == "3/3")
+    assert any(r.resource == "orchestrations" and r.verb == "get"
+               for r in kubectl.operator_requests()), "the status loop re-read a CR"
 
-    mine = [r for r in cluster
-            if r.headers.get("User-Agent", "").startswith("duraflow-operator/")]
-    used = permissions(mine)
-    (cluster_role,) = [d for d in render({}) if d["kind"] == "ClusterRole"]
-    granted = _granted(cluster_role)
-    assert sorted(used - granted) == [], "used but not granted"
-    assert sorted(granted - used) == [], f"granted but never used: {sorted(granted - used)}"
+    used = used_by_scope(cluster, watch_mode)
+    granted = granted_by_scope(watch_mode)
+    assert sorted(used) == sorted(granted)  # the same namespaces (or cluster-wide)
+    for scope, grants in granted.items():
+        assert sorted(used[scope] - grants) == [], f"used but not granted in {scope}"
+        assert sorted(grants - used[scope]) == [], f"granted but never used in {scope}"
+    if watch_mode == "namespaced":
+        assert set(granted) == {NS, cluster.release_namespace}  # Roles only

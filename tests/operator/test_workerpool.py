@@ -3,14 +3,15 @@ PodDisruptionBudget, kept in sync with the spec; its status follows the Stateful
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-import yaml
 
-from .conftest import CRDS, NS, Operators, eventually
-from .k8s import Kubectl, exists
+from tests.kubeapi.fixtures import StrictCluster, chart_rbac
+from tests.kubeapi.support import statefulset
+
+from .conftest import NS, Operators, eventually
+from .k8s import WORKERPOOLS, Kubectl, lax_crd
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -33,30 +34,27 @@ SPEC = {
 }
 
 
-def _obj(cluster: Any, resource: str, name: str) -> Any:
-    return cluster.objects[resource, NS, name]
-
-
 def _env(sts: Any) -> dict[str, Any]:
     container = sts["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
 async def test_pool_creates_children_with_env_owner_and_follows_changes(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start()
     kubectl = Kubectl(cluster)
     created = await kubectl.apply_pool("gpu", SPEC)
-    sts = await eventually(lambda: _obj(cluster, "apps/v1/statefulsets", "gpu"))
-    service = await eventually(lambda: _obj(cluster, "v1/services", "gpu"))
-    pdb = await eventually(lambda: _obj(cluster, "policy/v1/poddisruptionbudgets", "gpu"))
+    sts = await eventually(lambda: kubectl.obj("apps/v1/statefulsets", "gpu"))
+    service = await eventually(lambda: kubectl.obj("v1/services", "gpu"))
+    pdb = await eventually(lambda: kubectl.obj("policy/v1/poddisruptionbudgets", "gpu"))
     for child in (sts, service, pdb):
         owner = child["metadata"]["ownerReferences"][0]
         assert owner["kind"] == "WorkerPool" and owner["controller"] is True
         assert owner["uid"] == created["metadata"]["uid"]
     env = _env(sts)
-    assert env["DURAFLOW_WORKER_NODE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["DURAFLOW_WORKER_NODE_ID"] == {  # apiVersion: the API server's default
+        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}
     assert env["DURAFLOW_DATABASE_URL"] == {"secretKeyRef": {"name": "db", "key": "url"}}
     assert env["DURAFLOW_APP"] == "duraflow_example:register"
     assert env["DURAFLOW_TAGS"] == "gpu" and env["DURAFLOW_INCLUDE_UNTAGGED"] == "true"
@@ -81,14 +79,14 @@ async def test_pool_creates_children_with_env_owner_and_follows_changes(
 
     await kubectl.merge_patch(kubectl.path("workerpools", "gpu"),
                               {"spec": {"replicas": 3, "image": "duraflow/duraflow:0.2.0"}})
-    await eventually(lambda: _obj(cluster, "apps/v1/statefulsets", "gpu")["spec"]["replicas"] == 3)
-    sts = _obj(cluster, "apps/v1/statefulsets", "gpu")
+    await eventually(lambda: kubectl.obj("apps/v1/statefulsets", "gpu")["spec"]["replicas"] == 3)
+    sts = kubectl.obj("apps/v1/statefulsets", "gpu")
     assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "duraflow/duraflow:0.2.0"
 
     # The StatefulSet controller reports readiness; the pool follows it.
     await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/gpu/status",
                               {"status": {"replicas": 3, "readyReplicas": 2}})
-    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "gpu"]  # noqa: E731
+    pool = lambda: kubectl.pool("gpu")  # noqa: E731
     await eventually(lambda: pool()["status"]["readyReplicas"] == 2)
     assert pool()["status"]["ready"] == "2/3"
     assert pool()["status"]["tags"] == "gpu"
@@ -101,14 +99,14 @@ async def test_pool_creates_children_with_env_owner_and_follows_changes(
 
 
 async def test_pool_status_reports_its_live_workers_from_the_registry(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """The module's worker process runs with worker_node_id 'workers-0', i.e. pod 0 of a
     pool named 'workers'."""
     await operators.start()
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("workers", {**SPEC, "tags": []})
-    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "workers"]  # noqa: E731
+    pool = lambda: kubectl.pool("workers")  # noqa: E731
     await eventually(lambda: pool()["status"].get("liveWorkers") == 1)
     status = pool()["status"]
     assert {"Hello", "Approval", "Fails"} <= set(status["orchestrations"])
@@ -118,42 +116,52 @@ async def test_pool_status_reports_its_live_workers_from_the_registry(
 
 
 async def test_bad_pool_spec_gets_a_condition_and_a_warning(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
-    await operators.start()
     kubectl = Kubectl(cluster)
-    await kubectl.apply_pool("bad", {**SPEC, "tags": ["a", "b", "c", "d", "e", "f"]})
-    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "bad"]  # noqa: E731
+    bad = {**SPEC, "tags": ["a", "b", "c", "d", "e", "f"]}
+    refused = await cluster.admin.create(kubectl.path("workerpools"), {
+        "apiVersion": "duraflow.io/v1alpha1", "kind": "WorkerPool",
+        "metadata": {"name": "bad"}, "spec": bad})
+    assert refused.status == 422  # the CRD refuses it; an older one may not:
+    cluster.server.install_crd(lax_crd("WorkerPool"))
+    await operators.start()
+    await kubectl.apply_pool("bad", bad)
+    pool = lambda: kubectl.pool("bad")  # noqa: E731
     await eventually(lambda: any(c["reason"] == "TooManyTags"
                                  for c in pool()["status"]["conditions"]))
     await eventually(lambda: "TooManyTags" in kubectl.reasons("bad", "Warning"))
-    assert not exists(cluster, "apps/v1/statefulsets", NS, "bad")
+    assert not kubectl.exists("apps/v1/statefulsets", "bad")
 
 
 async def test_a_pool_name_its_children_cannot_carry_is_refused_before_any_child_exists(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """The CRD refuses these names; an API server with an older CRD does not, and then the
     StatefulSet was created and the Service failed (or no pod could start)."""
-    await operators.start()
     kubectl = Kubectl(cluster)
     names = ["gpu.pool", "1pool", "p" * 41]
+    refused = await cluster.admin.create(kubectl.path("workerpools"), {
+        "apiVersion": "duraflow.io/v1alpha1", "kind": "WorkerPool",
+        "metadata": {"name": names[0]}, "spec": SPEC})
+    assert refused.status == 422 and "metadata.name" in refused.message
+    cluster.server.install_crd(lax_crd("WorkerPool"))
+    await operators.start()
     for name in names:
         await kubectl.apply_pool(name, SPEC)
     for name in names:
-        pool = lambda n=name: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, n]  # noqa: E731
-        await eventually(lambda p=pool: any(c["reason"] == "InvalidName"
-                                            for c in p()["status"]["conditions"]))
-        accepted = {c["type"]: c for c in pool()["status"]["conditions"]}["Accepted"]
+        await eventually(lambda n=name: kubectl.condition(n, "Accepted", WORKERPOOLS)
+                         .get("reason") == "InvalidName")
+        accepted = kubectl.condition(name, "Accepted", WORKERPOOLS)
         assert accepted["status"] == "False" and "at most 40" in accepted["message"]
         await eventually(lambda n=name: "InvalidName" in kubectl.reasons(n, "Warning"))
         for resource in ("apps/v1/statefulsets", "v1/services",
                          "policy/v1/poddisruptionbudgets"):
-            assert not exists(cluster, resource, NS, name)
+            assert not kubectl.exists(resource, name)
 
 
 async def test_fields_removed_from_the_pool_are_removed_from_the_statefulset(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """A merge patch keeps what it does not mention, and the drift check looked only at
     what the pool sets: a removed field stayed on the StatefulSet for good."""
@@ -169,7 +177,7 @@ async def test_fields_removed_from_the_pool_are_removed_from_the_statefulset(
             "serviceAccountName": "workers", "imagePullPolicy": "Always",
             "resources": {"limits": {"memory": "1Gi"}}}
     await kubectl.apply_pool("trim", full)
-    pod = lambda: _obj(cluster, "apps/v1/statefulsets", "trim")["spec"]["template"]["spec"]  # noqa: E731
+    pod = lambda: kubectl.obj("apps/v1/statefulsets", "trim")["spec"]["template"]["spec"]  # noqa: E731
     await eventually(lambda: pod()["serviceAccountName"] == "workers")
     assert pod()["serviceAccount"] == "workers"  # the API server's deprecated alias
     await kubectl.merge_patch(kubectl.path("workerpools", "trim"), {"spec": {
@@ -186,40 +194,70 @@ async def test_fields_removed_from_the_pool_are_removed_from_the_statefulset(
     assert not container.get("resources")
 
 
-INVALID = ('StatefulSet.apps "limits" is invalid: spec.template.spec.containers[0].resources'
-           '.requests: Invalid value: "2": must be less than or equal to cpu limit of 1')
+def _accepted(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    return kubectl.condition(name, "Accepted", WORKERPOOLS)
 
 
-def _accepted(cluster: Any, name: str) -> dict[str, Any]:
-    pool = cluster.objects["duraflow.io/v1alpha1/workerpools", NS, name]
-    return dict({c["type"]: c for c in pool["status"]["conditions"]}["Accepted"])
-
-
-@pytest.mark.parametrize(("status", "reason", "message"), [
-    (422, "Invalid", INVALID),
-    (403, "Forbidden", 'statefulsets.apps "limits" is forbidden: cannot set blockOwnerDeletion '
-                       "if an ownerReference refers to a resource you can't set finalizers on"),
-])
-async def test_a_child_the_api_server_refuses_is_reported_and_retried_with_backoff(
-    cluster: Any, operators: Operators, status: int, reason: str, message: str
+async def test_a_child_the_api_server_refuses_as_invalid_is_reported_until_the_spec_is_fixed(
+    cluster: StrictCluster, operators: Operators
 ) -> None:
-    """It used to be a silent retry every 5 s forever: no condition, no Event."""
-    cluster.refuse("POST", "statefulsets", status, reason, message, times=3)
+    """It used to be a silent retry every 5 s forever: no condition, no Event. (The CRD
+    keeps ``resources`` open; the StatefulSet's validation refuses requests over limits.)"""
+    operators.refusals_expected = True
+    await operators.start(child_retry_min_s=0.2, child_retry_max_s=1.0)
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("limits", {**SPEC, "resources": {"requests": {"cpu": "2"},
+                                                               "limits": {"cpu": "1"}}})
+    await eventually(lambda: _accepted(kubectl, "limits").get("reason") == "Invalid")
+    accepted = _accepted(kubectl, "limits")
+    assert accepted["status"] == "False"
+    assert ('StatefulSet.apps "limits" is invalid: spec.template.spec.containers[0].resources'
+            '.requests: Invalid value: "2": must be less than or equal to cpu limit of 1'
+            in accepted["message"])
+    assert "creating StatefulSet ns1/limits" in accepted["message"]
+    creates = lambda: [r for r in kubectl.operator_writes()  # noqa: E731
+                       if r.resource == "statefulsets" and r.verb == "create"]
+    await eventually(lambda: len(creates()) >= 3, message="retried with backoff")
+    await kubectl.merge_patch(kubectl.path("workerpools", "limits"),
+                              {"spec": {"resources": {"requests": {"cpu": "1"}}}})
+    await eventually(lambda: _accepted(kubectl, "limits")["reason"] == "Reconciled")
+    assert kubectl.exists("apps/v1/statefulsets", "limits")
+    assert kubectl.reasons("limits", "Warning") == ["Invalid"]  # one Event, not one per retry
+
+
+def _without_the_finalizers_grant(mode: str) -> list[dict[str, Any]]:
+    objects = chart_rbac(mode)[0]
+    for rule in [r for o in objects for r in o.get("rules", [])]:
+        if "workerpools/finalizers" in rule["resources"]:
+            rule["resources"].remove("workerpools/finalizers")
+    return objects
+
+
+async def test_a_child_rbac_forbids_is_reported_and_heals_once_the_rule_is_granted(
+    cluster: StrictCluster, operators: Operators
+) -> None:
+    """A cluster whose role lacks ``update`` on ``workerpools/finalizers`` (an older chart
+    under OwnerReferencesPermissionEnforcement): the children's blockOwnerDeletion is a 403.
+    Once the rule is granted, the retry with backoff heals the pool by itself."""
+    operators.refusals_expected = True
+    cluster.server.load_rbac(_without_the_finalizers_grant(cluster.mode))
     await operators.start(child_retry_min_s=0.2, child_retry_max_s=1.0)
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("limits", SPEC)
-    await eventually(lambda: _accepted(cluster, "limits")["reason"] == reason)
-    accepted = _accepted(cluster, "limits")
+    await eventually(lambda: _accepted(kubectl, "limits").get("reason") == "Forbidden")
+    accepted = _accepted(kubectl, "limits")
     assert accepted["status"] == "False"
-    assert message in accepted["message"] and "creating StatefulSet ns1/limits" in \
-        accepted["message"]
-    # Still retried: once the API server takes it (a fixed RBAC rule, say), the pool heals.
-    await eventually(lambda: _accepted(cluster, "limits")["reason"] == "Reconciled")
-    assert exists(cluster, "apps/v1/statefulsets", NS, "limits")
-    assert kubectl.reasons("limits", "Warning") == [reason]  # one Event, not one per retry
-    creates = [r for r in cluster if r.method.value == "POST" and r.resource is not None
-               and r.resource.plural == "statefulsets"]
-    assert len(creates) == 4
+    assert ('statefulsets.apps "limits" is forbidden: cannot set blockOwnerDeletion if an '
+            "ownerReference refers to a resource you can't set finalizers on"
+            in accepted["message"])
+    creates = lambda: [r for r in kubectl.operator_writes()  # noqa: E731
+                       if r.resource == "statefulsets" and r.verb == "create"]
+    await eventually(lambda: len(creates()) >= 3, message="retried with backoff")
+    cluster.server.load_rbac(chart_rbac(cluster.mode)[0])
+    await eventually(lambda: _accepted(kubectl, "limits")["reason"] == "Reconciled")
+    assert kubectl.exists("apps/v1/statefulsets", "limits")
+    assert [r.code for r in creates()][-1] == 201 and {r.code for r in creates()[:-1]} == {403}
+    assert kubectl.reasons("limits", "Warning") == ["Forbidden"]  # one Event, not one per retry
 
 
 def test_the_retry_delay_doubles_up_to_the_max() -> None:
@@ -232,97 +270,98 @@ def test_the_retry_delay_doubles_up_to_the_max() -> None:
 
 
 async def test_a_child_controlled_by_someone_else_is_not_taken_over(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     await operators.start(child_retry_min_s=0.2, child_retry_max_s=0.5)
     kubectl = Kubectl(cluster)
-    foreign = {"apiVersion": "apps/v1", "kind": "StatefulSet",
-               "metadata": {"name": "taken", "namespace": NS, "labels": {"app": "other"},
-                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
-                                                 "name": "other", "uid": "u-1",
-                                                 "controller": True}]},
-               "spec": {"replicas": 1, "serviceName": "other", "selector": {}, "template": {}}}
+    deployment = statefulset("other")
+    deployment.update(apiVersion="apps/v1", kind="Deployment")
+    del deployment["spec"]["serviceName"]
+    other = await kubectl.create("/apis/apps/v1/namespaces/ns1/deployments", deployment)
+    foreign = statefulset("taken")
+    foreign["metadata"]["labels"] = {"app": "other"}
+    foreign["metadata"]["ownerReferences"] = [{
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "other",
+        "uid": other["metadata"]["uid"], "controller": True}]
     await kubectl.create("/apis/apps/v1/namespaces/ns1/statefulsets", foreign)
     orphan = {"apiVersion": "v1", "kind": "Service",
               "metadata": {"name": "taken", "namespace": NS},
               "spec": {"clusterIP": "None", "ports": [{"port": 9464}]}}
     await kubectl.create("/api/v1/namespaces/ns1/services", orphan)
     await kubectl.apply_pool("taken", SPEC)
-    await eventually(lambda: _accepted(cluster, "taken")["reason"] == "ChildConflict")
-    assert "controlled by Deployment other" in _accepted(cluster, "taken")["message"]
-    sts = _obj(cluster, "apps/v1/statefulsets", "taken")
+    await eventually(lambda: _accepted(kubectl, "taken").get("reason") == "ChildConflict")
+    assert "controlled by Deployment other" in _accepted(kubectl, "taken")["message"]
+    sts = kubectl.obj("apps/v1/statefulsets", "taken")
     assert sts["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
-    assert sts["metadata"]["labels"] == {"app": "other"}
+    assert sts["metadata"]["labels"] == {"app": "other"}  # untouched
     # The other controller's StatefulSet goes away: the pool creates its own, and adopts
     # the Service nobody controlled.
     await kubectl.delete("/apis/apps/v1/namespaces/ns1/statefulsets/taken")
-    await eventually(lambda: _accepted(cluster, "taken")["reason"] == "Reconciled")
+    await eventually(lambda: _accepted(kubectl, "taken")["reason"] == "Reconciled")
     for resource in ("apps/v1/statefulsets", "v1/services"):
-        owner = _obj(cluster, resource, "taken")["metadata"]["ownerReferences"][0]
+        owner = kubectl.obj(resource, "taken")["metadata"]["ownerReferences"][0]
         assert owner["kind"] == "WorkerPool" and owner["name"] == "taken"
 
 
-def _scale(pool: Any) -> dict[str, Any]:
-    """GET .../workerpools/<name>/scale as kube-apiserver builds it from the CRD's paths."""
-    crd = yaml.safe_load((CRDS / "duraflow.io_workerpools.yaml").read_text())
-    paths = crd["spec"]["versions"][0]["subresources"]["scale"]
-
-    def read(path: str) -> Any:
-        value: Any = pool
-        for part in path.lstrip(".").split("."):
-            value = (value or {}).get(part)
-        return value
-
-    return {"apiVersion": "autoscaling/v1", "kind": "Scale",
-            "spec": {"replicas": read(paths["specReplicasPath"])},
-            "status": {"replicas": read(paths["statusReplicasPath"]) or 0,
-                       "selector": read(paths.get("labelSelectorPath", ".none"))}}
-
-
 async def test_the_scale_subresource_reports_existing_pods_and_their_selector(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """An HPA needs the pods' selector and the current count; status.replicas used to be
-    the desired count and there was no selector."""
+    the desired count and there was no selector. (The server builds the Scale from the
+    CRD's paths, as kube-apiserver does.)"""
     await operators.start()
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("scaled", {**SPEC, "replicas": 3})
-    await eventually(lambda: exists(cluster, "apps/v1/statefulsets", NS, "scaled"))
+    await eventually(lambda: kubectl.exists("apps/v1/statefulsets", "scaled"))
     await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/scaled/status",
                               {"status": {"replicas": 1, "readyReplicas": 1}})
-    pool = lambda: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, "scaled"]  # noqa: E731
-    await eventually(lambda: pool()["status"]["readyReplicas"] == 1)
-    scale = _scale(pool())
+    await eventually(lambda: kubectl.pool("scaled")["status"]["readyReplicas"] == 1)
+    scale = await kubectl.get(kubectl.path("workerpools", "scaled") + "/scale")
     assert scale["spec"]["replicas"] == 3
     assert scale["status"] == {"replicas": 1, "selector": "duraflow.io/workerpool=scaled"}
-    assert pool()["status"]["ready"] == "1/3"
+    assert kubectl.pool("scaled")["status"]["ready"] == "1/3"
     # The selector selects exactly the pool's pods (those of its StatefulSet).
-    sts = _obj(cluster, "apps/v1/statefulsets", "scaled")
+    sts = kubectl.obj("apps/v1/statefulsets", "scaled")
     key, _, value = scale["status"]["selector"].partition("=")
     assert sts["spec"]["template"]["metadata"]["labels"][key] == value
     assert sts["spec"]["selector"]["matchLabels"] == {key: value}
+    # kubectl scale (as its user, through the subresource) reaches the StatefulSet.
+    await kubectl.merge_patch(kubectl.path("workerpools", "scaled") + "/scale",
+                              {"spec": {"replicas": 5}})
+    await eventually(lambda: kubectl.obj("apps/v1/statefulsets", "scaled")["spec"]["replicas"]
+                     == 5)
 
 
 async def test_the_statefulset_watch_is_filtered_by_the_api_server(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """kopf's labels= on a handler filters client-side, after listing and watching every
     StatefulSet the operator can see; the selector must reach the API server."""
+    kubectl = Kubectl(cluster)
     await operators.start()
-    reads = [r for r in cluster if r.resource is not None
-             and r.resource.plural == "statefulsets" and r.method.value == "GET"
-             and r.name is None]
-    assert {r.action.value for r in reads} >= {"LIST", "WATCH"}
+    reads = [r for r in kubectl.operator_requests()
+             if r.resource == "statefulsets" and r.verb in ("list", "watch")]
+    assert {r.verb for r in reads} == {"list", "watch"}
     assert {r.params.get("labelSelector") for r in reads} == {
         "app.kubernetes.io/managed-by=duraflow-operator"}
 
 
-def _status_patches(cluster: Any, name: str) -> int:
-    return sum(1 for r in cluster if r.method.value == "PATCH" and r.name == name
+def _status_patches(kubectl: Kubectl, name: str) -> int:
+    return sum(1 for r in kubectl.operator_writes() if r.name == name
                and r.subresource == "status")
 
 
-async def _deleted_unseen(cluster: Any, operators: Operators, pools: list[str],
+def delete_unseen(cluster: StrictCluster, name: str) -> None:
+    """Delete a pool while the operator's watches are down: the streams drop, the pool goes,
+    the event window is compacted; kopf reconnects, gets 410 Gone and re-lists, and no
+    DELETED event ever reaches it (all synchronous: no watch can reconnect in between)."""
+    server = cluster.server
+    server.interrupt_watches()
+    server.internal_delete(WORKERPOOLS, server.store.get(WORKERPOOLS, NS, name) or {})
+    server.compact()
+
+
+async def _deleted_unseen(cluster: StrictCluster, operators: Operators, pools: list[str],
                           **settings: Any) -> Any:
     """Start an operator, let it see ``pools``, then delete the last one without a watch
     event (as if it went while the watch was down); the operator's handles."""
@@ -330,28 +369,29 @@ async def _deleted_unseen(cluster: Any, operators: Operators, pools: list[str],
     kubectl = Kubectl(cluster)
     for name in pools:
         await kubectl.apply_pool(name, SPEC)
-    stored = lambda n: cluster.objects["duraflow.io/v1alpha1/workerpools", NS, n]  # noqa: E731
     await eventually(lambda: all("liveWorkers" in running.state.pools[(NS, n)]["status"]
-                                 and "liveWorkers" in stored(n)["status"] for n in pools))
-    cluster.objects["duraflow.io/v1alpha1/workerpools", NS, pools[-1]].delete()  # no event
+                                 and "liveWorkers" in kubectl.pool(n)["status"] for n in pools))
+    delete_unseen(cluster, pools[-1])
     return running
 
 
 async def test_a_pool_whose_status_write_finds_it_gone_is_forgotten(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     """Deleted while no watch told the operator: it was patched every tick, forever, 404."""
     running = await _deleted_unseen(cluster, operators, ["ghost"], pool_resync_s=3600)
+    kubectl = Kubectl(cluster)
     key = (NS, "ghost")
     running.state.pools[key]["status"]["backlog"] = -1  # the loop now has something to write
     await eventually(lambda: key not in running.state.pools, message="forgotten")
-    forgotten = _status_patches(cluster, "ghost")
-    await asyncio.sleep(1.0)  # registry ticks every 0.3 s
-    assert _status_patches(cluster, "ghost") == forgotten  # no more 404s, tick after tick
+    forgotten = _status_patches(kubectl, "ghost")
+    ticks = running.registry.ticks
+    await eventually(lambda: running.registry.ticks >= ticks + 3)  # every 0.3 s
+    assert _status_patches(kubectl, "ghost") == forgotten  # no more 404s, tick after tick
 
 
 async def test_a_pool_deleted_while_the_watch_was_down_is_forgotten_by_the_next_list(
-    cluster: Any, operators: Operators
+    cluster: StrictCluster, operators: Operators
 ) -> None:
     running = await _deleted_unseen(cluster, operators, ["kept", "ghost"], pool_resync_s=0.5)
     await eventually(lambda: (NS, "ghost") not in running.state.pools, message="forgotten")
