@@ -117,6 +117,9 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
                 outcome.events.append(("Normal", "Adopted", (
                     f"instance {spec.instance_id} already exists ({current.status}); "
                     "following it")))
+                # No change may ever be announced for it (it may have ended long ago): the
+                # status sync reads it once, for what only it writes (completedAt, metrics).
+                state.mark_dirty(spec.instance_id)
             patch.update(instance_status(current, started=True, bounds=state.bounds))
             patch.update({"instanceId": spec.instance_id, "startedAt": cond.now_iso(),
                           "raisedEvents": status.get("raisedEvents", 0)})

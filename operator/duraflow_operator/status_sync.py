@@ -138,12 +138,14 @@ class StatusSync:
         result = await state.client.get_status(instance_id)
         patch = instance_status(result, started=True, bounds=state.bounds)
         current = view.status
-        if not changed(current, patch):  # exact: {"a": null} differs from {}
-            view.mirror = {k: patch.get(k) for k in MIRRORED}
-            return
         phase = patch["phase"]
         previous_phase = current.get("phase")
         terminal = phase in TERMINAL_PHASES
+        # Exact: {"a": null} differs from {}. An ended instance the CR shows without
+        # completedAt (adopted after it ended) still needs the sync's own fields.
+        if not changed(current, patch) and not (terminal and not current.get("completedAt")):
+            view.mirror = {k: patch.get(k) for k in MIRRORED}
+            return
         wait = view.last_write + state.settings.status_min_interval_s - time.monotonic()
         if wait > 0 and not terminal:
             self._defer(instance_id, wait)

@@ -142,3 +142,27 @@ async def test_only_the_watched_namespaces_are_reconciled(
         assert elsewhere.status("there") == {}
         assert "finalizers" not in elsewhere.orch("there")["metadata"]
         assert not [r for r in here.operator_requests() if r.namespace == "ns2"]
+
+
+async def test_a_cr_adopting_an_instance_that_already_ended_shows_all_of_its_status(
+    cluster: StrictCluster, operators: Operators, schema: str, postgres_url: str
+) -> None:
+    """A CR applied for an instance that had ended (a CR deleted with the Cancel or Orphan
+    policy and applied again) showed Completed without completedAt, executionId or metrics:
+    no change is ever announced for such an instance, and only the status sync writes them."""
+    provider = await PostgresProvider.connect_async(postgres_url, schema)
+    try:
+        client = AsyncClient(provider)
+        await client.start_orchestration(f"{NS}/again", "Hello", "before")
+        await client.wait_for_orchestration(f"{NS}/again", 20_000)
+    finally:
+        await provider.close()
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_orchestration("again", {"orchestration": "Hello", "input": "after"})
+    await eventually(lambda: kubectl.status("again").get("completedAt"), message="completedAt")
+    status = kubectl.status("again")
+    assert (status["phase"], status["output"]) == ("Completed", "Hello, before!")
+    assert status["metrics"]["activitiesCompleted"] == 1 and status["executionId"] == 1
+    assert kubectl.condition("again", "Ready")["status"] == "True"
+    assert "Adopted" in kubectl.reasons("again", "Normal")
