@@ -127,3 +127,18 @@ async def test_interrupted_watches_end_and_what_happened_meanwhile_is_not_sent(
     server.compact()
     resumed = await kube_cluster.admin.watch(PATH, resourceVersion=listed, until=lambda e: True)
     assert resumed[0]["object"]["code"] == 410
+
+
+async def test_a_watch_ends_when_its_client_leaves(kube_cluster: StrictCluster) -> None:
+    """As kube-apiserver's: no handler is left waiting for events nobody reads."""
+    server = kube_cluster.server
+    key = "duraflow.io/v1alpha1/orchestrations"
+    watching = asyncio.ensure_future(kube_cluster.admin.watch(PATH, until=lambda e: False,
+                                                              timeout=30))
+    while not server.store.watching(key):
+        await asyncio.sleep(0.01)
+    watching.cancel()  # the client goes away
+    deadline = asyncio.get_running_loop().time() + 2
+    while server.store.watching(key):
+        assert asyncio.get_running_loop().time() < deadline, "the watch outlived its client"
+        await asyncio.sleep(0.05)
