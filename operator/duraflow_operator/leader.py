@@ -18,6 +18,11 @@ It follows client-go's ``leaderelection`` package, whose rules make the guarante
 
 Takeover and renewal use optimistic concurrency on the Lease's resourceVersion (a PUT that
 names the version it read), so two candidates cannot both win.
+
+On a graceful stop (a rolling update's SIGTERM), once nothing acts any more, the leader
+releases the Lease as client-go's ``ReleaseOnCancel`` does: the holder cleared, the duration
+cut to 1 s, and only if this replica still holds it. The next replica takes over on its next
+attempt instead of waiting out the 15 s lease.
 """
 
 from __future__ import annotations
@@ -120,6 +125,29 @@ class LeaderElector:
             raise
         self._observe(lease["spec"])
         self.is_leader = True
+        return True
+
+    async def release(self) -> bool:
+        """Give the Lease up, if this replica still holds it; whether it was released.
+        Bounded by the renew deadline; never raises (the process is exiting anyway)."""
+        self.is_leader = False
+        call: dict[str, Any] = {"attempts": 1, "timeout_s": self.deadline_s}
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                lease = await self.kube.request("GET", self.path, **call)
+                record = lease.get("spec") or {}
+                if record.get("holderIdentity") != self.identity:
+                    return False  # another replica leads already: not ours to release
+                now = _now_text()
+                lease["spec"] = {"holderIdentity": "", "leaseDurationSeconds": 1,
+                                 "acquireTime": now, "renewTime": now,
+                                 "leaseTransitions": int(record.get("leaseTransitions") or 0)}
+                await self.kube.request("PUT", self.path, lease, **call)  # 409 if it moved
+        except Exception as error:  # best effort: the lease expires anyway
+            log.warning("could not release the lease %s/%s: %s: %s", self.namespace,
+                        self.name, type(error).__name__, error)
+            return False
+        log.info("released the lease %s/%s", self.namespace, self.name)
         return True
 
     async def _attempt(self, timeout_s: float) -> bool | None:

@@ -4,7 +4,9 @@
 order matters: the worker registry is read once before kopf starts, so the first reconciles
 already know which orchestrations live workers register; with leader election on, nothing
 acts before this replica holds the Lease, and losing the Lease ends the run at once with
-``LeaseLost`` (no graceful drain: another replica may be leading already).
+``LeaseLost`` (no graceful drain: another replica may be leading already). A graceful stop
+releases the Lease once kopf and every loop have stopped, so the next replica need not wait
+for it to expire.
 """
 
 from __future__ import annotations
@@ -102,9 +104,11 @@ async def run_operator(
                           metrics=metrics)
     sync, registry_watch = StatusSync(state), RegistryWatch(state)
     health: HealthServer | None = None
-    tasks: list[asyncio.Task[Any]] = []
+    tasks: list[asyncio.Task[Any]] = []  # the loops and kopf (/healthz: none may end)
+    waiters: list[asyncio.Future[Any]] = []
     stop = stop_flag or asyncio.Event()
     kopf_ready, lost = asyncio.Event(), asyncio.Event()
+    elector: LeaderElector | None = None
 
     def healthy() -> tuple[bool, dict[str, object]]:
         loops_ok = all(not t.done() for t in tasks)
@@ -134,15 +138,22 @@ async def run_operator(
             await elector.acquire()
             tasks.append(asyncio.create_task(_keep_lease(elector, lost), name="duraflow-lease"))
         tasks.append(asyncio.create_task(sync.run(), name="duraflow-status-sync"))
+        # Every task is created before kopf starts: kopf takes any task created after its
+        # start for one of its own, and a graceful stop waits 5 s for those, then cancels them.
+        ready_waiter = asyncio.ensure_future(kopf_ready.wait())
+        lost_waiter = asyncio.ensure_future(lost.wait())
+        waiters += [ready_waiter, lost_waiter]
         operator = asyncio.create_task(kopf.operator(
             registry=registry, settings=kopf_cfg, standalone=True,
             clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
             stop_flag=stop, ready_flag=kopf_ready,
         ), name="duraflow-kopf")
         tasks.append(operator)
-        if await _until(kopf_ready, operator, lost) and ready_flag is not None:
+        await asyncio.wait({operator, ready_waiter, lost_waiter},
+                           return_when=asyncio.FIRST_COMPLETED)
+        if kopf_ready.is_set() and not lost.is_set() and ready_flag is not None:
             ready_flag.set()
-        await _until(asyncio.Event(), operator, lost)
+        await asyncio.wait({operator, lost_waiter}, return_when=asyncio.FIRST_COMPLETED)
         if lost.is_set():
             # Stop acting at once: no graceful drain of kopf's queues (the finally cancels
             # kopf and every loop), since another replica may lead from now on.
@@ -150,11 +161,15 @@ async def run_operator(
         with contextlib.suppress(asyncio.CancelledError):
             await operator
     finally:
-        for task in tasks:
+        for task in [*tasks, *waiters]:
             task.cancel()
-        for task in tasks:
+        for task in [*tasks, *waiters]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if elector is not None and elector.is_leader:  # False once the Lease was lost
+            # Nothing acts any more: hand the Lease over now (it checks that it is ours).
+            with contextlib.suppress(asyncio.CancelledError):
+                await elector.release()
         if health is not None:
             await health.stop()
         await kube.close()
@@ -168,14 +183,3 @@ async def _keep_lease(elector: LeaderElector, lost: asyncio.Event) -> None:
     finally:
         lost.set()
 
-
-async def _until(event: asyncio.Event, operator: asyncio.Task[Any],
-                 lost: asyncio.Event) -> bool:
-    """Wait for ``event``, kopf's end or the Lease's loss; whether ``event`` came first."""
-    waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(lost.wait())}
-    try:
-        await asyncio.wait({operator, *waiters}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-    return event.is_set() and not lost.is_set()
