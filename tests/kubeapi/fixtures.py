@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.test_utils
 import kmock
 import pytest
 import yaml
@@ -195,6 +196,16 @@ class StrictCluster:
         return path
 
 
+class _HTTPServer(aiohttp.test_utils.RawTestServer):
+    """An idle keep-alive connection is closed after a second (kube-apiserver keeps them
+    longer; clients reconnect either way). Each open connection is a handler task of this
+    process, and a kopf operator running in it takes every task created after its start for
+    its own: a graceful stop waits 5 s for them, the server's idle connections included."""
+
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> Any:
+        return await super()._make_runner(debug=debug, keepalive_timeout=1.0, **kwargs)
+
+
 @contextlib.asynccontextmanager
 async def strict_cluster(mode: str = "cluster-wide", *,
                          crds: list[dict[str, Any]] | None = None,
@@ -212,7 +223,7 @@ async def strict_cluster(mode: str = "cluster-wide", *,
         crds=project_crds() if crds is None else crds, rbac_objects=rbac,
         tokens={OPERATOR_TOKEN: user}, namespaces=WATCHED + OTHER_NAMESPACES + (release,),
         **options)
-    async with server, kmock.Server(server):
+    async with server, kmock.Server(server, server_cls=_HTTPServer):
         yield StrictCluster(server, str(server.url).rstrip("/"), mode, user,
                             watch_namespaces=() if mode == "cluster-wide" else WATCHED,
                             release_namespace=release)

@@ -1,9 +1,5 @@
 """Nothing changed, nothing written: a restarted operator, or an edit that touches no spec,
-costs reads only (every write is an etcd write and a watch event for every watcher).
-
-The restarts here kill the operator once everything has settled (nothing is in flight, so a
-graceful stop would leave the same state; kopf's graceful stop waits 5 s for every task
-started after it, the in-process API server's watch handlers included)."""
+costs reads only (every write is an etcd write and a watch event for every watcher)."""
 
 from __future__ import annotations
 
@@ -55,7 +51,7 @@ async def test_quantities_read_back_canonical_are_not_drift(
     assert stored == {"requests": {"cpu": "500m", "memory": "1Gi"},
                       "limits": {"cpu": "1", "memory": "1536Mi"}}
     await _settled(kubectl)
-    await operators.kill()
+    await operators.stop()
     mark = kubectl.mark()
     await operators.start()
     await _settled(kubectl)
@@ -78,7 +74,7 @@ async def test_a_restart_and_an_unrelated_edit_write_nothing(
     await eventually(lambda: pool()["status"]["ready"] == "2/2")
     await _settled(kubectl)
 
-    await operators.kill()
+    await operators.stop()
     mark = kubectl.mark()
     await operators.start()
     await _settled(kubectl)
