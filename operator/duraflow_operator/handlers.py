@@ -81,9 +81,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
                     result["result"] = outcome.result
                     raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
                 _status_patch(patch, raw.get("status"), outcome.status)
-                view = state.observe(raw)
-                view.body.setdefault("status", {}).update(outcome.status)
-                state.observe(view.body)  # index the instance id right away
+                state.follow(raw, outcome.status)
             result["result"] = outcome.result
         await _post(state, raw, outcome.events)
 

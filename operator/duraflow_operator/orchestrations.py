@@ -117,9 +117,6 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
                 outcome.events.append(("Normal", "Adopted", (
                     f"instance {spec.instance_id} already exists ({current.status}); "
                     "following it")))
-                # No change may ever be announced for it (it may have ended long ago): the
-                # status sync reads it once, for what only it writes (completedAt, metrics).
-                state.mark_dirty(spec.instance_id)
             patch.update(instance_status(current, started=True, bounds=state.bounds))
             patch.update({"instanceId": spec.instance_id, "startedAt": cond.now_iso(),
                           "raisedEvents": status.get("raisedEvents", 0)})
@@ -161,8 +158,8 @@ async def reconcile(state: OperatorState, body: Mapping[str, Any]) -> Outcome:
     if started_id is None:
         updates.append(_ready(phase, generation))
     patch["conditions"] = _conditions(view.status, *updates)
-    if started_id is not None:
-        state.mark_dirty(spec.instance_id)  # a restart or an edit: let the sync re-check it
+    # The caller records the outcome with ``state.follow``, which has the status sync read
+    # the instance once (after a start, an adoption, a restart or an edit).
     return outcome
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from duraflow import ProviderError
 from duraflow_operator import orchestrations, workerpools
@@ -86,7 +85,7 @@ class RegistryWatch:
                         path = (f"/apis/duraflow.io/v1alpha1/namespaces/{key[0]}"
                                 f"/orchestrations/{key[1]}")
                         await state.kube.patch_status(path, outcome.status)
-                        _merge(view.body.setdefault("status", {}), outcome.status)
+                        state.follow(view.body, outcome.status)
                 for type_, reason, message in outcome.events:
                     await state.kube.post_event(view.body, type_, reason, message)
             except (orchestrations.DatabaseUnavailable, ApiError) as error:
@@ -136,10 +135,3 @@ class RegistryWatch:
                 log.info("WorkerPool %s/%s is gone; forgetting it", *key)
                 state.forget_pool(key)
 
-
-def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        else:
-            target[k] = v

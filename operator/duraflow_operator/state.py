@@ -109,6 +109,25 @@ class OperatorState:
             self.by_instance[instance] = key
         return view
 
+    def follow(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> CrView:
+        """After a reconcile: its outcome ``status`` (merged as a merge patch merges it: None
+        removes) shown in memory at once, before its write lands, the instance indexed, and
+        the instance marked for one read by the status sync. The sync follows indexed
+        instances only, and an instance can end, with its one change announced, while the
+        reconcile that started it still runs: without that read the CR never learns it."""
+        view = self.observe(body)
+        status_now = dict(view.status)
+        for name, value in status.items():
+            if value is None:
+                status_now.pop(name, None)
+            else:
+                status_now[name] = value
+        view = self.observe({**view.body, "status": status_now})
+        instance = view.started_instance
+        if instance is not None:
+            self.mark_dirty(instance)
+        return view
+
     def forget(self, key: Key) -> None:
         view = self.crs.pop(key, None)
         instance = view.started_instance if view is not None else None

@@ -191,3 +191,49 @@ async def test_the_status_loop_waits_for_the_reconciles_write_instead_of_droppin
     sync._deferred.clear()
     await sync._sync_one("ns/n")
     assert sync._deferred == {}  # a CR that follows another instance is left alone
+
+
+async def test_an_instance_that_ends_before_the_reconcile_records_it_still_reaches_its_cr() -> None:
+    """The status sync follows indexed instances only, and the reconcile indexes the one it
+    started when it returns. A fast instance can end before that, with its one change
+    announced to the sync and ignored: the CR stayed Running (one of 1,000 in an O1 run).
+    Recording the outcome (``state.follow``) has the sync read the instance once more."""
+    from duraflow_operator.metrics import OperatorMetrics
+    from duraflow_operator.state import OperatorState
+    from duraflow_operator.status_sync import StatusSync
+
+    from duraflow import InstanceInfo
+
+    class Client:
+        async def get_status(self, _: str) -> OrchestrationResult:
+            return OrchestrationResult("Completed", "done")
+
+        async def get_instance_info(self, instance_id: str) -> InstanceInfo:
+            return InstanceInfo(instance_id, "Hello", None, 1, "Completed", '"done"', 0, 1)
+
+        async def read_execution_history(self, *_: object) -> list[object]:
+            return []
+
+    class Kube:
+        def __init__(self) -> None:
+            self.patches: list[list[dict[str, object]]] = []
+
+        async def json_patch_status(self, _: str, ops: list[dict[str, object]]) -> None:
+            self.patches.append(ops)
+
+        async def post_event(self, *_: object) -> None:
+            pass
+
+    kube = Kube()
+    state = OperatorState(settings=OperatorSettings(database_url="x"), client=Client(),  # type: ignore[arg-type]
+                          kube=kube, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    sync = StatusSync(state)
+    await sync._sync_one("ns/n")  # its completion, announced before the CR was indexed
+    assert kube.patches == [] and sync._deferred == {}
+    body = {"metadata": {"namespace": "ns", "name": "n", "uid": "u"}}
+    state.follow(body, {"instanceId": "ns/n", "startedAt": "now", "phase": "Running"})
+    assert state.dirty == {"ns/n"}
+    for instance in list(state.dirty):
+        await sync._sync_one(instance)
+    (ops,) = kube.patches
+    assert {(op["path"], str(op.get("value"))) for op in ops} >= {("/status/phase", "Completed")}
