@@ -60,7 +60,8 @@ bench: $(VENV)/.bench-stamp
 bench-compare: $(VENV)/.compare-stamp
 	$(BIN)/python -m bench --compare --backends postgres,sqlite $(BENCH_ARGS)
 
-# O1: N Orchestration CRs at once (API emulator, real PostgreSQL, one worker); CRS=10000 too.
+# O1: N Orchestration CRs at once (the strict test API server with the chart's RBAC, real
+# PostgreSQL, one worker); CRS=10000 too.
 bench-operator: install
 	$(BIN)/python bench/operator.py --crs $(or $(CRS),1000)
 

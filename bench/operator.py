@@ -1,15 +1,15 @@
 """O1 of ../shared/bench/README.md: the operator under 1,000 (then 10,000) Orchestration CRs.
 
     python bench/operator.py [--crs 1000] [--database-url URL] [--concurrency 50]
-                             [--api emulator|strict]
 
-Runs the kmock API emulator (the tests' ``RVEmulator``, or with ``--api strict`` the strict
-test API server of tests/kubeapi) in this process, a real PostgreSQL schema, one ``duraflow
-worker`` process and the operator as ``duraflow operator`` in its own
-process (so its CPU time and peak RSS are its own). Applies N ``Hello`` CRs at once and
-measures: time until every CR shows ``Completed`` (from the first create), the operator's
-CPU seconds (utime+stime from /proc) and peak RSS (VmHWM), and the API requests and writes
-the operator made per CR (every request the emulator saw, minus this driver's creates).
+Runs the strict test API server of tests/kubeapi in this process, configured as the tests
+configure it (the CRDs of crds/, the chart's ClusterRole, a token for the operator's
+ServiceAccount), a real PostgreSQL schema, one ``duraflow worker`` process and the operator as
+``duraflow operator`` in its own process (so its CPU time and peak RSS are its own), which
+authenticates with that token. Applies N ``Hello`` CRs at once and measures: time until
+every CR shows ``Completed`` (from the first create), the operator's CPU seconds
+(utime+stime from /proc) and peak RSS (VmHWM), and the API requests and writes the operator
+made per CR (the server's records of the operator's user; a refused one is counted apart).
 Writes ``bench/results/operator-<N>-<timestamp>.json`` and prints a table row.
 """
 
@@ -23,6 +23,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -35,66 +36,44 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.kubeapi.fixtures import OPERATOR_TOKEN, chart_rbac  # noqa: E402
 from tests.kubeapi.server import KubeAPIServer  # noqa: E402
-from tests.operator.emulator import RVEmulator, register_crd  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+NS = "bench"
 
 
-class CountingEmulator(RVEmulator):  # type: ignore[misc]
-    """kmock matches every request against its whole request history (O(n) per request),
-    which makes the emulator, not the operator, the bottleneck past a few hundred CRs. This
-    keeps only in-flight requests in the history and counts requests by kind instead."""
+class CountingServer(KubeAPIServer):
+    """The strict server, with the operator's requests counted by kind."""
 
-    counts: collections.Counter[str]
-    watches: int
+    operator_user: str = ""
 
-    def _KubernetesEmulator__get_obj(self, request: Any, strict: bool) -> Any:
-        """kmock scans every object to find one by name; look it up instead."""
-        if request.name is not None and request.namespace is not None:
-            key = (request.resource, request.namespace, request.name)
-            return self._objects[key] if key in self._objects else None  # noqa: SIM401
-        return super()._KubernetesEmulator__get_obj(request, strict)  # type: ignore[misc]
-
-    async def _handle(self, request: Any) -> Any:
-        method = getattr(request.method, "value", request.method)
-        if request.action == kmock.action.WATCH:
-            self.watches = getattr(self, "watches", 0) + 1
-        plural = request.resource.plural if request.resource is not None else "-"
-        sub = f"/{request.subresource}" if request.subresource else ""
-        if not hasattr(self, "counts"):
-            self.counts = collections.Counter()
-        self.counts[f"{method} {plural}{sub}"] += 1
-        try:
-            return await super()._handle(request)
-        finally:  # forget it once served: only in-flight requests stay in the history
-            for index in range(len(self._requests) - 1, -1, -1):
-                if self._requests[index] is request:
-                    del self._requests[index]
-                    break
-class CountingStrictServer(KubeAPIServer):
-    """The strict test API server (tests/kubeapi), counted like ``CountingEmulator``."""
+    def _operator(self) -> list[Any]:
+        return [r for r in self.records if r.user == self.operator_user]
 
     @property
     def counts(self) -> collections.Counter[str]:
         return collections.Counter(
             f"{r.method} {r.resource}{'/' + r.subresource if r.subresource else ''}"
-            for r in self.records if r.verb != "watch")
+            for r in self._operator() if r.verb != "watch")
+
+    @property
+    def refused(self) -> int:
+        return sum(1 for r in self._operator() if r.code in (400, 401, 403, 405, 415))
 
     @property
     def watches(self) -> int:
-        return sum(1 for r in self.records if r.verb == "watch")
+        return sum(1 for r in self._operator() if r.verb == "watch")
 
 
-def _server(api: str) -> Any:
-    if api == "strict":
-        crds = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "crds").glob("*.yaml"))]
-        return CountingStrictServer(crds=crds, namespaces=(NS,), keep_requests=False)
-    return CountingEmulator()
-
-
-NS = "bench"
-RW = {"get", "list", "watch", "create", "update", "patch", "delete"}
+def _server() -> CountingServer:
+    crds = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "crds").glob("*.yaml"))]
+    rbac, account, release = chart_rbac("cluster-wide")
+    user = f"system:serviceaccount:{release}:{account}"
+    server = CountingServer(crds=crds, namespaces=(NS,), keep_requests=False,
+                            rbac_objects=rbac, tokens={OPERATOR_TOKEN: user})
+    server.operator_user = user
+    return server
 
 
 def _proc_figures(pid: int) -> tuple[float, int]:
@@ -107,22 +86,6 @@ def _proc_figures(pid: int) -> tuple[float, int]:
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) * 1024
     return cpu, peak
-
-
-def _resources(emulator: Any) -> None:
-    for path in sorted((ROOT / "crds").glob("*.yaml")):
-        register_crd(emulator, yaml.safe_load(path.read_text()))
-    extra = {
-        "apps/v1/statefulsets": ("StatefulSet", True, RW),
-        "v1/services": ("Service", True, RW),
-        "policy/v1/poddisruptionbudgets": ("PodDisruptionBudget", True, RW),
-        "v1/events": ("Event", True, {"create", "list", "get", "patch"}),
-        "v1/namespaces": ("Namespace", False, {"list", "watch"}),
-        "coordination.k8s.io/v1/leases": ("Lease", True, RW),
-    }
-    for name, (kind, namespaced, verbs) in extra.items():
-        emulator.resources[name] = kmock.ResourceInfo(kind=kind, namespaced=namespaced,
-                                                      verbs=verbs)
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -140,30 +103,31 @@ def _wait_ready(proc: subprocess.Popen[str]) -> None:
     raise SystemExit("the worker exited during start-up")
 
 
-async def run(count: int, url: str, concurrency: int, api: str = "emulator") -> dict[str, Any]:
+async def run(count: int, url: str, concurrency: int) -> dict[str, Any]:
     schema = f"bench_op_{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    async with _server(api) as emulator, kmock.Server(emulator):
-        if api != "strict":
-            _resources(emulator)
-        server = str(emulator.url).rstrip("/")
+    token = pathlib.Path(tempfile.mkdtemp()) / "token"
+    token.write_text(OPERATOR_TOKEN)
+    async with _server() as api, kmock.Server(api):
+        server = str(api.url).rstrip("/")
         worker = _spawn(["worker", "--database-url", url, "--schema", schema,
                          "--app", "tests.operator.app:register", "--worker-node-id", "bench-0",
                          "--orchestration-concurrency", "64", "--worker-concurrency", "64",
                          "--metrics-port", "0"], env)
         await asyncio.to_thread(_wait_ready, worker)
         operator = _spawn(["operator", "--database-url", url, "--schema", schema,
-                           "--kube-url", server, "--namespaces", NS, "--metrics-port", "0",
+                           "--kube-url", server, "--kube-token-file", str(token),
+                           "--namespaces", NS, "--metrics-port", "0",
                            "--no-leader-election"], env)
         assert operator.stderr is not None
         threading.Thread(target=operator.stderr.read, daemon=True).start()
         try:
-            # Wait for the operator's watches before creating (the emulator replays history).
-            while getattr(emulator, "watches", 0) < 2:
+            # Wait for the operator's watches (CRs, pools, StatefulSets) before creating.
+            while api.watches < 3:
                 if operator.poll() is not None:
                     raise SystemExit("the operator exited during start-up")
                 await asyncio.sleep(0.1)
-            before = collections.Counter(emulator.counts)
+            before = collections.Counter(api.counts)
             cpu_before, _ = _proc_figures(operator.pid)
             semaphore = asyncio.Semaphore(concurrency)
             started = time.perf_counter()
@@ -185,20 +149,19 @@ async def run(count: int, url: str, concurrency: int, api: str = "emulator") -> 
             peak = 0
             while True:
                 done = sum(1 for k in keys
-                           if (emulator.objects[k].get("status") or {}).get("phase")
+                           if (api.objects[k].get("status") or {}).get("phase")
                            == "Completed")
                 _, peak = _proc_figures(operator.pid)
                 if os.environ.get("BENCH_TRACE"):
                     phases = collections.Counter(
-                        (emulator.objects[k].get("status") or {}).get("phase") for k in keys)
+                        (api.objects[k].get("status") or {}).get("phase") for k in keys)
                     print(round(time.perf_counter() - started, 1), dict(phases), flush=True)
                 if done == count or time.perf_counter() > deadline:
                     break
                 await asyncio.sleep(0.25)
             elapsed = time.perf_counter() - started
             cpu_after, peak = _proc_figures(operator.pid)
-            by_kind = emulator.counts - before
-            del by_kind["POST orchestrations"]  # this driver's creates
+            by_kind = api.counts - before
             operator_requests = sum(by_kind.values())
             writes = sum(v for k, v in by_kind.items() if not k.startswith("GET"))
             cr_writes = sum(v for k, v in by_kind.items()
@@ -212,6 +175,7 @@ async def run(count: int, url: str, concurrency: int, api: str = "emulator") -> 
                 "api_writes_per_cr": round(writes / count, 2),
                 "cr_writes_per_cr": round(cr_writes / count, 2),
                 "event_writes_per_cr": round(by_kind.get("POST events", 0) / count, 2),
+                "refused_requests": api.refused,
                 "requests_by_kind": dict(by_kind.most_common()),
             }
         finally:
@@ -232,13 +196,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--crs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50, help="parallel creates")
-    parser.add_argument("--api", choices=["emulator", "strict"], default="emulator",
-                        help="the kmock emulator, or the strict test API server (tests/kubeapi)")
     parser.add_argument("--database-url", default=os.environ.get(
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
-    result = asyncio.run(run(args.crs, args.database_url, args.concurrency, args.api))
-    result["api"] = args.api
+    result = asyncio.run(run(args.crs, args.database_url, args.concurrency))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"operator-{args.crs}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2))

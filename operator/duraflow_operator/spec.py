@@ -1,7 +1,7 @@
 """The custom resources as Python values, and the checks the API server cannot make.
 
 The CRD schemas reject most bad input at ``kubectl apply``; these checks repeat them (an
-API server without CEL, or an emulator, lets them through) and add the ones a schema cannot
+older CRD, which Helm never upgrades, lets them through) and add the ones a schema cannot
 express: the input size in bytes, an ``instanceId`` changed after the instance started.
 A rejected spec becomes a ``SpecError`` with a specific ``reason`` (a condition reason and
 the reason of a Warning Event), never an exception that kopf would retry forever.

@@ -451,7 +451,7 @@ def _bearer(request: Any) -> str | None:
 
 class StoredObject(dict[str, Any]):
     """A stored object as kmock's ``objects`` hands it out (``.deleted``, ``.raw``), so
-    tests written against the emulator read it unchanged. Deleted objects are simply gone."""
+    tests written for kmock read it unchanged. Deleted objects are simply gone."""
 
     deleted = False
 
