@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make e2e-kind: the whole Kubernetes path on a throwaway kind cluster.
 #   build the image -> load it into kind -> helm install (bundled PostgreSQL, example WorkerPool)
-#   -> apply a sample Orchestration -> wait until it is Completed -> kubectl get orch.
+#   -> apply a sample Orchestration -> wait until it is Completed -> the example pool's pods
+#   ready (the real StatefulSet controller, kubelet, probes, Pod Security "restricted") -> its
+#   scale subresource -> no request of the operator refused (RBAC) -> kubectl get orch,wp.
 # Needs Docker (a running engine), kind, kubectl and helm on PATH. Not part of `make test`.
 # Environment: KIND_CLUSTER (default duraflow-e2e), KEEP_CLUSTER=1 keeps it afterwards,
 # E2E_TIMEOUT (seconds to wait for Completed, default 300).
@@ -38,7 +40,7 @@ dump() {
     echo "e2e-kind: FAILED; cluster state follows" >&2
     kubectl get all,orch,workerpools -A -o wide >&2 || true
     kubectl -n "$NAMESPACE" logs deploy/${RELEASE}-operator --tail=100 >&2 || true
-    kubectl -n "$NAMESPACE" get events --sort-by=.lastTimestamp >&2 | tail -30 || true
+    kubectl -n "$NAMESPACE" get events --sort-by=.lastTimestamp 2>&1 | tail -30 >&2 || true
 }
 trap 'rc=$?; [ $rc -ne 0 ] && dump; cleanup; exit $rc' EXIT
 
@@ -83,5 +85,19 @@ done
 
 output=$(kubectl -n "$NAMESPACE" get orch hello-e2e -o jsonpath='{.status.output}')
 echo "$output" | grep -q "Hello, kind!" || die "unexpected output: $output"
-kubectl -n "$NAMESPACE" get orch
+
+echo "== example WorkerPool: pods ready, scale subresource"
+ready=""
+while [ "$(date +%s)" -lt "$deadline" ]; do
+    ready=$(kubectl -n "$NAMESPACE" get wp example -o jsonpath='{.status.ready}' 2>/dev/null || true)
+    [ "$ready" = 1/1 ] && break
+    sleep 2
+done
+[ "$ready" = 1/1 ] || die "WorkerPool example not ready after ${TIMEOUT}s (ready: '${ready:-none}')"
+selector=$(kubectl -n "$NAMESPACE" get wp example --subresource=scale -o jsonpath='{.status.selector}')
+[ "$selector" = duraflow.io/workerpool=example ] || die "scale subresource selector: '$selector'"
+if kubectl -n "$NAMESPACE" logs deploy/${RELEASE}-operator | grep -Ei 'forbidden|HTTP 40[13]' >&2; then
+    die "the API server refused requests of the operator (above): the chart's RBAC lacks them"
+fi
+kubectl -n "$NAMESPACE" get orch,wp
 echo "e2e-kind: OK"
