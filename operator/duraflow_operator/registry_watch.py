@@ -18,7 +18,7 @@ import logging
 
 from duraflow import ProviderError
 from duraflow_operator import orchestrations, workerpools
-from duraflow_operator.kube import ApiError
+from duraflow_operator.kube import API_ERRORS, ApiError
 from duraflow_operator.settings import GROUP, VERSION
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status import differs
@@ -88,7 +88,7 @@ class RegistryWatch:
                         state.follow(view.body, outcome.status)
                 for type_, reason, message in outcome.events:
                     await state.kube.post_event(view.body, type_, reason, message)
-            except (orchestrations.DatabaseUnavailable, ApiError) as error:
+            except (orchestrations.DatabaseUnavailable, *API_ERRORS) as error:
                 log.warning("retrying %s/%s later: %s", key[0], key[1], error)
                 self._known = None  # try again on the next tick
 
@@ -105,9 +105,9 @@ class RegistryWatch:
             try:
                 await state.kube.patch_status(path, fields)
                 body.setdefault("status", {}).update(fields)
-            except ApiError as error:
-                if error.status == 404:  # deleted while no watch told us: forget it
-                    state.forget_pool((namespace, name))
+            except API_ERRORS as error:
+                if isinstance(error, ApiError) and error.status == 404:
+                    state.forget_pool((namespace, name))  # deleted while no watch told us
                     continue
                 log.warning("could not update WorkerPool %s/%s status: %s", namespace, name, error)
 
@@ -127,7 +127,7 @@ class RegistryWatch:
                 for item in (answer or {}).get("items") or []:
                     meta = item.get("metadata") or {}
                     listed.add((str(meta.get("namespace")), str(meta.get("name"))))
-        except (ApiError, OSError, TimeoutError) as error:
+        except API_ERRORS as error:
             log.warning("could not list WorkerPools: %s", error)
             return
         for key, body in seen.items():

@@ -136,3 +136,34 @@ async def test_a_cr_whose_started_status_lands_late_still_follows_its_instance(
     codes = [r.code for r in status_writes]
     assert codes.count(500) == 3  # kopf's, refused
     assert 422 in codes  # the loop's, on a CR without that status
+
+
+async def test_the_worker_registry_loop_survives_an_api_server_that_drops_connections(
+    cluster: StrictCluster, operators: Operators
+) -> None:
+    """A disconnect is an aiohttp.ClientError, not an OSError: it escaped the registry loop,
+    which ended for good (pool statuses frozen, /healthz 503 until a restart)."""
+    import aiohttp
+
+    from .test_workerpool import SPEC
+
+    running = await operators.start()
+    kubectl = Kubectl(cluster)
+    await kubectl.apply_pool("dropped", {**SPEC, "tags": []})
+    await eventually(lambda: "liveWorkers" in kubectl.pool("dropped")["status"])
+    real_request = running.state.kube.request
+    dropped: list[str] = []
+
+    async def request(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        if path.endswith("/workerpools/dropped/status") and len(dropped) < 3:
+            dropped.append(path)  # the connection drops (after the client's own retries)
+            raise aiohttp.ServerDisconnectedError()
+        return await real_request(method, path, *args, **kwargs)
+
+    running.state.kube.request = request  # type: ignore[method-assign]
+    running.state.pools[(NS, "dropped")]["status"]["backlog"] = -1  # something to write
+    await eventually(lambda: len(dropped) == 3, message="three writes dropped")
+    await eventually(lambda: running.state.pools[(NS, "dropped")]["status"]["backlog"] == 0,
+                     message="written after all")
+    registry = next(t for t in asyncio.all_tasks() if t.get_name() == "duraflow-registry")
+    assert not registry.done()
