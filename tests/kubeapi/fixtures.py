@@ -3,8 +3,8 @@ is installed in: the CRDs of ``crds/`` and the RBAC of the Helm chart, rendered 
 mode, with a bearer token for the operator's ServiceAccount.
 
 - ``cluster-wide``: ``operator.watchNamespaces`` empty, one ClusterRole;
-- ``namespaced``: ``operator.watchNamespaces: [ns1]``, a Role in ``ns1`` (plus the
-  cluster-scoped reads and the leader-election Role in the release namespace);
+- ``namespaced``: ``operator.watchNamespaces: [ns1]``, a Role in ``ns1`` and the
+  leader-election Role in the release namespace (nothing cluster-scoped);
 - ``admin``: no RBAC at all (every request is the test's admin).
 
 Usage::

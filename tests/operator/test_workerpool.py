@@ -3,12 +3,14 @@ PodDisruptionBudget, kept in sync with the spec; its status follows the Stateful
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.kubeapi.fixtures import StrictCluster, chart_rbac
 from tests.kubeapi.support import statefulset
+from tests.kubeapi.wire import Record
 
 from .conftest import NS, Operators, eventually
 from .k8s import WORKERPOOLS, Kubectl, lax_crd
@@ -198,6 +200,24 @@ def _accepted(kubectl: Kubectl, name: str) -> dict[str, Any]:
     return kubectl.condition(name, "Accepted", WORKERPOOLS)
 
 
+async def _refused_and_retried(kubectl: Kubectl, reason: str, message: str) -> \
+        Callable[[], list[Record]]:
+    """The pool ``limits`` shows the API server's refusal of its StatefulSet (``reason``,
+    ``message``) and the create is retried with backoff; its creates so far, as a callable."""
+    await eventually(lambda: _accepted(kubectl, "limits").get("reason") == reason)
+    accepted = _accepted(kubectl, "limits")
+    assert accepted["status"] == "False"
+    assert message in accepted["message"]
+    assert "creating StatefulSet ns1/limits" in accepted["message"]
+
+    def creates() -> list[Record]:
+        return [r for r in kubectl.operator_writes()
+                if r.resource == "statefulsets" and r.verb == "create"]
+
+    await eventually(lambda: len(creates()) >= 3, message="retried with backoff")
+    return creates
+
+
 async def test_a_child_the_api_server_refuses_as_invalid_is_reported_until_the_spec_is_fixed(
     cluster: StrictCluster, operators: Operators
 ) -> None:
@@ -208,16 +228,9 @@ async def test_a_child_the_api_server_refuses_as_invalid_is_reported_until_the_s
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("limits", {**SPEC, "resources": {"requests": {"cpu": "2"},
                                                                "limits": {"cpu": "1"}}})
-    await eventually(lambda: _accepted(kubectl, "limits").get("reason") == "Invalid")
-    accepted = _accepted(kubectl, "limits")
-    assert accepted["status"] == "False"
-    assert ('StatefulSet.apps "limits" is invalid: spec.template.spec.containers[0].resources'
-            '.requests: Invalid value: "2": must be less than or equal to cpu limit of 1'
-            in accepted["message"])
-    assert "creating StatefulSet ns1/limits" in accepted["message"]
-    creates = lambda: [r for r in kubectl.operator_writes()  # noqa: E731
-                       if r.resource == "statefulsets" and r.verb == "create"]
-    await eventually(lambda: len(creates()) >= 3, message="retried with backoff")
+    await _refused_and_retried(kubectl, "Invalid", (
+        'StatefulSet.apps "limits" is invalid: spec.template.spec.containers[0].resources'
+        '.requests: Invalid value: "2": must be less than or equal to cpu limit of 1'))
     await kubectl.merge_patch(kubectl.path("workerpools", "limits"),
                               {"spec": {"resources": {"requests": {"cpu": "1"}}}})
     await eventually(lambda: _accepted(kubectl, "limits")["reason"] == "Reconciled")
@@ -244,15 +257,9 @@ async def test_a_child_rbac_forbids_is_reported_and_heals_once_the_rule_is_grant
     await operators.start(child_retry_min_s=0.2, child_retry_max_s=1.0)
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("limits", SPEC)
-    await eventually(lambda: _accepted(kubectl, "limits").get("reason") == "Forbidden")
-    accepted = _accepted(kubectl, "limits")
-    assert accepted["status"] == "False"
-    assert ('statefulsets.apps "limits" is forbidden: cannot set blockOwnerDeletion if an '
-            "ownerReference refers to a resource you can't set finalizers on"
-            in accepted["message"])
-    creates = lambda: [r for r in kubectl.operator_writes()  # noqa: E731
-                       if r.resource == "statefulsets" and r.verb == "create"]
-    await eventually(lambda: len(creates()) >= 3, message="retried with backoff")
+    creates = await _refused_and_retried(kubectl, "Forbidden", (
+        'statefulsets.apps "limits" is forbidden: cannot set blockOwnerDeletion if an '
+        "ownerReference refers to a resource you can't set finalizers on"))
     cluster.server.load_rbac(chart_rbac(cluster.mode)[0])
     await eventually(lambda: _accepted(kubectl, "limits")["reason"] == "Reconciled")
     assert kubectl.exists("apps/v1/statefulsets", "limits")
