@@ -38,11 +38,14 @@ def turns_commit(status: str | None) -> TurnCommit:
                       output=None if status is None else '"done"')
 
 
-def due_schedule(schedule_id: str = "s", overlap: str = "skip", **state: object) -> StoredSchedule:
-    """A schedule whose tick at the last whole 10 s is due now."""
+def due_schedule(schedule_id: str = "s", overlap: str = "skip", period_ms: int = 10_000,
+                 **state: object) -> StoredSchedule:
+    """A schedule ``@every period_ms`` whose tick at the last whole period is due now (inside
+    its catch-up window however long ago that was)."""
     now = now_ms()
-    tick = now - now % 10_000
-    spec = build_spec("TestOrch", {"from": schedule_id}, cron="@every 10s", overlap=overlap)
+    tick = now - now % period_ms
+    spec = build_spec("TestOrch", {"from": schedule_id}, every_ms=period_ms, overlap=overlap,
+                      catchup_window_ms=period_ms + 60_000)
     fields = {"next_tick_ms": tick, "due_at_ms": tick, **state}
     return StoredSchedule(schedule_id, spec, ScheduleState(**fields),  # type: ignore[arg-type]
                           created_at_ms=now, updated_at_ms=now)
@@ -127,7 +130,9 @@ async def test_concurrent_fires_start_each_tick_once(provider: Provider) -> None
 async def test_a_run_ends_with_its_instance_and_frees_the_tick_that_waits_for_it(
     provider: Provider, turns: Turns
 ) -> None:
-    schedule = due_schedule(overlap="buffer_one")
+    # A daily schedule: its next regular tick (next midnight UTC) cannot fall inside the test
+    # and add a second waiting tick (a 10 s period made this fail when the test crossed one).
+    schedule = due_schedule(overlap="buffer_one", period_ms=86_400_000)
     await provider.create_schedule(schedule)
     await provider.fire_due_schedules(now_ms(), 10, plan_fire)
     tick = schedule.state.next_tick_ms
