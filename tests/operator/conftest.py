@@ -35,6 +35,7 @@ test_client_identity             namespaced    tokens and names; mode-independen
 test_leader                      namespaced    the Lease by its own Role in the release ns
 test_restarts_and_outages        cluster-wide  resume, crash, outage: mode-independent
 test_metrics_and_leader          cluster-wide  the command and two replicas, all namespaces
+test_pods                        namespaced    the kubelet stand-in; no operator
 ===============================  ============  ===============================================
 
 One worker process (and one database schema) per test module and mode; one API server and
@@ -81,6 +82,7 @@ MODULE_MODES: dict[str, tuple[str, ...]] = {
     "test_leader": ("namespaced",),
     "test_restarts_and_outages": ("cluster-wide",),
     "test_metrics_and_leader": ("cluster-wide",),
+    "test_pods": ("namespaced",),
 }
 #: Answers that mean the operator asked for something a real cluster refuses.
 REFUSED = frozenset({400, 401, 403, 405, 415})
@@ -124,12 +126,18 @@ def schema(postgres_url: str, watch_mode: str) -> Iterator[str]:
 def spawn_worker(url: str, schema: str, app: str, node_id: str) -> subprocess.Popen[str]:
     """A real ``duraflow worker`` process, returned once it logs that it is ready; its log
     (stderr) keeps being drained so a chatty worker never blocks on a full pipe."""
-    cmd = [sys.executable, "-m", "duraflow.cli", "worker", "--database-url", url,
-           "--schema", schema, "--app", app, "--worker-node-id", node_id, "--grace-ms", "2000",
-           "--metrics-port", "0"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return spawn_duraflow(["worker", "--database-url", url, "--schema", schema, "--app", app,
+                           "--worker-node-id", node_id, "--grace-ms", "2000",
+                           "--metrics-port", "0"], {}, node_id)
+
+
+def spawn_duraflow(args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[str]:
+    """``duraflow <args>`` (a worker) with ``env`` over the tests' environment, returned
+    once it logs that it is ready (blocking: from async code, call it in a thread)."""
+    cmd = [sys.executable, "-m", "duraflow.cli", *args]
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT)
+                            env=full_env, cwd=ROOT)
     assert proc.stderr is not None
     seen: list[str] = []
     for line in proc.stderr:  # blocks until the worker logs that it is ready (or exits)
@@ -137,7 +145,7 @@ def spawn_worker(url: str, schema: str, app: str, node_id: str) -> subprocess.Po
         if " ready (" in line:
             threading.Thread(target=proc.stderr.read, daemon=True).start()
             return proc
-    raise AssertionError(f"worker {node_id} did not start: {''.join(seen)}")
+    raise AssertionError(f"worker {name} did not start: {''.join(seen)}")
 
 
 def stop_worker(proc: subprocess.Popen[str]) -> None:
