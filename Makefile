@@ -50,8 +50,11 @@ $(VENV)/.bench-stamp: $(STAMP)
 	$(call pip_install,-e '.[bench]')
 	@touch $@
 
+# In a variable: a comma inside $(call ...)'s arguments would split them.
+COMPARE_EXTRAS := -e '.[bench,compare]'
+
 $(VENV)/.compare-stamp: $(VENV)/.bench-stamp
-	$(call pip_install,-e '.[bench,compare]')
+	$(call pip_install,$(COMPARE_EXTRAS))
 	@touch $@
 
 bench: $(VENV)/.bench-stamp
