@@ -329,6 +329,20 @@ class AsyncClient(ScheduleApi):
         check_instance_id(instance_id)
         await self.provider.move_instance(instance_id, check_build_id(build_id))
 
+    async def adopt_unpinned(self, build_id: str) -> int:
+        """Say that the runtimes running without a build id run ``build_id``: register it if
+        the store does not know it (current when no build is current, else pending) and pin
+        to it every running execution that runtimes without a build id have run (pinned to
+        no build). Returns how many it pinned; calling it again pins only what is new.
+
+        For the first rollout onto builds (the operator calls it as it adopts a WorkerPool
+        made before revisions): build-less runtimes pin nothing, and an unpinned execution
+        is pinned by whichever build runs its next turn, so new code could otherwise replay
+        a history old code wrote. Executions that have not run a turn yet stay unpinned (new
+        work: the current build takes it). Only pinning closes the gap while no build-less
+        runtime is left: one that keeps running still takes every execution."""
+        return await self.provider.adopt_unpinned(check_build_id(build_id))
+
     async def get_activity_backlog(self) -> dict[str | None, int]:
         """Activities waiting for a worker, per tag (``None``: untagged)."""
         return await self.provider.get_activity_backlog()

@@ -138,6 +138,9 @@ class Client:
     def move_instance(self, instance_id: str, build_id: str) -> None:
         run_sync(self._async.move_instance(instance_id, build_id))
 
+    def adopt_unpinned(self, build_id: str) -> int:
+        return run_sync(self._async.adopt_unpinned(build_id))
+
     def get_activity_backlog(self) -> dict[str | None, int]:
         return run_sync(self._async.get_activity_backlog())
 

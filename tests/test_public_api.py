@@ -122,3 +122,11 @@ def test_limit_constants():
 
 def test_version_is_a_string():
     assert isinstance(duraflow.__version__, str) and duraflow.__version__
+
+
+def test_the_build_calls_the_operator_uses_are_client_methods():
+    """The operator reaches builds only through the public client (import-linter)."""
+    for cls in (duraflow.AsyncClient, duraflow.Client):
+        for name in ("list_builds", "set_current_build", "drain_build", "move_instance",
+                     "adopt_unpinned", "list_workers"):
+            assert callable(getattr(cls, name, None)), (cls.__name__, name)

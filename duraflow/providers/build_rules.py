@@ -39,6 +39,13 @@ MOVABLE_FROM = (DRAINING, RETIRED)
 DRAINABLE = (CURRENT, PENDING)
 
 
+def adopted_state(any_current: bool) -> str:
+    """The state ``adopt_unpinned`` registers an unknown build in: current when no build
+    is (it is the code that runs the store's work), else pending (a promotion is the
+    caller's decision, not a side effect of recording what old runtimes run)."""
+    return PENDING if any_current else CURRENT
+
+
 def not_running(operation: str, instance_id: str, status: str | None) -> ProviderError:
     """``move_instance`` of an instance whose current execution is not running: only a
     running execution is pinned (a finished one keeps the build that ran it, and the next

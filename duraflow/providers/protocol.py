@@ -273,6 +273,11 @@ class Provider(Protocol):
         known build, and drop its lock so a turn in flight on the old build cannot commit.
         ``UnknownBuildError``, ``InstanceNotFoundError``, ``ProviderError`` (not running)."""
 
+    async def adopt_unpinned(self, build_id: str) -> int:
+        """Register ``build_id`` if unknown (current when no build is, else pending) and pin
+        to it every running execution pinned to no build, with its activity rows of no
+        build. Returns how many executions it pinned."""
+
     async def refresh_build_states(self, retire_after_ms: int) -> list[tuple[str, str]]:
         """Retire builds drained for ``retire_after_ms`` with nothing pinned; make retired
         builds something is pinned to again draining. Returns ``(build, new state)``."""

@@ -178,3 +178,37 @@ async def test_drained_builds_retire_and_come_back_when_needed(provider: Provide
     assert (await states(provider))["v1"] == "draining"
     await raw(provider, "UPDATE {s}.builds SET state = 'retired' WHERE build_id = ?", "v1")
     assert await provider.refresh_build_states(0) == [("v1", "draining")]
+
+
+async def test_adopt_unpinned_pins_what_build_less_runtimes_ran_to_a_build(
+    provider: Provider,
+) -> None:
+    """The first rollout onto builds: executions runtimes without a build id ran are pinned
+    to nothing, so whichever build ran their next turn would pin them. ``adopt_unpinned``
+    pins them (and their waiting activities) to the build the old runtimes are."""
+    await start_on(provider, "old", None, worker_items=[activity("old", 2)])
+    await start_on(provider, "ended", None, status="Completed")
+    await provider.enqueue_orchestrator(OutboundMessage("new", wi.start_orchestration(
+        "new", ORCH, "null", VERSION)))  # no turn yet: new work, stays unpinned
+    assert await provider.adopt_unpinned("legacy") == 1
+    assert await states(provider) == {"legacy": "current"}  # no build was current
+    assert (await provider.get_instance_info("old")).build_id == "legacy"
+    assert (await provider.get_execution_info("old", 1)).build_id == "legacy"
+    assert (await provider.get_instance_info("ended")).build_id is None
+    assert await provider.adopt_unpinned("legacy") == 0  # again: nothing new
+
+    await provider.register_build("v2", False)
+    await provider.set_current_build("v2")  # legacy drains
+    await raise_on(provider, "old")
+    assert await fetched(provider, "v2") == ["new"]  # not "old": it is legacy's now
+    assert await provider.fetch_work_item(LONG_LOCK_MS, build_id="v2") is None
+    assert await fetched(provider, "legacy") == ["old"]
+    lease = await provider.fetch_work_item(LONG_LOCK_MS, build_id="legacy")
+    assert lease is not None and lease.instance_id == "old"
+    assert {b.build_id: b.pinned_running for b in await provider.list_builds()}["legacy"] == 1
+
+    # With a current build, an unknown adopted build is registered pending, not promoted.
+    await start_on(provider, "older", None)
+    assert await provider.adopt_unpinned("other") == 1
+    assert (await states(provider))["other"] == "pending"
+    assert (await states(provider))["v2"] == "current"

@@ -158,6 +158,38 @@ async def move_instance(db: Database, channels: Channels, instance_id: str,
     await db.run(op, go, idempotent=True)
 
 
+async def adopt_unpinned(db: Database, build_id: str) -> int:
+    """Register ``build_id`` if unknown (``rules.adopted_state``) and pin to it the running
+    executions no build is pinned to (run by runtimes without a build id) with their
+    activity rows of no build. A build-less turn committing meanwhile keeps the pin
+    (``commit_turn`` pins only an unpinned execution); one of a build that pins first wins
+    (the re-checked ``build_id IS NULL``)."""
+    s = db.s
+
+    async def go(conn: Conn) -> int:
+        async with conn.transaction():
+            if await _locked_state(conn, s, "adopt_unpinned", build_id, required=False) is None:
+                current = await conn.fetchval(
+                    f"SELECT count(*) FROM {s}.builds WHERE state = $1", rules.CURRENT)
+                await conn.execute(
+                    f"INSERT INTO {s}.builds (build_id, state, first_seen_at, state_changed_at)"
+                    f" VALUES ($1, $2, {s}.now_ms(), {s}.now_ms())",
+                    build_id, rules.adopted_state(bool(current)))
+            count = await conn.fetchval(
+                f"WITH pinned AS (UPDATE {s}.executions SET build_id = $1"
+                "  WHERE build_id IS NULL AND status = 'Running'"
+                "  RETURNING instance_id, execution_id),"
+                f" owners AS (UPDATE {s}.instances i SET pinned_build = $1 FROM pinned p"
+                "  WHERE i.instance_id = p.instance_id),"
+                f" acts AS (UPDATE {s}.worker_queue w SET build_id = $1 FROM pinned p"
+                "  WHERE w.instance_id = p.instance_id AND w.execution_id = p.execution_id"
+                "  AND w.build_id IS NULL)"
+                " SELECT count(*) FROM pinned", build_id)
+            return int(count)
+
+    return await db.run("adopt_unpinned", go, idempotent=True)
+
+
 async def refresh_states(db: Database, retire_after_ms: int) -> list[tuple[str, str]]:
     """Retire drained builds, bring back retired ones something is pinned to again. The
     ``b.state = f.was`` re-check makes a concurrent promotion win over a stale flip."""
@@ -232,6 +264,11 @@ class BuildOperations:
         await move_instance(self._db, self.channels, instance_id, build_id)
         self.notifier.notify_orchestrator()
         self.notifier.notify_worker()
+
+    async def adopt_unpinned(self, build_id: str) -> int:
+        pinned = await adopt_unpinned(self._db, build_id)
+        self.notifier.notify_orchestrator()
+        return pinned
 
     async def refresh_build_states(self, retire_after_ms: int) -> list[tuple[str, str]]:
         return await refresh_states(self._db, retire_after_ms)

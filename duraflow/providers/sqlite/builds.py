@@ -112,6 +112,30 @@ def move_instance(conn: sqlite3.Connection, instance_id: str, build_id: str) -> 
                          (rules.DRAINING, now, build_id))
 
 
+def adopt_unpinned(conn: sqlite3.Connection, build_id: str) -> int:
+    """Register ``build_id`` if unknown (``rules.adopted_state``) and pin to it the running
+    executions no build is pinned to, with their activity rows of no build (one writer at
+    a time: no turn commits in between)."""
+    with transaction(conn, write=True) as now:
+        if conn.execute("SELECT 1 FROM builds WHERE build_id = ?", (build_id,)).fetchone() is None:
+            current = conn.execute("SELECT count(*) FROM builds WHERE state = ?",
+                                   (rules.CURRENT,)).fetchone()[0]
+            conn.execute("INSERT INTO builds (build_id, state, first_seen_at, state_changed_at)"
+                         " VALUES (?, ?, ?, ?)",
+                         (build_id, rules.adopted_state(bool(current)), now, now))
+        rows = conn.execute("SELECT instance_id, execution_id FROM executions"
+                            " WHERE build_id IS NULL AND status = 'Running'").fetchall()
+        for instance_id, execution_id in rows:
+            conn.execute("UPDATE executions SET build_id = ? WHERE instance_id = ?"
+                         " AND execution_id = ?", (build_id, instance_id, execution_id))
+            conn.execute("UPDATE instances SET pinned_build = ? WHERE instance_id = ?",
+                         (build_id, instance_id))
+            conn.execute("UPDATE worker_queue SET build_id = ? WHERE instance_id = ?"
+                         " AND execution_id = ? AND build_id IS NULL",
+                         (build_id, instance_id, execution_id))
+    return len(rows)
+
+
 def refresh_states(conn: sqlite3.Connection, retire_after_ms: int) -> list[tuple[str, str]]:
     """Retire drained builds, bring back retired ones something is pinned to again; returns
     ``(build, new state)`` of each change."""
@@ -256,6 +280,11 @@ class BuildOperations:
         await self._db.run("move_instance", move_instance, instance_id, build_id)
         self.notifier.notify_orchestrator()
         self.notifier.notify_worker()
+
+    async def adopt_unpinned(self, build_id: str) -> int:
+        pinned = await self._db.run("adopt_unpinned", adopt_unpinned, build_id)
+        self.notifier.notify_orchestrator()
+        return pinned
 
     async def refresh_build_states(self, retire_after_ms: int) -> list[tuple[str, str]]:
         return await self._db.run("refresh_build_states", refresh_states, retire_after_ms)
