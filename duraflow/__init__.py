@@ -28,6 +28,8 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    TagDemand,
+    WorkDemand,
     WorkerInfo,
 )
 from duraflow.core.replay_check import Divergence, ReplayCheck, replay_history
@@ -44,7 +46,7 @@ from duraflow.providers.factory import open_provider
 from duraflow.providers.postgres import PostgresProvider
 from duraflow.providers.protocol import Provider
 from duraflow.providers.sqlite import SqliteProvider
-from duraflow.providers.wakeups import InstanceChangeFeed, InstanceChanges
+from duraflow.providers.wakeups import InstanceChangeFeed, InstanceChanges, WorkFeed
 from duraflow.runtime.activity_context import ActivityContext
 from duraflow.runtime.metrics import MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
@@ -138,9 +140,12 @@ __all__ = [
     "ScheduleNotFoundError",
     "ScheduleRun",
     "Status",
+    "TagDemand",
     "TaskFailedError",
     "UnknownBuildError",
     "UnknownTimeZoneError",
+    "WorkDemand",
+    "WorkFeed",
     "WorkerInfo",
     "__version__",
     "open_provider",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from duraflow.core import workitems as wi
@@ -34,6 +34,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkDemand,
     WorkerInfo,
 )
 from duraflow.core.status import Status
@@ -41,7 +42,7 @@ from duraflow.core.version import SemVer
 from duraflow.providers.errors import ProviderError
 from duraflow.providers.items import OutboundMessage
 from duraflow.providers.protocol import Provider
-from duraflow.providers.wakeups import InstanceChange, InstanceChangeFeed
+from duraflow.providers.wakeups import InstanceChange, InstanceChangeFeed, WorkFeed
 from duraflow.schedules.api import ScheduleApi
 
 
@@ -79,6 +80,23 @@ class OrchestrationResult:
         return (f"OrchestrationResult(status={str(self.status)!r}, output={self.output!r}, "
                 f"error={self.error!r}, custom_status={self.custom_status!r}, "
                 f"custom_status_version={self.custom_status_version})")
+
+
+#: A worker node id is a pod name (at most 253 characters) or a host name.
+MAX_WORKER_NODE_ID = 253
+
+
+def _node_ids(worker_node_ids: Sequence[str]) -> list[str]:
+    """The ids of a drain call, checked: a plain string is refused (it would be taken as a
+    sequence of one-letter ids)."""
+    if isinstance(worker_node_ids, str):
+        raise TypeError("worker_node_ids must be a sequence of ids, not one string")
+    ids = list(worker_node_ids)
+    for node in ids:
+        if not isinstance(node, str) or not node or len(node) > MAX_WORKER_NODE_ID:
+            raise ValueError(f"a worker node id must be a string of 1 to {MAX_WORKER_NODE_ID} "
+                             f"characters, got {node!r}")
+    return ids
 
 
 def result_from_status(status: InstanceStatus | None) -> OrchestrationResult:
@@ -347,6 +365,33 @@ class AsyncClient(ScheduleApi):
         """Activities waiting for a worker, per tag (``None``: untagged)."""
         return await self.provider.get_activity_backlog()
 
+    # ─── Elastic pools (docs/autoscaling.md) ────────────────────────────────
+
+    async def get_work_demand(self) -> WorkDemand:
+        """Activities waiting and running per tag, instances with orchestration work and
+        live sessions per owner, in one query (what an autoscaler sizes pools from)."""
+        return await self.provider.get_work_demand()
+
+    def watch_work(self) -> WorkFeed:
+        """Hear of new work as it is announced (on PostgreSQL by any process), to read
+        ``get_work_demand`` again; close the feed (or use ``with``) when done."""
+        return self.provider.notifier.watch_work()
+
+    async def drain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        """Ask the runtimes of these worker nodes (pod names) to drain: within a heartbeat
+        they take no new work and no new sessions, finish what runs, release their
+        sessions and report ``drain_state="drained"``; ``get_drained_workers`` then says
+        they are idle. The request stays until ``undrain_workers``."""
+        await self.provider.drain_workers(_node_ids(worker_node_ids))
+
+    async def undrain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        """Withdraw drain requests: those runtimes take work again at their next heartbeat."""
+        await self.provider.undrain_workers(_node_ids(worker_node_ids))
+
+    async def get_drained_workers(self) -> dict[str, bool]:
+        """Every worker node asked to drain, and whether it is idle (safe to remove)."""
+        return await self.provider.get_drained_workers()
+
     async def list_all_instances(self) -> list[str]:
         return await self.provider.list_instances()
 
@@ -401,6 +446,7 @@ __all__ = [
     "AsyncClient",
     "InstanceChangeFeed",
     "OperationTimedOut",
+    "WorkFeed",
     "OrchestrationResult",
     "ProviderError",
 ]

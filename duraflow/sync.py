@@ -8,6 +8,7 @@ while dispatchers run, ``client.wait_for_orchestration()`` blocks the calling th
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -27,6 +28,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkDemand,
     WorkerInfo,
 )
 from duraflow.providers.protocol import Provider
@@ -143,6 +145,18 @@ class Client:
 
     def get_activity_backlog(self) -> dict[str | None, int]:
         return run_sync(self._async.get_activity_backlog())
+
+    def get_work_demand(self) -> WorkDemand:
+        return run_sync(self._async.get_work_demand())
+
+    def drain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        run_sync(self._async.drain_workers(worker_node_ids))
+
+    def undrain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        run_sync(self._async.undrain_workers(worker_node_ids))
+
+    def get_drained_workers(self) -> dict[str, bool]:
+        return run_sync(self._async.get_drained_workers())
 
     def list_all_instances(self) -> list[str]:
         return run_sync(self._async.list_all_instances())

@@ -8,6 +8,7 @@ Times are milliseconds since the Unix epoch.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from duraflow.core import events as ev
@@ -172,6 +173,10 @@ class WorkerInfo:
     alive: bool
     #: The build the runtime runs (``RuntimeOptions.build_id``), None without one.
     build_id: str | None = None
+    #: None while the runtime takes work; ``"draining"`` once it saw a drain request for its
+    #: ``worker_node_id`` (``AsyncClient.drain_workers``) and stopped taking new work;
+    #: ``"drained"`` once nothing runs in it any more and it released its sessions.
+    drain_state: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready data (tuples become lists)."""
@@ -193,7 +198,45 @@ class WorkerInfo:
             "heartbeat_interval_ms": self.heartbeat_interval_ms,
             "alive": self.alive,
             "build_id": self.build_id,
+            "drain_state": self.drain_state,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class TagDemand:
+    """Activities of one tag in the worker queue: ``waiting`` for a worker (visible, delayed
+    for a retry, or whose lock expired) and ``running`` (locked by a live worker now)."""
+
+    waiting: int = 0
+    running: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.running
+
+
+@dataclass(frozen=True, slots=True)
+class WorkDemand:
+    """How much work exists, for sizing worker pools (``AsyncClient.get_work_demand``),
+    read in ONE statement whatever the number of tags or pools.
+
+    ``activities`` per tag (``None``: untagged; tags without rows are absent); ``turns``:
+    instances with orchestration messages waiting or being processed; ``sessions``: live
+    session leases per owner id (the ``worker_node_id``, i.e. the pod name, of the worker
+    holding them).
+    """
+
+    activities: dict[str | None, TagDemand] = field(default_factory=dict)
+    turns: int = 0
+    sessions: dict[str, int] = field(default_factory=dict)
+
+    def activities_for(self, tags: Sequence[str], untagged: bool) -> int:
+        """Waiting plus running activities a pool taking ``tags`` (and untagged ones when
+        ``untagged``) would run."""
+        total = sum(self.activities.get(tag, TagDemand()).total for tag in set(tags))
+        if untagged:
+            total += self.activities.get(None, TagDemand()).total
+        return total
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,17 @@ operations have their own module, ``admin_rules``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from duraflow.core.models import ExecutionInfo, InstanceInfo, InstanceStatus, WorkerInfo
+from duraflow.core.models import (
+    ExecutionInfo,
+    InstanceInfo,
+    InstanceStatus,
+    TagDemand,
+    WorkDemand,
+    WorkerInfo,
+)
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.errors import InstanceNotFoundError, ProviderError, describe
 from duraflow.providers.items import TurnCommit, WorkLease
@@ -109,13 +116,13 @@ def instance_info_row(instance_id: str, row: Any) -> InstanceInfo:
 WORKER_COLUMNS = (
     "worker_node_id, runtime_id, host, pid, tag_filter, tags, orchestrations, activities,"
     " orchestration_concurrency, worker_concurrency, max_sessions, sessions_held,"
-    " started_at, last_seen_at, heartbeat_interval_ms, build_id"
+    " started_at, last_seen_at, heartbeat_interval_ms, build_id, drain_state"
 )
 
 
 def worker_params(worker: WorkerInfo) -> tuple[Any, ...]:
     """The values of ``WORKER_COLUMNS`` except ``last_seen_at`` (the store's clock sets it):
-    the 13 before it, then ``heartbeat_interval_ms`` and ``build_id``."""
+    the 13 before it, then ``heartbeat_interval_ms``, ``build_id`` and ``drain_state``."""
     return (
         worker.worker_node_id,
         worker.runtime_id,
@@ -132,6 +139,7 @@ def worker_params(worker: WorkerInfo) -> tuple[Any, ...]:
         int(worker.started_at_ms),
         int(worker.heartbeat_interval_ms),
         worker.build_id,
+        worker.drain_state,
     )
 
 
@@ -156,4 +164,38 @@ def worker_row(row: Any, alive: bool) -> WorkerInfo:
         heartbeat_interval_ms=int(row[14]),
         alive=alive,
         build_id=row[15],
+        drain_state=row[16],
     )
+
+
+#: Whether the drained node ``d`` (a ``worker_drains`` row) is idle, as an SQL expression
+#: over ``d`` and ``now.t`` (``{s}``: the schema prefix; ``{gone}``: the parameter holding
+#: the number of heartbeat intervals after which a runtime is gone). Idle: every live
+#: runtime of the node reported ``drained`` in a heartbeat after the request (a report older
+#: than it belongs to an earlier drain), and the node holds no live session lease. A node
+#: without a live runtime runs nothing: idle.
+DRAIN_IDLE = (
+    "NOT EXISTS (SELECT 1 FROM {s}workers w WHERE w.worker_node_id = d.worker_node_id"
+    " AND w.last_seen_at >= now.t - {gone} * w.heartbeat_interval_ms"
+    " AND (w.drain_state IS NULL OR w.drain_state <> 'drained'"
+    " OR w.last_seen_at < d.requested_at))"
+    " AND NOT EXISTS (SELECT 1 FROM {s}sessions ss WHERE ss.worker_id = d.worker_node_id"
+    " AND ss.locked_until > now.t)"
+)
+
+
+def demand_from_rows(rows: Iterable[Any]) -> WorkDemand:
+    """A ``WorkDemand`` from the demand statement's rows ``(kind, key, a, b)``: ``a`` for
+    activities of tag ``key`` waiting and ``b`` running, ``o`` for the turns, ``s`` for the
+    live sessions of owner ``key``."""
+    activities: dict[str | None, TagDemand] = {}
+    sessions: dict[str, int] = {}
+    turns = 0
+    for kind, key, first, second in rows:
+        if kind == "a":
+            activities[key] = TagDemand(int(first), int(second))
+        elif kind == "o":
+            turns = int(first)
+        else:
+            sessions[str(key)] = int(first)
+    return WorkDemand(activities, turns, sessions)

@@ -30,6 +30,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkDemand,
     WorkerInfo,
 )
 from duraflow.providers.admin_rules import DeletePage
@@ -235,10 +236,11 @@ class Provider(Protocol):
 
     async def heartbeat_worker(
         self, worker: WorkerInfo, retention_ms: int = WORKER_ROW_RETENTION_MS
-    ) -> None:
+    ) -> bool:
         """Record ``worker`` (keyed by ``worker_node_id`` + ``runtime_id``) as seen now, in ONE
         write; ``last_seen_at_ms`` comes from the store's clock and ``alive`` is ignored. The
-        same statement deletes rows unseen for more than ``retention_ms``."""
+        same statement deletes rows unseen for more than ``retention_ms``. Returns whether
+        the worker's node is asked to drain (``drain_workers``)."""
 
     async def remove_worker(self, worker_node_id: str, runtime_id: str) -> None:
         """Delete a runtime's registry row (graceful shutdown); no error if it is gone."""
@@ -250,6 +252,21 @@ class Provider(Protocol):
     async def get_activity_backlog(self) -> dict[str | None, int]:
         """Visible, unlocked worker-queue rows per tag (``None`` = untagged); tags with no
         such rows are absent."""
+
+    async def get_work_demand(self) -> WorkDemand:
+        """In ONE statement: activities waiting and running per tag, instances with
+        orchestration work, live session leases per owner (see ``WorkDemand``)."""
+
+    async def drain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        """Ask the runtimes of these nodes to drain (take nothing new, finish what runs,
+        release their sessions); a node already asked keeps its first request time."""
+
+    async def undrain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        """Withdraw the drain requests of these nodes (unknown ones are ignored)."""
+
+    async def get_drained_workers(self) -> dict[str, bool]:
+        """Every node asked to drain, and whether it is idle: each of its live runtimes
+        reported ``drained`` after the request, and it holds no live session lease."""
 
     # Builds (docs/rollouts.md) -------------------------------------------------
 

@@ -139,6 +139,39 @@ class InstanceChangeFeed:
         self.close()
 
 
+class WorkFeed:
+    """Tells a reader that follows how much work exists (the Kubernetes operator's
+    autoscaler) that new work was announced: orchestrator or worker work, in this process or,
+    on PostgreSQL, heard from another one. It carries no detail, only "look again": the
+    reader then reads the demand of every pool in one query, however many announcements
+    arrived meanwhile."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self._notifier = notifier
+        self._event = asyncio.Event()
+
+    def push(self) -> None:
+        self._event.set()
+
+    async def next(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for an announcement since the last call; whether one came."""
+        if not self._event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
+        came = self._event.is_set()
+        self._event.clear()
+        return came
+
+    def close(self) -> None:
+        self._notifier._work_feeds.discard(self)
+
+    def __enter__(self) -> WorkFeed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class OrchestratorTaker(Protocol):
     """An orchestration dispatcher of this process that accepts work handed to it directly.
 
@@ -202,6 +235,7 @@ class Notifier:
         self._worker = asyncio.Event()
         self._watches: dict[str, set[InstanceWatch]] = {}
         self._feeds: set[InstanceChangeFeed] = set()
+        self._work_feeds: set[WorkFeed] = set()
         self._schedules = asyncio.Event()
         self._schedules_unknown = False  # woken without a due time: re-read the store
         self._orchestrator_dues: list[int] = []  # heaps of announced future due times
@@ -252,10 +286,22 @@ class Notifier:
     def notify_orchestrator(self, due_ms: int | None = None) -> None:
         """New orchestrator work exists now, or (``due_ms``) will become visible then."""
         self._announce(self._orchestrator, self._orchestrator_dues, due_ms)
+        self._push_work()
 
     def notify_worker(self, due_ms: int | None = None) -> None:
         """New worker work exists now, or (``due_ms``) will become visible then."""
         self._announce(self._worker, self._worker_dues, due_ms)
+        self._push_work()
+
+    def _push_work(self) -> None:
+        for feed in self._work_feeds:
+            feed.push()
+
+    def watch_work(self) -> WorkFeed:
+        """Start hearing of new work (see ``WorkFeed``); close it when done."""
+        feed = WorkFeed(self)
+        self._work_feeds.add(feed)
+        return feed
 
     def notify_schedules(self, due_ms: int | None = None) -> None:
         """A schedule is due at ``due_ms`` (a tick shares the timers' path: a due time

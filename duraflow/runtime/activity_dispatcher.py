@@ -27,6 +27,7 @@ from duraflow.providers.items import ActivityRef, OutboundMessage, WorkerItem, W
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_context import ActivityContext
 from duraflow.runtime.activity_threads import ActivityThreads
+from duraflow.runtime.drain import Gate
 from duraflow.runtime.metrics import Metrics
 from duraflow.runtime.options import RuntimeOptions
 from duraflow.runtime.registry import ActivityRegistry
@@ -71,6 +72,8 @@ class ActivityDispatcher:
         self._running: dict[ActivityKey, ActivityContext] = {}
         self._free_slots = list(range(max(options.worker_concurrency, 1)))
         self._stopping = asyncio.Event()
+        #: Closed while the runtime drains (``drain.py``): nothing new is fetched or claimed.
+        self.gate = Gate()
         self.sessions = SessionManager(
             provider, options, worker_id, max(options.worker_concurrency, 1)
         )
@@ -95,10 +98,14 @@ class ActivityDispatcher:
     async def _fetch_loop(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
+            await self.gate.wait_open(self._stopping)
             await self._slots.acquire()
             if self._stopping.is_set():
                 self._slots.release()
                 break
+            if self.gate.closed:
+                self._slots.release()
+                continue
             started = self.metrics.database.now()
             claim = self.sessions.claim(self._free_slots)
             try:
@@ -128,10 +135,10 @@ class ActivityDispatcher:
                     wait_ms = min(wait_ms, max(due - now_ms(), 0) + 1)
                 await self.provider.notifier.wait_worker(wait_ms / 1000)
                 continue
-            if self._stopping.is_set():  # fetched while stopping: give it back untouched
+            if self._stopping.is_set() or self.gate.closed:  # give it back untouched
                 self._slots.release()
                 await self._release(lease)
-                break
+                continue
             self.metrics.add("worker_dispatcher_items_fetched")
             self.sessions.fetched(lease)
             slot = self._take_slot(lease)
@@ -143,6 +150,14 @@ class ActivityDispatcher:
         self._inflight.discard(task)
         self._slots.release()
 
+    @property
+    def busy(self) -> bool:
+        """Whether an activity of this runtime runs (or reports its result) now."""
+        return bool(self._inflight)
+
+    def wake(self) -> None:
+        self.provider.notifier.notify_worker()
+
     # ─── In-process hand-off (the fast path, see docs/architecture.md) ─────────
 
     async def reserve(self, item: WorkerItem) -> bool:
@@ -152,6 +167,7 @@ class ActivityDispatcher:
         ``unreserve`` when the commit did not happen)."""
         if (
             self._stopping.is_set()
+            or self.gate.closed
             or self.options.worker_concurrency <= 0
             or item.session_id is not None
             or not self.options.tag_filter.matches(item.tag)
@@ -257,8 +273,8 @@ class ActivityDispatcher:
                 self._free_slots.append(slot)
             if following is None:
                 return
-            if self._stopping.is_set():  # taken as the stop began: give it back untouched
-                await self._release(following)
+            if self._stopping.is_set() or self.gate.closed:  # taken as the stop or a drain
+                await self._release(following)  # began: give it back untouched
                 return
             self.metrics.add("worker_dispatcher_items_fetched")
             self.sessions.fetched(following)
@@ -380,7 +396,8 @@ class ActivityDispatcher:
         message = OutboundMessage(lease.instance_id, completion)
         ack_and_fetch = getattr(self.provider, "ack_and_fetch_work_item", None)
         try:
-            if ack_and_fetch is not None and slot is not None and not self._stopping.is_set():
+            if (ack_and_fetch is not None and slot is not None and not self._stopping.is_set()
+                    and not self.gate.closed):
                 claim = self.sessions.claim([slot])
                 try:
                     following: WorkLease | None = await retry_call(

@@ -24,6 +24,7 @@ from duraflow.providers.items import ActivityRef, OrchestrationItem, PreparedTur
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.capability import incompatible, replayable
+from duraflow.runtime.drain import Gate
 from duraflow.runtime.due_times import READ_TTL_S, StoredDueTimes
 from duraflow.runtime.fast_path import Claims, FastPath
 from duraflow.runtime.metrics import Metrics
@@ -67,6 +68,8 @@ class OrchestrationDispatcher:
         self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        #: Closed while the runtime drains (``drain.py``): no fetch, no hand-off.
+        self.gate = Gate()
         #: Set once the first fetch (the work stored before this runtime started) returned:
         #: until then every slot waits on it, so nothing enqueued here can be handed over.
         self.ready = asyncio.Event()
@@ -104,10 +107,14 @@ class OrchestrationDispatcher:
                 drained = False
                 await self._idle()
                 continue
+            await self.gate.wait_open(self._stopping)
             await self._slots.acquire()
             if self._stopping.is_set():
                 self._slots.release()
                 break
+            if self.gate.closed:
+                self._slots.release()
+                continue
             # Every other free slot joins the same round trip: under load one fetch brings
             # several instances; when quiet the extra candidates cost nothing but a lookup.
             wanted = 1
@@ -171,7 +178,7 @@ class OrchestrationDispatcher:
         return self.cache
 
     async def try_reserve(self) -> bool:
-        if self._stopping.is_set() or self._slots.locked():
+        if self._stopping.is_set() or self.gate.closed or self._slots.locked():
             return False
         await self._slots.acquire()  # a slot is free: this does not suspend
         return True
@@ -192,7 +199,7 @@ class OrchestrationDispatcher:
     async def prepare_first_turn(
         self, instance_id: str, start: wi.WorkItem
     ) -> PreparedTurn | None:
-        if self._stopping.is_set() or self.registry.resolve(
+        if self._stopping.is_set() or self.gate.closed or self.registry.resolve(
                 str(start.get("orchestration")), start.get("version")) is None:
             return None  # unregistered here: the usual path retries or fails it
         began = time.perf_counter()
@@ -235,6 +242,14 @@ class OrchestrationDispatcher:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self._slots.release()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a turn of this runtime runs now."""
+        return bool(self._inflight)
+
+    def wake(self) -> None:
+        self.provider.notifier.notify_orchestrator()
 
     async def _idle(self) -> None:
         fallback_ms = (

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from duraflow.providers.clock import now_ms
 from duraflow.providers.protocol import Provider
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
+from duraflow.runtime.drain import DrainControl
 from duraflow.runtime.due_times import StoredDueTimes
 from duraflow.runtime.metrics import Metrics, MetricsSnapshot
 from duraflow.runtime.options import RuntimeOptions
@@ -118,9 +119,10 @@ class AsyncRuntime(Registrations):
                                                    name="duraflow-retention"))
         info = describe_runtime(self.worker_node_id, self.runtime_id, self.options,
                                 self.orchestrations, self.activities, now_ms())
+        drain = DrainControl([activities, orchestrations], activities.sessions.release_all)
         self._heartbeat = WorkerHeartbeat(
             self.provider, info, lambda: self.sessions_held,
-            lambda exc: self.metrics.provider_error(exc, "heartbeat_worker"))
+            lambda exc: self.metrics.provider_error(exc, "heartbeat_worker"), drain.update)
         self._heartbeat.start()
         self._state = "running"
         if self.options.orchestration_concurrency > 0:

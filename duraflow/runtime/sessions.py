@@ -149,6 +149,11 @@ class SessionManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        await self.release_all()
+
+    async def release_all(self) -> None:
+        """Release every lease of this runtime (a stop, or a drain once nothing runs), so
+        another worker takes their sessions at once."""
         try:
             released = await self._provider.release_sessions(self.all_owners)
         except Exception as exc:

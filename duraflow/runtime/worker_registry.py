@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from duraflow.core.models import WorkerInfo
@@ -67,8 +67,11 @@ class WorkerHeartbeat:
         info: WorkerInfo,
         sessions_held: Callable[[], int],
         on_error: Callable[[Exception], None] | None = None,
+        on_drain: Callable[[bool], Awaitable[str | None]] | None = None,
     ) -> None:
         self._on_error = on_error  # the runtime's database health: one line per outage
+        #: Told whether the store asks this node to drain; returns the state to report.
+        self._on_drain = on_drain
         self._provider = provider
         self._info = info
         self._sessions_held = sessions_held
@@ -79,10 +82,19 @@ class WorkerHeartbeat:
         self._task = asyncio.create_task(self._run(), name="duraflow-heartbeat")
 
     async def beat(self) -> None:
-        held = self._sessions_held()
-        if held != self._info.sessions_held:
-            self._info = replace(self._info, sessions_held=held)
-        await self._provider.heartbeat_worker(self._info)
+        """Write the row; if the store's answer changes the drain state, write it again at
+        once (the operator waits for that report before it removes the pod)."""
+        for _ in range(2):
+            held = self._sessions_held()
+            if held != self._info.sessions_held:
+                self._info = replace(self._info, sessions_held=held)
+            requested = await self._provider.heartbeat_worker(self._info)
+            if self._on_drain is None:
+                return
+            state = await self._on_drain(bool(requested))
+            if state == self._info.drain_state:
+                return
+            self._info = replace(self._info, drain_state=state)
 
     async def _run(self) -> None:
         interval_s = self._info.heartbeat_interval_ms / 1000

@@ -117,3 +117,20 @@ async def test_instance_change_feed_hears_other_processes(postgres_provider_fact
                         seen |= (await feed.next(WAKE_S)).instance_ids
     finally:
         await a.close()
+
+
+async def test_work_scheduled_in_a_is_heard_by_a_work_feed_in_b(
+    postgres_provider_factory: Any,
+) -> None:
+    """An autoscaler in another process (the operator) learns of new work at once."""
+    a = await postgres_provider_factory()
+    try:
+        async with peer(a) as b:
+            with b.notifier.watch_work() as feed:
+                started = time.monotonic()
+                await create(a, "i", worker_items=[activity("i", 2)])
+                assert await feed.next(WAKE_S)
+                assert time.monotonic() - started < WAKE_S
+                assert (await b.get_work_demand()).activities[None].waiting == 1
+    finally:
+        await a.close()

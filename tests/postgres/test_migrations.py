@@ -41,6 +41,7 @@ FUNCTIONS_BY_VERSION = {
     12: "2f45372b53275956e6d9a2b172ead88347eeba9d75386f4c3e65845a06829065",
     13: "dd7e1bc9fa37e2e3afe2a2489025e449352ea5e7dfc2a3e79316d6120db01918",
     14: "d51ce9e3d790cf130df28a267cdb7579e3b23755ba53241c9277ce9d70736050",
+    15: "d51ce9e3d790cf130df28a267cdb7579e3b23755ba53241c9277ce9d70736050",
 }
 
 #: How a function file defines its function: schema-qualified, replacing what is there.

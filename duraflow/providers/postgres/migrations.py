@@ -111,6 +111,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "drop_superseded_functions", "0012_drop_superseded.sql"),
     Migration(13, "schedules", "0013_schedules.sql"),
     Migration(14, "builds", "0014_builds.sql"),
+    Migration(15, "worker_drains", "0015_worker_drains.sql"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

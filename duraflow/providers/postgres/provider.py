@@ -41,6 +41,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkDemand,
     WorkerInfo,
 )
 from duraflow.providers.entra import ENTRA_UNSUPPORTED
@@ -220,8 +221,8 @@ class PostgresProvider(OrchestratorQueue, WorkerQueue, BuildOperations, Schedule
 
     async def heartbeat_worker(
         self, worker: WorkerInfo, retention_ms: int = WORKER_ROW_RETENTION_MS
-    ) -> None:
-        await workers.heartbeat(self._db, worker, retention_ms)
+    ) -> bool:
+        return await workers.heartbeat(self._db, worker, retention_ms)
 
     async def remove_worker(self, worker_node_id: str, runtime_id: str) -> None:
         await workers.remove(self._db, worker_node_id, runtime_id)
@@ -231,6 +232,18 @@ class PostgresProvider(OrchestratorQueue, WorkerQueue, BuildOperations, Schedule
 
     async def get_activity_backlog(self) -> dict[str | None, int]:
         return await workers.activity_backlog(self._db)
+
+    async def get_work_demand(self) -> WorkDemand:
+        return await workers.work_demand(self._db)
+
+    async def drain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        await workers.drain(self._db, worker_node_ids)
+
+    async def undrain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        await workers.undrain(self._db, worker_node_ids)
+
+    async def get_drained_workers(self) -> dict[str, bool]:
+        return await workers.drained(self._db)
 
     # ─── Reads ───────────────────────────────────────────────────────────────
 

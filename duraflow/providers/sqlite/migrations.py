@@ -298,10 +298,24 @@ MIGRATION_6: tuple[str, ...] = (
     "PRAGMA user_version = 6",
 )
 
+#: Draining worker nodes (docs/autoscaling.md; PostgreSQL's version 15 says why).
+MIGRATION_7 = (
+    """
+    CREATE TABLE worker_drains (
+        worker_node_id TEXT PRIMARY KEY,
+        requested_at   INTEGER NOT NULL
+    )
+    """,
+    "ALTER TABLE workers ADD COLUMN drain_state TEXT"
+    " CHECK (drain_state IN ('draining', 'drained'))",
+    "PRAGMA user_version = 7",
+)
+
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``; each ends by setting ``user_version`` to n
 #: (a literal: PRAGMA arguments cannot be bound as parameters).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6,
+    MIGRATION_7,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -28,6 +28,7 @@ from duraflow.core.models import (
     QueueDepths,
     SystemMetrics,
     SystemStats,
+    WorkDemand,
     WorkerInfo,
 )
 from duraflow.providers.admin_rules import DeletePage
@@ -260,8 +261,8 @@ class SqliteProvider(BuildOperations):
 
     async def heartbeat_worker(
         self, worker: WorkerInfo, retention_ms: int = WORKER_ROW_RETENTION_MS
-    ) -> None:
-        await self._db.run("heartbeat_worker", workers.heartbeat, worker, retention_ms)
+    ) -> bool:
+        return await self._db.run("heartbeat_worker", workers.heartbeat, worker, retention_ms)
 
     async def remove_worker(self, worker_node_id: str, runtime_id: str) -> None:
         await self._db.run("remove_worker", workers.remove, worker_node_id, runtime_id)
@@ -271,6 +272,18 @@ class SqliteProvider(BuildOperations):
 
     async def get_activity_backlog(self) -> dict[str | None, int]:
         return await self._db.run("get_activity_backlog", workers.activity_backlog)
+
+    async def get_work_demand(self) -> WorkDemand:
+        return await self._db.run("get_work_demand", workers.work_demand)
+
+    async def drain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        await self._db.run("drain_workers", workers.drain, list(worker_node_ids))
+
+    async def undrain_workers(self, worker_node_ids: Sequence[str]) -> None:
+        await self._db.run("undrain_workers", workers.undrain, list(worker_node_ids))
+
+    async def get_drained_workers(self) -> dict[str, bool]:
+        return await self._db.run("get_drained_workers", workers.drained)
 
     # Reads -------------------------------------------------------------------
 
