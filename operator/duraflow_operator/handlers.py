@@ -14,8 +14,8 @@ from typing import Any
 
 import kopf
 
+from duraflow_operator import autoscaler, orchestrations, workerpools
 from duraflow_operator import conditions as cond
-from duraflow_operator import orchestrations, workerpools
 from duraflow_operator.connection import connect
 from duraflow_operator.kube import ApiError
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION, OperatorSettings
@@ -145,6 +145,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             state.forget_pool(key)
             return
         state.pools[key] = dict(body)
+        state.pool_changed()
         await follow_statefulset(key)  # a late status write may have undone the last follow
 
     @kopf.on.event("apps", "v1", "statefulsets",
@@ -154,9 +155,15 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         sts = dict(body)
         pool_name = (sts["metadata"].get("labels") or {}).get("duraflow.io/workerpool")
         key = (str(sts["metadata"].get("namespace")), str(pool_name))
+        sts_key = (key[0], str(sts["metadata"].get("name")))
         if event.get("type") == "DELETED":
             state.sts_status.pop(key, None)
+            state.sts_replicas.pop(sts_key, None)
             return
+        replicas = (sts.get("spec") or {}).get("replicas")
+        if isinstance(replicas, int) and state.sts_replicas.get(sts_key) != replicas:
+            state.sts_replicas[sts_key] = replicas
+            state.pool_changed()
         state.sts_status[key] = dict(sts.get("status") or {})
         await follow_statefulset(key)
 
@@ -174,8 +181,11 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             return
         status = pool.get("status") or {}
         generation = pool["metadata"].get("generation")
-        full = workerpools.readiness(key[1], parsed, {"status": sts_status}, generation,
-                                     parsed.tags)
+        replicas = state.sts_replicas.get((key[0], autoscaler.current_statefulset(pool)))
+        full = workerpools.readiness(key[1], parsed,
+                                     {"spec": {"replicas": replicas}, "status": sts_status},
+                                     generation, parsed.tags,
+                                     autoscaled=spec.get("autoscaling") is not None)
         ready_condition = full.pop("_ready")
         if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas",
                                                      "selector")}):

@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 
 from duraflow import AsyncClient, Provider, open_provider
+from duraflow_operator.autoscaler import Autoscaler
 from duraflow_operator.connection import connect
 from duraflow_operator.handlers import build_registry
 from duraflow_operator.kube import KubeApi
@@ -87,6 +88,7 @@ class Running:
     sync: StatusSync
     registry: RegistryWatch
     health: HealthServer | None
+    autoscaler: Autoscaler
 
 
 async def run_operator(
@@ -103,6 +105,7 @@ async def run_operator(
     state = OperatorState(settings=settings, client=AsyncClient(provider), kube=kube,
                           metrics=metrics)
     sync, registry_watch = StatusSync(state), RegistryWatch(state)
+    autoscaler = Autoscaler(state)
     health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = []  # the loops and kopf (/healthz: none may end)
     waiters: list[asyncio.Future[Any]] = []
@@ -123,7 +126,7 @@ async def run_operator(
             health = HealthServer(metrics, healthy, state.phase_counts)
             await health.start(settings.metrics_host, settings.metrics_port)
         if on_running is not None:
-            on_running(Running(state, sync, registry_watch, health))
+            on_running(Running(state, sync, registry_watch, health, autoscaler))
         registry = build_registry(state)
         tasks.append(asyncio.create_task(registry_watch.run(), name="duraflow-registry"))
         await registry_watch.first_read.wait()
@@ -138,6 +141,7 @@ async def run_operator(
             await elector.acquire()
             tasks.append(asyncio.create_task(_keep_lease(elector, lost), name="duraflow-lease"))
         tasks.append(asyncio.create_task(sync.run(), name="duraflow-status-sync"))
+        tasks.append(asyncio.create_task(autoscaler.run(), name="duraflow-autoscaler"))
         # Every task is created before kopf starts: kopf takes any task created after its
         # start for one of its own, and a graceful stop waits 5 s for those, then cancels them.
         ready_waiter = asyncio.ensure_future(kopf_ready.wait())

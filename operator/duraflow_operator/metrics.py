@@ -7,6 +7,7 @@ operator's loop (aiohttp, already a kopf dependency), so a stuck loop fails ``/h
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +35,16 @@ class OperatorMetrics:
         self.phases = Gauge(
             "duraflow_operator_orchestrations", "Orchestration CRs by phase", ["phase"],
             registry=self.registry)
+        # One series per pool (not per CR): what an HPA or KEDA scales on (docs/autoscaling.md).
+        self.pool_demand = Gauge(
+            "duraflow_operator_pool_demand",
+            "Activities waiting and running for the pool's tags, sessions its pods hold, and "
+            "turns waiting when it runs orchestrations", ["namespace", "pool"],
+            registry=self.registry)
+        self.pool_replicas = Gauge(
+            "duraflow_operator_pool_replicas", "Pods of the pool: desired by the autoscaler "
+            "(or the StatefulSet's replicas), and ready", ["namespace", "pool", "kind"],
+            registry=self.registry)
         self.status_writes = Counter(
             "duraflow_operator_status_writes_total", "Status patches written by the status sync",
             registry=self.registry)
@@ -52,6 +63,13 @@ class OperatorMetrics:
         finally:
             self.duration.labels(kind).observe(time.perf_counter() - start)
             self.reconciles.labels(kind, outcome["result"]).inc()
+
+    def forget_pool(self, namespace: str, pool: str) -> None:
+        """A pool is gone: its series go with it."""
+        for gauge, labels in ((self.pool_demand, ()), (self.pool_replicas, ("desired",)),
+                              (self.pool_replicas, ("ready",))):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, pool, *labels)
 
     def set_phases(self, counts: Mapping[str, int]) -> None:
         for phase in PHASES:

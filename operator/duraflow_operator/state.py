@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,10 +77,14 @@ class OperatorState:
     pools: dict[Key, dict[str, Any]] = field(default_factory=dict)
     #: The last status seen of each pool's StatefulSet, by pool.
     sts_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    #: ``spec.replicas`` of each managed StatefulSet, by (namespace, StatefulSet name).
+    sts_replicas: dict[Key, int] = field(default_factory=dict)
     workers: list[WorkerInfo] | None = None  # None: not read yet, or the database is away
     backlog: dict[str | None, int] = field(default_factory=dict)
     database_error: str | None = None
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    #: Called when a pool or its StatefulSet changed (the autoscaler looks again).
+    pool_changed: Callable[[], None] = lambda: None
     #: Instances the status sync should re-read on its next tick.
     dirty: set[str] = field(default_factory=set)
 
@@ -139,6 +143,7 @@ class OperatorState:
         """A WorkerPool is gone (its DELETED event, a 404, or a list without it)."""
         self.pools.pop(key, None)
         self.sts_status.pop(key, None)
+        self.metrics.forget_pool(*key)
 
     def mark_dirty(self, instance_id: str) -> None:
         self.dirty.add(instance_id)

@@ -16,6 +16,7 @@ from typing import Any
 from duraflow import WorkerInfo
 from duraflow_operator import conditions as cond
 from duraflow_operator import manifests
+from duraflow_operator.autoscaling import parse_autoscaling
 from duraflow_operator.kube import ApiError, KubeApi
 from duraflow_operator.settings import GROUP
 from duraflow_operator.spec import SpecError, WorkerPoolSpec, check_pool_name, parse_worker_pool
@@ -63,9 +64,11 @@ def _adoptable(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
                     and str(owner.get("apiVersion", "")).startswith(f"{GROUP}/")))
 
 
-async def ensure(kube: KubeApi, path: str, desired: Mapping[str, Any]) -> tuple[str, Any]:
+async def ensure(kube: KubeApi, path: str, desired: Mapping[str, Any],
+                 keep_replicas: bool = False) -> tuple[str, Any]:
     """Create or patch one child; returns (what was done, the object as the server has it).
-    Raises ``ChildRefused`` for what retrying unchanged cannot fix, ``ApiError`` else."""
+    Raises ``ChildRefused`` for what retrying unchanged cannot fix, ``ApiError`` else.
+    ``keep_replicas``: an existing child keeps its ``spec.replicas`` (the autoscaler's)."""
     kind, name = desired["kind"], f"{desired['metadata']['namespace']}/{path.rsplit('/', 1)[1]}"
     step = "reading"
     try:
@@ -77,6 +80,9 @@ async def ensure(kube: KubeApi, path: str, desired: Mapping[str, Any]) -> tuple[
             step = "creating"
             created = await kube.request("POST", path.rsplit("/", 1)[0], desired)
             return "created", created
+        if keep_replicas and isinstance((actual.get("spec") or {}).get("replicas"), int):
+            desired = {**desired, "spec": {**desired["spec"],
+                                           "replicas": actual["spec"]["replicas"]}}
         if not _adoptable(actual, desired):
             owner = _controller(actual) or {}
             raise ChildRefused("ChildConflict", (
@@ -96,9 +102,13 @@ async def ensure(kube: KubeApi, path: str, desired: Mapping[str, Any]) -> tuple[
 
 
 def readiness(pool: str, spec: WorkerPoolSpec | None, sts: Mapping[str, Any] | None,
-              generation: int | None, tags: Sequence[str]) -> dict[str, Any]:
-    """Status fields that follow the StatefulSet."""
+              generation: int | None, tags: Sequence[str],
+              autoscaled: bool = False) -> dict[str, Any]:
+    """Status fields that follow the StatefulSet (whose replicas an autoscaled pool wants)."""
     desired = spec.replicas if spec is not None else 0
+    sts_replicas = ((sts or {}).get("spec") or {}).get("replicas")
+    if autoscaled and isinstance(sts_replicas, int):
+        desired = sts_replicas
     sts_status = (sts or {}).get("status") or {}
     ready = int(sts_status.get("readyReplicas") or 0)
     all_ready = ready >= desired
@@ -152,6 +162,7 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> PoolOutcome:
     try:
         check_pool_name(str(meta["name"]))
         spec = parse_worker_pool(body.get("spec"))
+        scaling = parse_autoscaling(body.get("spec"))
     except SpecError as error:
         return PoolOutcome(*_not_accepted(status, generation, error.reason, error.message))
     paths = child_paths(meta["namespace"], meta["name"])
@@ -162,9 +173,12 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> PoolOutcome:
         "PodDisruptionBudget": manifests.disruption_budget(body, spec),
     }
     sts: Any = None
+    if scaling is not None:  # created at the minimum; the autoscaler owns replicas after
+        children["StatefulSet"]["spec"]["replicas"] = scaling.min_replicas
     for kind, desired in children.items():
         try:
-            done, obj = await ensure(kube, paths[kind], desired)
+            done, obj = await ensure(kube, paths[kind], desired,
+                                     keep_replicas=scaling is not None)
         except ChildRefused as refused:
             fields, warnings = _not_accepted(status, generation, refused.reason,
                                              refused.message)
@@ -173,7 +187,8 @@ async def reconcile(kube: KubeApi, body: Mapping[str, Any]) -> PoolOutcome:
             sts = obj
         if done != "unchanged":
             events.append(("Normal", f"{kind}{done.capitalize()}", f"{kind} {meta['name']} {done}"))
-    fields = readiness(str(meta["name"]), spec, sts, generation, spec.tags)
+    fields = readiness(str(meta["name"]), spec, sts, generation, spec.tags,
+                       autoscaled=scaling is not None)
     ready = fields.pop("_ready")
     accepted = cond.condition(cond.ACCEPTED, True, "Reconciled",
                               "StatefulSet, Service and PodDisruptionBudget are in sync",

@@ -6,6 +6,8 @@ activity fails, so the CR's Failed path is real.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 
@@ -35,6 +37,25 @@ def register(runtime: Any) -> None:
         yield ctx.schedule_activity("Explode", what)
         return "unreachable"
 
+    def gpu_sleep(ctx: Any, seconds: Any) -> str:
+        """Sleeps ``seconds``, or (a path) until the test creates that file."""
+        if isinstance(seconds, str):
+            deadline = time.monotonic() + 120
+            while not os.path.exists(seconds) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        else:
+            time.sleep(float(seconds))
+        return str(ctx.worker_id).split("-", 2)[2]  # work-<slot>-<pod>: the pod's name
+
+    def gpu_job(ctx: Any, job: Any) -> Any:
+        """A ``gpu`` activity that sleeps ``job["seconds"]``, on ``job["session"]`` if set
+        (the elastic pools' tests, tests/operator/test_autoscaling.py)."""
+        task = (ctx.schedule_activity_on_session("GpuSleep", job["seconds"], job["session"])
+                if job.get("session") else ctx.schedule_activity("GpuSleep", job["seconds"]))
+        return (yield task.with_tag("gpu"))
+
+    runtime.register_activity("GpuSleep", gpu_sleep)
+    runtime.register_orchestration("GpuJob", gpu_job)
     runtime.register_activity("SayHello", say_hello)
     runtime.register_activity("Explode", explode)
     runtime.register_orchestration("Hello", hello)

@@ -36,6 +36,7 @@ test_leader                      namespaced    the Lease by its own Role in the 
 test_restarts_and_outages        cluster-wide  resume, crash, outage: mode-independent
 test_metrics_and_leader          cluster-wide  the command and two replicas, all namespaces
 test_pods                        namespaced    the kubelet stand-in; no operator
+test_autoscaling                 namespaced    demand, drains and Events; mode-independent
 ===============================  ============  ===============================================
 
 One worker process (and one database schema) per test module and mode; one API server and
@@ -83,6 +84,7 @@ MODULE_MODES: dict[str, tuple[str, ...]] = {
     "test_restarts_and_outages": ("cluster-wide",),
     "test_metrics_and_leader": ("cluster-wide",),
     "test_pods": ("namespaced",),
+    "test_autoscaling": ("namespaced",),
 }
 #: Answers that mean the operator asked for something a real cluster refuses.
 REFUSED = frozenset({400, 401, 403, 405, 415})
