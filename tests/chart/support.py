@@ -83,6 +83,8 @@ METRIC_NAMES: frozenset[str] = frozenset({
     "duraflow_operator_reconcile_errors_total",
     "duraflow_operator_reconcile_duration_seconds",
     "duraflow_operator_orchestrations",
+    "duraflow_operator_pool_demand",
+    "duraflow_operator_pool_replicas",
 })
 HISTOGRAMS = frozenset(n for n in METRIC_NAMES if n.endswith("_duration_seconds"))
 

@@ -113,9 +113,21 @@ def _crd_validator(kind: str) -> jsonschema.Draft7Validator:
 
 def test_example_worker_pool_matches_the_workerpool_crd() -> None:
     validator = _crd_validator("WorkerPool")
-    for values in ({}, {"database": {"schema": "billing"}}):
+    for values in ({}, {"database": {"schema": "billing"}},
+                   {"exampleWorkerPool": {"enabled": True, "autoscaling": AUTOSCALING}}):
         pool = _one(render({"exampleWorkerPool": {"enabled": True}, **values}), "WorkerPool")
         validator.validate(pool)
+
+
+AUTOSCALING = {"minReplicas": 0, "maxReplicas": 5, "scaleDownDelaySeconds": 120}
+
+
+def test_example_worker_pool_autoscaling_is_passed_through() -> None:
+    assert "autoscaling" not in _one(render({"exampleWorkerPool": {"enabled": True}}),
+                                     "WorkerPool")["spec"]
+    pool = _one(render({"exampleWorkerPool": {"enabled": True, "autoscaling": AUTOSCALING}}),
+                "WorkerPool")
+    assert pool["spec"]["autoscaling"] == AUTOSCALING
 
 
 @pytest.mark.parametrize("postgresql", [False, True])

@@ -37,6 +37,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
      "at '/exampleWorkerPool/name'"),
     ("pool-name-too-long", {"exampleWorkerPool": {"name": "p" * 41}},
      "at '/exampleWorkerPool/name': maxLength"),
+    ("autoscaling-typo", {"exampleWorkerPool": {"autoscaling": {"maxReplica": 3}}},
+     "additional properties 'maxReplica' not allowed"),
+    ("autoscaling-negative-min", {"exampleWorkerPool": {"autoscaling": {
+        "minReplicas": -1, "maxReplicas": 3}}},
+     "at '/exampleWorkerPool/autoscaling/minReplicas': minimum"),
     # unknown key (a typo must not be silently ignored)
     ("unknown-top-level-key", {"operatr": {}}, "additional properties 'operatr' not allowed"),
     ("unknown-nested-key", {"postgresql": {"enable": True}},
