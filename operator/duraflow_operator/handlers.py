@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from duraflow_operator import autoscaler, orchestrations, workerpools
+from duraflow_operator import autoscaler, orchestrations, schedules, workerpools
 from duraflow_operator import conditions as cond
 from duraflow_operator.connection import connect
 from duraflow_operator.kube import ApiError
@@ -110,6 +110,49 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         instance = view.started_instance
         if instance is not None and overwritten(view):
             state.mark_dirty(instance)
+
+    # ─── OrchestrationSchedule ──────────────────────────────────────────────
+
+    @kopf.on.resume(GROUP, VERSION, "orchestrationschedules", registry=registry)
+    @kopf.on.create(GROUP, VERSION, "orchestrationschedules", registry=registry)
+    @kopf.on.update(GROUP, VERSION, "orchestrationschedules", field="spec", registry=registry)
+    async def orchestration_schedule(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        raw = dict(body)
+        state.observe_schedule(raw)
+        with state.metrics.reconcile("OrchestrationSchedule") as result:
+            try:
+                outcome = await schedules.reconcile(state, raw)
+            except orchestrations.DatabaseUnavailable as error:
+                outcome = orchestrations.database_down(
+                    raw.get("status") or {}, error, raw["metadata"].get("generation"))
+                _status_patch(patch, raw.get("status"), outcome.status)
+                await _post(state, raw, outcome.events)
+                result["result"] = outcome.result
+                raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+            _status_patch(patch, raw.get("status"), outcome.status)
+            result["result"] = outcome.result
+        await _post(state, raw, outcome.events)
+
+    @kopf.on.delete(GROUP, VERSION, "orchestrationschedules", registry=registry)
+    async def orchestration_schedule_deleted(body: kopf.Body, **_: Any) -> None:
+        raw = dict(body)
+        with state.metrics.reconcile("OrchestrationSchedule"):
+            try:
+                events = await schedules.delete(state, raw)
+            except orchestrations.DatabaseUnavailable as error:
+                await state.kube.post_event(raw, "Warning", "DatabaseUnavailable",
+                                            f"deletion waits for the database: {error}")
+                raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+        state.forget_schedule(_key(raw))
+        await _post(state, raw, events)
+
+    @kopf.on.event(GROUP, VERSION, "orchestrationschedules", registry=registry)
+    async def orchestration_schedule_seen(event: Mapping[str, Any], body: kopf.Body,
+                                          **_: Any) -> None:
+        if event.get("type") == "DELETED":
+            state.forget_schedule(_key(body))
+        else:
+            state.observe_schedule(dict(body))
 
     # ─── WorkerPool ─────────────────────────────────────────────────────────
 

@@ -28,9 +28,11 @@ from duraflow_operator.kube import KubeApi
 from duraflow_operator.leader import LeaderElector, LeaseLost
 from duraflow_operator.metrics import HealthServer, OperatorMetrics
 from duraflow_operator.registry_watch import RegistryWatch
+from duraflow_operator.schedule_sync import ScheduleSync
 from duraflow_operator.settings import FINALIZER, MANAGED_BY, OperatorSettings
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status_sync import StatusSync
+from duraflow_operator.ttl import TtlSweeper
 
 log = logging.getLogger("duraflow.operator")
 
@@ -89,6 +91,8 @@ class Running:
     registry: RegistryWatch
     health: HealthServer | None
     autoscaler: Autoscaler
+    schedules: ScheduleSync
+    ttl: TtlSweeper
 
 
 async def run_operator(
@@ -106,6 +110,7 @@ async def run_operator(
                           metrics=metrics)
     sync, registry_watch = StatusSync(state), RegistryWatch(state)
     autoscaler = Autoscaler(state)
+    schedule_sync, ttl = ScheduleSync(state), TtlSweeper(state)
     health: HealthServer | None = None
     tasks: list[asyncio.Task[Any]] = []  # the loops and kopf (/healthz: none may end)
     waiters: list[asyncio.Future[Any]] = []
@@ -126,7 +131,8 @@ async def run_operator(
             health = HealthServer(metrics, healthy, state.phase_counts)
             await health.start(settings.metrics_host, settings.metrics_port)
         if on_running is not None:
-            on_running(Running(state, sync, registry_watch, health, autoscaler))
+            on_running(Running(state, sync, registry_watch, health, autoscaler, schedule_sync,
+                               ttl))
         registry = build_registry(state)
         tasks.append(asyncio.create_task(registry_watch.run(), name="duraflow-registry"))
         await registry_watch.first_read.wait()
@@ -142,6 +148,8 @@ async def run_operator(
             tasks.append(asyncio.create_task(_keep_lease(elector, lost), name="duraflow-lease"))
         tasks.append(asyncio.create_task(sync.run(), name="duraflow-status-sync"))
         tasks.append(asyncio.create_task(autoscaler.run(), name="duraflow-autoscaler"))
+        tasks.append(asyncio.create_task(schedule_sync.run(), name="duraflow-schedule-sync"))
+        tasks.append(asyncio.create_task(ttl.run(), name="duraflow-ttl"))
         # Every task is created before kopf starts: kopf takes any task created after its
         # start for one of its own, and a graceful stop waits 5 s for those, then cancels them.
         ready_waiter = asyncio.ensure_future(kopf_ready.wait())

@@ -8,38 +8,50 @@ survive one): kopf replays every CR on start, and the worker registry is re-read
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from duraflow import AsyncClient, WorkerInfo
+from duraflow import AsyncClient, ScheduleInfo, WorkerInfo
 from duraflow_operator.kube import KubeApi
 from duraflow_operator.metrics import OperatorMetrics
+from duraflow_operator.schedule_spec import SCHEDULE_LABEL, run_schedule_id, schedule_id
 from duraflow_operator.settings import OperatorSettings
-from duraflow_operator.status import Bounds
+from duraflow_operator.status import TERMINAL_PHASES, Bounds
 
 Key = tuple[str, str]  # (namespace, name)
+TTL_FIELD = "ttlSecondsAfterFinished"
 _META_KEPT = ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp")
 
 
 def slim(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the operator's loops need of a CR, so 10,000 CRs stay cheap in memory: identity,
-    the status without kopf's bookkeeping (a copy of the spec), and the spec only until
-    the instance has started (a Pending CR is reconciled again from memory)."""
+    the status without kopf's bookkeeping (a copy of the spec), the spec only until the
+    instance has started (a Pending CR is reconciled again from memory) and then only its
+    ``ttlSecondsAfterFinished``, and of a schedule's run its label and owner."""
     meta = body.get("metadata") or {}
     status = body.get("status")
+    kept = {k: meta[k] for k in _META_KEPT if k in meta}
+    schedule = (meta.get("labels") or {}).get(SCHEDULE_LABEL)
+    if schedule:
+        kept["labels"] = {SCHEDULE_LABEL: schedule}
+        kept["ownerReferences"] = [o for o in meta.get("ownerReferences") or ()
+                                   if o.get("controller")]
     slimmed: dict[str, Any] = {
-        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
-        "metadata": {k: meta[k] for k in _META_KEPT if k in meta},
+        "apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": kept,
     }
     if isinstance(status, Mapping):
         slimmed["status"] = {k: v for k, v in status.items() if k != "operator"}
         started = bool(status.get("instanceId") and status.get("startedAt"))
     else:
         started = False
+    spec = body.get("spec")
     if not started:
-        slimmed["spec"] = body.get("spec")
+        slimmed["spec"] = spec
+    elif isinstance(spec, Mapping) and spec.get(TTL_FIELD) is not None:
+        slimmed["spec"] = {TTL_FIELD: spec[TTL_FIELD]}
     return slimmed
 
 
@@ -65,6 +77,51 @@ class CrView:
         instance = status.get("instanceId")
         return str(instance) if instance and status.get("startedAt") else None
 
+    @property
+    def schedule(self) -> str | None:
+        """The OrchestrationSchedule this CR is a run of (its label), if any."""
+        labels = self.body["metadata"].get("labels") or {}
+        return labels.get(SCHEDULE_LABEL)
+
+    def owned_by(self, uid: str | None) -> bool:
+        return uid is not None and any(o.get("uid") == uid
+                                       for o in self.body["metadata"].get("ownerReferences")
+                                       or ())
+
+    @property
+    def finished(self) -> bool:
+        return self.status.get("phase") in TERMINAL_PHASES
+
+    def expires_at(self) -> float | None:
+        """When ``spec.ttlSecondsAfterFinished`` has passed since the instance ended (epoch
+        seconds); None without a TTL or before the end."""
+        ttl = (self.body.get("spec") or {}).get(TTL_FIELD)
+        completed = self.status.get("completedAt")
+        if (not isinstance(ttl, int) or ttl < 0 or not self.finished
+                or not isinstance(completed, str)):
+            return None
+        try:
+            ended = datetime.datetime.fromisoformat(completed.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return ended.timestamp() + ttl
+
+
+@dataclass(slots=True)
+class ScheduleView:
+    """An OrchestrationSchedule as last seen on the watch, and its engine schedule as last
+    read (``info``; None until read)."""
+
+    body: dict[str, Any]
+    info: ScheduleInfo | None = None
+    #: When ``info`` should be read again at the latest (epoch ms): after its next tick.
+    read_due_ms: int | None = None
+
+    @property
+    def schedule_id(self) -> str:
+        meta = self.body["metadata"]
+        return schedule_id(str(meta.get("namespace")), str(meta.get("name")))
+
 
 @dataclass(slots=True)
 class OperatorState:
@@ -87,6 +144,17 @@ class OperatorState:
     pool_changed: Callable[[], None] = lambda: None
     #: Instances the status sync should re-read on its next tick.
     dirty: set[str] = field(default_factory=set)
+    #: OrchestrationSchedules, by CR and by engine schedule id, and their run CRs' names.
+    schedules: dict[Key, ScheduleView] = field(default_factory=dict)
+    schedule_ids: dict[str, Key] = field(default_factory=dict)
+    runs: dict[Key, set[str]] = field(default_factory=dict)
+    #: Schedules whose engine schedule should be read again / whose runs changed.
+    schedules_to_read: set[Key] = field(default_factory=set)
+    schedules_touched: set[Key] = field(default_factory=set)
+    schedules_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: CRs with a ttlSecondsAfterFinished that have ended: when to delete them (epoch s).
+    expiring: dict[Key, float] = field(default_factory=dict)
+    expiring_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def bounds(self) -> Bounds:
@@ -111,6 +179,14 @@ class OperatorState:
         instance = view.started_instance
         if instance is not None:
             self.by_instance[instance] = key
+        schedule = view.schedule
+        if schedule is not None:
+            self.runs.setdefault((key[0], schedule), set()).add(key[1])
+            self.touch_schedule((key[0], schedule))
+        expires = view.expires_at()
+        if expires is not None and self.expiring.get(key) != expires:
+            self.expiring[key] = expires
+            self.expiring_changed.set()
         return view
 
     def follow(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> CrView:
@@ -138,6 +214,62 @@ class OperatorState:
         if instance is not None and self.by_instance.get(instance) == key:
             del self.by_instance[instance]
         self.locks.pop(key, None)
+        self.expiring.pop(key, None)
+        schedule = view.schedule if view is not None else None
+        if schedule is not None:
+            self.runs.get((key[0], schedule), set()).discard(key[1])
+            self.touch_schedule((key[0], schedule))
+
+    # ─── OrchestrationSchedules ─────────────────────────────────────────────
+
+    def observe_schedule(self, body: Mapping[str, Any]) -> ScheduleView:
+        meta = body.get("metadata", {})
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        slimmed = {k: v for k, v in body.items() if k != "status"}
+        slimmed["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+        slimmed["status"] = {k: v for k, v in (body.get("status") or {}).items()
+                             if k != "operator"}
+        view = self.schedules.get(key)
+        if view is None:
+            view = self.schedules[key] = ScheduleView(slimmed)
+            self.schedule_ids[view.schedule_id] = key
+            self.schedules_to_read.add(key)
+            self.schedules_changed.set()
+        else:
+            view.body = slimmed
+        return view
+
+    def forget_schedule(self, key: Key) -> None:
+        view = self.schedules.pop(key, None)
+        if view is not None and self.schedule_ids.get(view.schedule_id) == key:
+            del self.schedule_ids[view.schedule_id]
+        self.schedules_to_read.discard(key)
+        self.schedules_touched.discard(key)
+
+    def read_schedule(self, key: Key) -> None:
+        """Have the schedule sync read the engine schedule again (it fired, or changed)."""
+        if key in self.schedules:
+            self.schedules_to_read.add(key)
+            self.schedules_changed.set()
+
+    def touch_schedule(self, key: Key) -> None:
+        """Have the schedule sync look at the schedule's runs again (no database read)."""
+        if key in self.schedules:
+            self.schedules_touched.add(key)
+            self.schedules_changed.set()
+
+    def instances_changed(self, instance_ids: Iterable[str], everything: bool) -> None:
+        """From the status sync's change feed: a tick's instance (created, or changed) has
+        its schedule read again; so fired runs are learnt of without any polling."""
+        if everything:
+            for key in self.schedules:
+                self.read_schedule(key)
+            return
+        for instance_id in instance_ids:
+            sid = run_schedule_id(instance_id)
+            owner = self.schedule_ids.get(sid) if sid is not None else None
+            if owner is not None:
+                self.read_schedule(owner)
 
     def forget_pool(self, key: Key) -> None:
         """A WorkerPool is gone (its DELETED event, a 404, or a list without it)."""

@@ -60,6 +60,8 @@ class StatusSync:
                     more = await feed.next(0.0)
                     changes = InstanceChanges(changes.instance_ids | more.instance_ids,
                                               changes.everything or more.everything)
+                if changes:
+                    state.instances_changed(changes.instance_ids, changes.everything)
                 ids = set(state.dirty)
                 state.dirty.clear()
                 if changes.everything:

@@ -52,10 +52,14 @@ VALUES_MATRIX: dict[str, dict[str, Any]] = {
 # The operator's API calls, as tests/operator/test_rbac_used.py records them (plus what the
 # OwnerReferencesPermissionEnforcement admission plugin checks): the chart grants exactly these.
 OPERATOR_RULES: frozenset[tuple[str, str, str]] = frozenset(
-    [("duraflow.io", "orchestrations", v) for v in ("get", "list", "watch", "patch")]
+    [("duraflow.io", "orchestrations", v)
+     for v in ("get", "list", "watch", "create", "patch", "delete")]
+    + [("duraflow.io", "orchestrationschedules", v) for v in ("list", "watch", "patch")]
     + [("duraflow.io", "workerpools", v) for v in ("list", "watch")]
-    + [("duraflow.io", r, "patch") for r in ("orchestrations/status", "workerpools/status")]
-    + [("duraflow.io", "workerpools/finalizers", "update")]
+    + [("duraflow.io", r, "patch") for r in ("orchestrations/status", "workerpools/status",
+                                             "orchestrationschedules/status")]
+    + [("duraflow.io", f"{r}/finalizers", "update")
+       for r in ("workerpools", "orchestrationschedules")]
     + [("apps", "statefulsets", v)
        for v in ("get", "list", "watch", "create", "patch", "delete")]
     + [(g, r, v) for g, r in (("", "services"), ("policy", "poddisruptionbudgets"))

@@ -37,6 +37,7 @@ test_restarts_and_outages        cluster-wide  resume, crash, outage: mode-indep
 test_metrics_and_leader          cluster-wide  the command and two replicas, all namespaces
 test_pods                        namespaced    the kubelet stand-in; no operator
 test_autoscaling                 namespaced    demand, drains and Events; mode-independent
+test_schedules                   namespaced    schedules and TTLs; test_rbac_used has both modes
 ===============================  ============  ===============================================
 
 One worker process (and one database schema) per test module and mode; one API server and
@@ -85,11 +86,12 @@ MODULE_MODES: dict[str, tuple[str, ...]] = {
     "test_metrics_and_leader": ("cluster-wide",),
     "test_pods": ("namespaced",),
     "test_autoscaling": ("namespaced",),
+    "test_schedules": ("namespaced",),
 }
 #: Answers that mean the operator asked for something a real cluster refuses.
 REFUSED = frozenset({400, 401, 403, 405, 415})
-#: kopf's watches: the operator reconciles nothing before all three are open.
-WATCHED = ("orchestrations", "workerpools", "statefulsets")
+#: kopf's watches: the operator reconciles nothing before all of them are open.
+WATCHED = ("orchestrations", "orchestrationschedules", "workerpools", "statefulsets")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

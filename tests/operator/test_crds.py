@@ -15,7 +15,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILES = {"Orchestration": ROOT / "crds/duraflow.io_orchestrations.yaml",
-             "WorkerPool": ROOT / "crds/duraflow.io_workerpools.yaml"}
+             "WorkerPool": ROOT / "crds/duraflow.io_workerpools.yaml",
+             "OrchestrationSchedule": ROOT / "crds/duraflow.io_orchestrationschedules.yaml"}
 SAMPLES = sorted((ROOT / "crds/samples").glob("*.yaml"))
 INVALID = sorted((Path(__file__).parent / "invalid_crs").glob("*.yaml"))
 
@@ -48,9 +49,9 @@ def test_every_invalid_example_is_rejected(path: Path) -> None:
     assert _errors(yaml.safe_load(path.read_text())), f"{path.name} should not validate"
 
 
-def test_there_are_samples_of_both_kinds_and_invalid_examples() -> None:
+def test_there_are_samples_of_every_kind_and_invalid_examples() -> None:
     kinds = {yaml.safe_load(p.read_text())["kind"] for p in SAMPLES}
-    assert kinds == {"Orchestration", "WorkerPool"}
+    assert kinds == set(CRD_FILES)
     assert len(INVALID) >= 8
 
 
@@ -72,6 +73,29 @@ def test_workerpool_printer_columns_show_ready_over_desired_and_tags() -> None:
                if not c.get("priority")]
     assert columns[:2] == [("Ready", ".status.ready"), ("Tags", ".status.tags")]
     assert "status" in version["subresources"]
+
+
+def test_schedule_printer_columns_answer_cronjobs_questions() -> None:
+    crd, version = _crd("OrchestrationSchedule"), _version("OrchestrationSchedule")
+    assert crd["spec"]["names"]["shortNames"] == ["osched"]
+    columns = [c["name"].upper() for c in version["additionalPrinterColumns"]
+               if not c.get("priority")]
+    assert columns == ["SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "NEXT", "AGE"]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+    for name in ("lastScheduleTime", "nextScheduleTime", "active", "lastSuccessfulTime",
+                 "missedRuns", "conditions", "observedGeneration"):
+        assert name in status, name
+
+
+@pytest.mark.parametrize(("schedule", "refused"), [
+    ("0 9 * * MON-FRI", False), ("@every 90s", False), ("@daily", False),
+    ("CRON_TZ=Europe/Berlin 0 9 * * *", True), ("TZ=UTC @daily", True),
+])
+def test_the_zone_of_a_schedule_goes_in_its_own_field(schedule: str, refused: bool) -> None:
+    spec = (_version("OrchestrationSchedule")["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"])
+    new = {"schedule": schedule, "orchestration": "Hello"}
+    assert bool(_refusals(spec, new, new)) == refused
 
 
 def test_cel_rules_guard_immutable_and_append_only_fields() -> None:

@@ -78,6 +78,19 @@ async def test_the_chart_grants_exactly_what_the_operator_uses(
     await eventually(lambda: kubectl.status("asked").get("phase") == "Completed")
     await kubectl.delete(kubectl.path("orchestrations", "asked"))
     await eventually(lambda: kubectl.gone("asked"))
+    # An OrchestrationSchedule: its finalizer, status, runs created (owned, blocking the
+    # owner's deletion) and deleted beyond the history limit, and its deletion.
+    await kubectl.create(kubectl.path("orchestrationschedules"), {
+        "apiVersion": "duraflow.io/v1alpha1", "kind": "OrchestrationSchedule",
+        "metadata": {"name": "every", "namespace": NS},
+        "spec": {"schedule": "@every 1s", "orchestration": "Hello",
+                 "successfulRunsHistoryLimit": 0}})
+    schedules = "duraflow.io/v1alpha1/orchestrationschedules"
+    await eventually(lambda: any(r.resource == "orchestrations" and r.verb == "delete"
+                                 for r in kubectl.operator_requests()), timeout=30,
+                     message="a run beyond the history limit deleted")
+    await kubectl.delete(kubectl.path("orchestrationschedules", "every"))
+    await eventually(lambda: not kubectl.exists(schedules, "every"))
     # WorkerPools: children created; adopted (a pool deleted with --cascade=orphan and
     # applied again); updated; readiness followed.
     children = ("apps/v1/statefulsets", "v1/services", "policy/v1/poddisruptionbudgets")

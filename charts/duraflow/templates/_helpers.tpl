@@ -100,28 +100,33 @@ seccompProfile:
 Exactly what the operator calls (tests/operator/test_rbac_used.py records its requests):
 kopf lists, watches and patches the CRs (finalizers, its status bookkeeping), the operator
 writes statuses, reads and writes the children of a WorkerPool and posts Events. One more
-read: an Orchestration is re-read when a status write found it changed.
+read: an Orchestration is re-read when a status write found it changed. Orchestrations are
+created (an OrchestrationSchedule's runs) and deleted (runs beyond the history limits, and
+CRs past their ttlSecondsAfterFinished).
 The OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checks two more
 permissions than the requests themselves: a child created with an ownerReference that has
-blockOwnerDeletion needs "update" on workerpools/finalizers (a permission only, there is no
-such endpoint for a custom resource), and setting the ownerReferences of an existing child
-(the operator adopts orphans of its own pools) needs "delete" on that child. The operator
-never sends a DELETE.
+blockOwnerDeletion needs "update" on workerpools/finalizers or orchestrationschedules/finalizers
+(a permission only, there is no such endpoint for a custom resource), and setting the
+ownerReferences of an existing child (the operator adopts orphans of its own pools) needs
+"delete" on that child.
 Nothing cluster-scoped: with CRD scanning off, kopf neither lists namespaces nor CRDs (it
 only reads discovery, which every authenticated client may).
 */ -}}
 {{- define "duraflow.namespacedRules" -}}
 - apiGroups: ["duraflow.io"]
   resources: ["orchestrations"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["duraflow.io"]
+  resources: ["orchestrationschedules"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["duraflow.io"]
   resources: ["workerpools"]
   verbs: ["list", "watch"]
 - apiGroups: ["duraflow.io"]
-  resources: ["orchestrations/status", "workerpools/status"]
+  resources: ["orchestrations/status", "workerpools/status", "orchestrationschedules/status"]
   verbs: ["patch"]
 - apiGroups: ["duraflow.io"]
-  resources: ["workerpools/finalizers"]
+  resources: ["workerpools/finalizers", "orchestrationschedules/finalizers"]
   verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
