@@ -67,6 +67,7 @@ def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
         "DURAFLOW_MAX_SESSIONS": spec.max_sessions,
         "DURAFLOW_SESSION_IDLE_TIMEOUT_MS": None if spec.session_idle_timeout_s is None
         else spec.session_idle_timeout_s * 1000,
+        "DURAFLOW_RETENTION": spec.retention,
     }
     env += [{"name": k, "value": str(v)} for k, v in optional.items() if v is not None]
     reserved = {e["name"] for e in env}

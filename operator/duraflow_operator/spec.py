@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from duraflow import read_settings
+
 DELETION_POLICIES = ("Cancel", "Purge", "Orphan")
 MAX_NAME_BYTES = 256
 MAX_INSTANCE_ID_BYTES = 512
@@ -149,6 +151,8 @@ class WorkerPoolSpec:
     resources: Mapping[str, Any] | None
     env: tuple[Mapping[str, Any], ...]
     scheduling: Mapping[str, Any]
+    #: ``duraflow worker --retention`` (``30d``): ended instances older than this are deleted.
+    retention: str | None = None
 
 
 SCHEDULING_FIELDS = ("nodeSelector", "affinity", "tolerations", "topologySpreadConstraints",
@@ -222,4 +226,20 @@ def parse_worker_pool(spec: Mapping[str, Any] | None) -> WorkerPoolSpec:
         resources=resources if isinstance(resources, Mapping) else None,
         env=tuple(env),
         scheduling={k: spec[k] for k in SCHEDULING_FIELDS if spec.get(k) is not None},
+        retention=_retention(spec.get("retention")),
     )
+
+
+def _retention(value: Any) -> str | None:
+    """The worker reads it (``DURAFLOW_RETENTION``); a value it would refuse must not
+    crash-loop every pod of the pool, so it is read here by the worker's own settings table."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpecError("InvalidRetention", f"spec.retention must be a duration such as 30d, "
+                                            f"got {value!r}")
+    try:
+        read_settings("worker", env={"DURAFLOW_RETENTION": value})
+    except ValueError as error:
+        raise SpecError("InvalidRetention", f"spec.retention: {error}") from error
+    return value

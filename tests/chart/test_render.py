@@ -130,6 +130,15 @@ def test_example_worker_pool_autoscaling_is_passed_through() -> None:
     assert pool["spec"]["autoscaling"] == AUTOSCALING
 
 
+def test_example_worker_pool_retention_is_passed_through_and_valid() -> None:
+    assert "retention" not in _one(render({"exampleWorkerPool": {"enabled": True}}),
+                                   "WorkerPool")["spec"]
+    pool = _one(render({"exampleWorkerPool": {"enabled": True, "retention": "30d"}}),
+                "WorkerPool")
+    assert pool["spec"]["retention"] == "30d"
+    _crd_validator("WorkerPool").validate(pool)
+
+
 @pytest.mark.parametrize("postgresql", [False, True])
 def test_example_worker_pool_runs_the_example_app_on_the_chart_database(postgresql: bool) -> None:
     docs = render({"exampleWorkerPool": {"enabled": True}, "postgresql": {"enabled": postgresql}})

@@ -42,6 +42,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("autoscaling-negative-min", {"exampleWorkerPool": {"autoscaling": {
         "minReplicas": -1, "maxReplicas": 3}}},
      "at '/exampleWorkerPool/autoscaling/minReplicas': minimum"),
+    ("retention-in-words", {"exampleWorkerPool": {"retention": "30 days"}},
+     "at '/exampleWorkerPool/retention'"),
     # unknown key (a typo must not be silently ignored)
     ("unknown-top-level-key", {"operatr": {}}, "additional properties 'operatr' not allowed"),
     ("unknown-nested-key", {"postgresql": {"enable": True}},
