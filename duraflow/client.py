@@ -234,10 +234,11 @@ class AsyncClient(ScheduleApi):
         notifier = self.provider.notifier
         with notifier.watch_instance(instance_id) as watch:
             # ``running_is_enough``: ``done`` is false for any running instance. One that a
-            # runtime of this process holds is running, and its next change is a commit of
-            # this process, which the watch hears: no need to read it first.
+            # runtime of this process holds, or that its last commit left running with no
+            # change heard since, is running, and the watch hears its next change: no need
+            # to read it first (``Notifier.known_running``).
             result: OrchestrationResult | None = None
-            if not (running_is_enough and notifier.held_here(instance_id)):
+            if not (running_is_enough and notifier.known_running(instance_id)):
                 result = await self.get_status(instance_id)
             while result is None or not done(result):
                 remaining = deadline - time.monotonic()

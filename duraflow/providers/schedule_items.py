@@ -183,7 +183,15 @@ class FireResult:
 @dataclass(frozen=True, slots=True)
 class DueTimes:
     """The store's earliest due times, read in one statement: the earliest orchestrator
-    message not visible yet (timers, delayed retries) and the earliest due schedule."""
+    message not visible yet (timers, delayed retries) and the earliest due schedule.
+    ``orchestrator_next``: the due times of the next ``NEXT_DUE_TIMES`` such messages,
+    ascending (the first is ``orchestrator_ms``), so that a dispatcher woken by one timer
+    of a burst knows when the next ones come due without reading again."""
 
     orchestrator_ms: int | None = None
     schedules_ms: int | None = None
+    orchestrator_next: tuple[int, ...] = ()
+
+
+#: How many of the next orchestrator due times ``next_due_ms`` returns.
+NEXT_DUE_TIMES = 64

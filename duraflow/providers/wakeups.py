@@ -24,6 +24,7 @@ from duraflow.core.models import InstanceStatus
 from duraflow.core.workitems import WorkItem
 from duraflow.providers.clock import now_ms
 from duraflow.providers.items import OrchestrationItem, PreparedTurn, TurnResult
+from duraflow.providers.running_here import RunningHere
 
 #: Due times remembered per queue; beyond this the fallback poll and the store's own
 #: next-due lookup take over.
@@ -248,6 +249,8 @@ class Notifier:
         # Instances whose lock a runtime of this process keeps between turns, and the
         # monotonic time until which the lock surely lasts (see ``held_here``).
         self._held: dict[str, float] = {}
+        #: Instances this process's own last commit left running (``running_here.py``).
+        self.running = RunningHere()
 
     def hold_instance(self, instance_id: str, until_monotonic: float) -> None:
         """A runtime here keeps ``instance_id``'s lock (a running instance) at least until
@@ -263,6 +266,12 @@ class Notifier:
         client that waits for it to finish can skip reading its status first."""
         until = self._held.get(instance_id)
         return until is not None and time.monotonic() < until
+
+    def known_running(self, instance_id: str) -> bool:
+        """True when the instance is running and its next change will be notified here:
+        held here, or left running by this process's last commit with nothing heard since
+        (``RunningHere``). A wait for it to finish need not read its status first."""
+        return self.held_here(instance_id) or self.running.running(instance_id)
 
     @property
     def orchestrator_waiting(self) -> bool:
@@ -357,12 +366,23 @@ class Notifier:
         return self._next_due(self._worker_dues)
 
     def notify_instance(self, instance_id: str, change: InstanceChange | None = None) -> None:
+        """A change made in this process: a commit's (``change``), or (None) one that is not
+        a turn's, such as a delete, after which nothing is known of the instance."""
+        if change is None:
+            self.running.forget(instance_id)
         for watch in list(self._watches.get(instance_id, ())):
             watch.push(change)
         for feed in self._feeds:
             feed.push(instance_id)
 
+    def heard_instance(self, instance_id: str, change: InstanceChange | None = None) -> None:
+        """A change made by another process (heard through the provider's notifications)."""
+        self.running.forget(instance_id)
+        self.notify_instance(instance_id, change)
+
     def notify_all_instances(self) -> None:
+        """Changes may have been missed (e.g. while notifications could not arrive)."""
+        self.running.forget_all()
         for watches in list(self._watches.values()):
             for watch in list(watches):
                 watch.push(None)

@@ -104,20 +104,28 @@ class FastPath:
     # ─── Committing a turn ──────────────────────────────────────────────────
 
     async def commit(
-        self, item: OrchestrationItem, turn: Turn, carry: Hold | None = None
+        self, item: OrchestrationItem, turn: Turn, carry: Hold | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> TurnResult | None:
         """Commit ``turn`` under ``item``'s lock, claiming what this runtime can run and
         keeping the lock while claimed activities run. ``carry``: the hold a continuation
-        turn runs under (its still-running activities keep it alive)."""
+        turn runs under (its still-running activities keep it alive). ``on_sent`` is
+        called once the commit is on its way, before its round trip."""
         claims = await self.prepare(turn, carry)
+        known = self.provider.notifier.running  # what this process knows is running
+        ticket = known.sending(item.instance_id)
+        if on_sent is not None:
+            on_sent()
         try:
             result = await retry_call(
                 lambda: self.provider.ack_orchestration_item(item.lock_token, turn.commit),
                 f"commit turn of {item.instance_id!r}", self.metrics,
             )
         except BaseException:
+            known.committed(item.instance_id, ticket, False)
             self.drop(claims)
             raise
+        known.committed(item.instance_id, ticket, turn.leaves_running)
         return self.committed(item, turn, claims, result, carry)
 
     async def prepare(self, turn: Turn, carry: Hold | None = None) -> Claims:

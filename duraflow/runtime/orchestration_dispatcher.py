@@ -9,6 +9,7 @@ a ``ReplayCache`` so a turn costs its new messages, not a replay of the whole hi
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -22,6 +23,7 @@ from duraflow.providers.clock import now_ms
 from duraflow.providers.errors import LockLostError, ProviderError
 from duraflow.providers.items import ActivityRef, OrchestrationItem, PreparedTurn, TurnResult
 from duraflow.providers.protocol import Provider
+from duraflow.providers.schedule_items import DueTimes
 from duraflow.runtime.activity_dispatcher import ActivityDispatcher
 from duraflow.runtime.capability import incompatible, replayable
 from duraflow.runtime.drain import Gate
@@ -45,6 +47,22 @@ class _FirstTurn(PreparedTurn):
     turn: Turn
     claims: Claims
     began: float
+    ticket: int  # ``RunningHere.sending``'s, for the outcome
+
+
+class _Slot:
+    """A dispatcher slot taken for one fetched item, given back exactly once: as soon as
+    the item's turn is committed (sent, not answered), or when its task ends otherwise."""
+
+    __slots__ = ("_release",)
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 class OrchestrationDispatcher:
@@ -66,6 +84,11 @@ class OrchestrationDispatcher:
         self.builder = TurnBuilder(registry, metrics, options.max_attempts, options.build_id)
         self._on_cancelled = on_activities_cancelled
         self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
+        # A turn gives its slot back once its commit is sent, so the next fetch overlaps
+        # the commit's round trip instead of waiting for it (timers that come due in a
+        # burst are fired at the fetch rate, not at fetch + commit); this bounds the
+        # commits in flight to as many again.
+        self._committing = asyncio.Semaphore(8 * max(options.orchestration_concurrency, 1))
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         #: Closed while the runtime drains (``drain.py``): no fetch, no hand-off.
@@ -75,10 +98,11 @@ class OrchestrationDispatcher:
         self.ready = asyncio.Event()
         self.fast = FastPath(provider, options, metrics, self.cache, self.builder, activities,
                              self._emit_traces)
-        # The earliest future message in the store, as last read (see ``_stored_due_ms``);
+        # The next future messages in the store, as last read (see ``_stored_due_ms``);
         # the read is shared with the schedule ticker.
         self.due_times = due_times if due_times is not None else StoredDueTimes(provider)
-        self._stored_due: int | None = None
+        self._stored_dues: collections.deque[int] = collections.deque()
+        self._stored_from: DueTimes | None = None  # the read they came from
 
     # ─── Loop ───────────────────────────────────────────────────────────────
 
@@ -155,9 +179,10 @@ class OrchestrationDispatcher:
 
     def _start(self, item: OrchestrationItem) -> None:
         """Run ``item``'s turn in a slot already taken for it."""
-        task = asyncio.create_task(self._process(item))
+        slot = _Slot(self._slots.release)
+        task = asyncio.create_task(self._process(item, slot))
         self._inflight.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(lambda done: self._done(done, slot))
 
     # ─── Hand-off (``OrchestratorTaker``): work enqueued in this process ─────
 
@@ -216,11 +241,14 @@ class OrchestrationDispatcher:
         if not isinstance(outcome, Turn) or outcome.commit.orchestration_name is None:
             return None  # pragma: no cover - a registered orchestration starts
         claims = await self.fast.prepare(outcome)
-        return _FirstTurn(item.lock_token, outcome.commit, item, outcome, claims, began)
+        ticket = self.provider.notifier.running.sending(instance_id)
+        return _FirstTurn(item.lock_token, outcome.commit, item, outcome, claims, began, ticket)
 
     def first_turn_committed(self, prepared: PreparedTurn, result: TurnResult) -> None:
         assert isinstance(prepared, _FirstTurn)
         try:
+            self.provider.notifier.running.committed(
+                prepared.item.instance_id, prepared.ticket, prepared.turn.leaves_running)
             self.metrics.add("orch_dispatcher_items_fetched")
             self.fast.committed(prepared.item, prepared.turn, prepared.claims, result)
             self._emit_traces(prepared.item, prepared.turn)
@@ -233,15 +261,17 @@ class OrchestrationDispatcher:
 
     def first_turn_dropped(self, prepared: PreparedTurn) -> None:
         assert isinstance(prepared, _FirstTurn)
+        self.provider.notifier.running.committed(prepared.item.instance_id, prepared.ticket,
+                                                 False)
         self.fast.drop(prepared.claims)
 
     def _free(self, count: int) -> None:
         for _ in range(count):
             self._slots.release()
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], slot: _Slot) -> None:
         self._inflight.discard(task)
-        self._slots.release()
+        slot.release()
 
     @property
     def busy(self) -> bool:
@@ -267,22 +297,33 @@ class OrchestrationDispatcher:
 
     async def _stored_due_ms(self) -> int | None:
         """The earliest future message in the store (timers, delayed retries), read at most
-        once a second, and again as soon as the one read is due.
+        once a second, and again as soon as all of the next ones read are due.
 
         Every message enqueued with a future due time is announced with that time, in
         process or through the provider's cross-process notifications, so the notifier
         knows about new ones; the read covers what was stored before this runtime started
         or while notifications could not reach it. Reading it on every idle spell would
-        cost a round trip per turn on a quiet system. The same statement reads the earliest
-        due schedule for the ticker (``StoredDueTimes``)."""
-        if self._stored_due is not None and self._stored_due <= now_ms():
-            # It became due, perhaps while the dispatcher was busy: fetch before sleeping,
-            # and read the next one after that.
-            self._stored_due = None
-            self.due_times.expire()
-            return now_ms()
-        self._stored_due = (await self.due_times.read(READ_TTL_S)).orchestrator_ms
-        return self._stored_due
+        cost a round trip per turn on a quiet system. The read returns the next 64 due
+        times, not only the first: a burst of timers due milliseconds apart (a notification
+        from another process carries only the earliest of what it merged) is followed
+        without a read per timer. The same statement reads the earliest due schedule for
+        the ticker (``StoredDueTimes``)."""
+        current = now_ms()
+        dues = self._stored_dues
+        if dues and dues[0] <= current:
+            # Due, perhaps while the dispatcher was busy: fetch before sleeping. Follow the
+            # next ones read, and read again once none is left.
+            while dues and dues[0] <= current:
+                dues.popleft()
+            if not dues:
+                self.due_times.expire()
+            return current
+        value = await self.due_times.read(READ_TTL_S)
+        if value is not self._stored_from:  # a new read
+            self._stored_from = value
+            first = () if value.orchestrator_ms is None else (value.orchestrator_ms,)
+            self._stored_dues = dues = collections.deque(value.orchestrator_next or first)
+        return dues[0] if dues else None
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -311,10 +352,10 @@ class OrchestrationDispatcher:
 
     # ─── One turn ───────────────────────────────────────────────────────────
 
-    async def _process(self, item: OrchestrationItem) -> None:
+    async def _process(self, item: OrchestrationItem, slot: _Slot) -> None:
         renewal = asyncio.create_task(self._renew(item.lock_token))
         try:
-            await self._run_turn(item)
+            await self._run_turn(item, slot)
         except asyncio.CancelledError:
             self.cache.discard(item.instance_id)
             await asyncio.shield(self._release(item.lock_token))
@@ -328,7 +369,7 @@ class OrchestrationDispatcher:
         finally:
             renewal.cancel()
 
-    async def _run_turn(self, item: OrchestrationItem) -> None:
+    async def _run_turn(self, item: OrchestrationItem, slot: _Slot) -> None:
         self.fast.forget(item.instance_id)  # a fetch took the lock: any old hold is over
         began = time.perf_counter()
         cached = self.cache.checkout(item.instance_id) if item.history is None else None
@@ -354,8 +395,9 @@ class OrchestrationDispatcher:
                 self.cache.put(cached)
             return
         self._emit_traces(item, outcome)
+        await self._committing.acquire()
         try:
-            await self.fast.commit(item, outcome)
+            await self.fast.commit(item, outcome, on_sent=slot.release)
         except LockLostError:
             log.warning("lock on instance %r expired before its turn committed; another "
                         "worker will redo the turn", item.instance_id)
@@ -366,6 +408,8 @@ class OrchestrationDispatcher:
             with contextlib.suppress(Exception):
                 await self.provider.abandon_orchestration_item(item.lock_token, 100)
             return
+        finally:
+            self._committing.release()
         self._count(item, outcome, cached is not None, time.perf_counter() - began)
         if outcome.commit.cancelled_activities:
             self._on_cancelled(outcome.commit.cancelled_activities)

@@ -91,6 +91,11 @@ class Turn:
     output: TurnOutput
     begins_execution: bool = False  # counted as a start once committed
 
+    @property
+    def leaves_running(self) -> bool:
+        """Whether the instance is running once this turn is stored."""
+        return self.replay is not None and not self.replay.finished
+
 
 class TurnBuilder:
     def __init__(

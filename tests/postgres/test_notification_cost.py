@@ -56,7 +56,8 @@ async def test_announcements_within_the_interval_are_merged_into_one() -> None:
     announcer.defer(1_000, True, [("a", ["Completed", 0, 0]), ("b", ["", 1, 0])])
     await asyncio.wait_for(sent.event.wait(), 5)
     assert sent.payloads == [
-        {"o": 1_000, "w": 1, "i": {"a": ["Completed", 0, 0], "b": ["", 1, 0]}}
+        {"o": 1_000, "w": 1, "i": {"a": ["Completed", 0, 0], "b": ["", 1, 0]},
+         "p": announcer.sender}  # the sender: its own listener knows it for its own
     ]
     assert announcer.sent == 2
 
@@ -69,7 +70,7 @@ async def test_a_failed_commit_hands_its_announcement_back() -> None:
     taken.merge(5, False, [("x", ["Failed", 0, 0])])
     announcer.restore(taken)  # the commit that carried it rolled back
     await asyncio.wait_for(sent.event.wait(), 5)
-    assert sent.payloads == [{"o": 5, "i": {"x": ["Failed", 0, 0]}}]
+    assert sent.payloads == [{"o": 5, "i": {"x": ["Failed", 0, 0]}, "p": announcer.sender}]
 
 
 def test_too_many_instances_become_a_wildcard() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from duraflow.core import workitems as wi
 from duraflow.providers.items import OutboundMessage
 from duraflow.providers.protocol import Provider
+from duraflow.providers.schedule_items import NEXT_DUE_TIMES
 
 from .support import Turns, eventually, now_ms, raised
 
@@ -46,3 +47,16 @@ async def test_future_message_does_not_hold_back_visible_ones(
     item = await turns.fetch("a")
     assert [m["data"] for m in item.messages] == ["now"]
     assert await provider.next_orchestrator_due_ms() is not None  # "later" still waits
+
+
+async def test_the_next_due_times_come_in_order_64_at_a_time(provider: Provider) -> None:
+    """``next_due_ms`` returns the next 64 due times, not only the first, so a dispatcher
+    follows a burst of timers it did not hear of without a read per timer."""
+    base = now_ms() + 60_000
+    for n in range(NEXT_DUE_TIMES + 6):  # enqueued out of order (37 is coprime to 70)
+        offset = n * 37 % (NEXT_DUE_TIMES + 6)
+        await provider.enqueue_orchestrator(raised(f"i{n}", visible_at_ms=base + offset))
+    await provider.enqueue_orchestrator(raised("now"))  # visible already: not "due"
+    due = await provider.next_due_ms()
+    assert due.orchestrator_ms == base
+    assert due.orchestrator_next == tuple(range(base, base + NEXT_DUE_TIMES))

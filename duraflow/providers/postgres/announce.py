@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -60,11 +61,14 @@ def _merge_code(old: list[object] | None, new: list[object]) -> list[object]:
 @dataclass(slots=True)
 class Announcement:
     """What other processes should hear: new orchestrator work due at ``due`` (ms), new
-    unclaimed worker work, and instances that changed (id -> ``change_code``)."""
+    unclaimed worker work, and instances that changed (id -> ``change_code``). ``sender``
+    names the provider that sends it, so that its own LISTEN connection, which hears it
+    too, knows the changes for its own (``running_here.py``)."""
 
     due: int | None = None
     worker: bool = False
     instances: dict[str, list[object]] = field(default_factory=dict)
+    sender: str | None = None
 
     def merge(self, due: int | None, worker: bool,
               instances: Iterable[tuple[str, list[object]]]) -> None:
@@ -77,8 +81,10 @@ class Announcement:
     def __bool__(self) -> bool:
         return self.due is not None or self.worker or bool(self.instances)
 
-    def payload(self) -> str:
-        """The JSON payload (``listen.Listener`` parses it)."""
+    def payload(self, instance_follows: bool = False) -> str:
+        """The JSON payload (``listen.Listener`` parses it). ``instance_follows``: the
+        statement adds the instance it commits (``commit_turn``), so the sender goes in
+        even when nothing else does; an empty payload is not sent at all."""
         message: dict[str, object] = {}
         if self.due is not None:
             message["o"] = self.due
@@ -88,6 +94,8 @@ class Announcement:
             message["i"] = self.instances
             if len(json.dumps(message)) > MAX_PAYLOAD_BYTES:
                 message["i"] = "*"
+        if (message or instance_follows) and self.sender is not None:
+            message["p"] = self.sender
         return json.dumps(message, separators=(",", ":"))
 
 
@@ -103,7 +111,9 @@ class Announcer:
         self._send = send
         self.base_interval_s = interval_s
         self._peers = peers
-        self._pending = Announcement()
+        #: Stamped on every announcement (``Announcement.sender``): unique per provider.
+        self.sender = uuid.uuid4().hex[:12]
+        self._pending = Announcement(sender=self.sender)
         self._last = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -120,7 +130,7 @@ class Announcer:
         if now - self._last < self.interval_s:
             return None
         self._last = now
-        pending, self._pending = self._pending, Announcement()
+        pending, self._pending = self._pending, Announcement(sender=self.sender)
         self._cancel_timer()
         return pending
 
@@ -165,7 +175,7 @@ class Announcer:
     async def close(self) -> None:
         """Send what is pending now (a closing process must not leave peers asleep)."""
         self._cancel_timer()
-        pending, self._pending = self._pending, Announcement()
+        pending, self._pending = self._pending, Announcement(sender=self.sender)
         if pending:
             await self._flush(pending)
         if self._tasks:

@@ -11,7 +11,10 @@ restart, failover, ``pg_terminate_backend``, a network partition). A supervisor 
 through asyncpg's termination callback, or through a periodic ``SELECT 1`` that catches
 half-open TCP connections, and reconnects with capped exponential backoff plus jitter.
 Notifications sent while it was gone are lost, so after every reconnect it wakes every
-dispatcher and instance waiter once: they re-check the database, nothing is missed.
+dispatcher and instance waiter once: they re-check the database, nothing is missed. While
+it is up, the notifier may trust what its own commits left running (``running_here.py``):
+every change made elsewhere is heard and drops that knowledge, while the provider's own
+notifications, which come back here too, are recognised by their sender and do not.
 
 Peers: every notification costs each listening backend a transaction, so a process that is
 alone need not send any (its own waiters are woken in-process). The listener counts the
@@ -57,9 +60,12 @@ class Listener:
         ping_interval_s: float = 30.0,
         max_backoff_s: float = 5.0,
         app_name: str | None = None,
+        sender: str | None = None,
     ) -> None:
         self._connect = connect
         self._app_name = app_name
+        #: The ``Announcement.sender`` of this listener's own provider.
+        self._sender = sender
         #: Other listening processes on this schema (None: not counted yet).
         self.peers: int | None = None
         self._channels = channels
@@ -83,6 +89,7 @@ class Listener:
         *,
         connect_timeout_s: float,
         ping_interval_s: float = 30.0,
+        sender: str | None = None,
     ) -> Listener:
         # application_name shows in pg_stat_activity which schema a session serves.
         async def connect() -> asyncpg.Connection:
@@ -94,11 +101,12 @@ class Listener:
             return conn
 
         return cls(connect, channels, notifier, ping_interval_s=ping_interval_s,
-                   app_name=f"duraflow-listen/{schema}")
+                   app_name=f"duraflow-listen/{schema}", sender=sender)
 
     async def start(self) -> None:
         """Connect and LISTEN once (errors propagate), then supervise in the background."""
         await self._open()
+        self._notifier.running.enabled = True
         self._task = asyncio.get_running_loop().create_task(
             self._supervise(), name="duraflow-pg-listener"
         )
@@ -173,10 +181,14 @@ class Listener:
             due = message["s"]
             self._notifier.notify_schedules(due if isinstance(due, int) else None)
         changes = message.get("i")
+        own = self._sender is not None and message.get("p") == self._sender
         if isinstance(changes, dict):
             for instance_id, code in changes.items():
-                self._notifier.notify_instance(str(instance_id), decode_change(code))
-        elif changes is not None:
+                if own:  # this provider's commit: its waiters were woken as it committed
+                    self._notifier.notify_instance(str(instance_id), decode_change(code))
+                else:
+                    self._notifier.heard_instance(str(instance_id), decode_change(code))
+        elif changes is not None and not own:
             self._notifier.notify_all_instances()
 
     def _on_worker(self, _c: object, _pid: int, _channel: str, _payload: object) -> None:
@@ -184,7 +196,7 @@ class Listener:
 
     def _on_instance(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
         if payload:
-            self._notifier.notify_instance(str(payload))
+            self._notifier.heard_instance(str(payload))
 
     def _on_cancel(self, _c: object, _pid: int, _channel: str, payload: object) -> None:
         if payload:
@@ -192,8 +204,14 @@ class Listener:
 
     def _on_terminated(self, conn: object) -> None:
         if conn is self._conn:
-            self.connected.clear()
+            self._deaf()
             self._lost.set()
+
+    def _deaf(self) -> None:
+        """Changes made elsewhere can no longer be heard (until ``_reconnect`` is done)."""
+        self.connected.clear()
+        self._notifier.running.enabled = False
+        self._notifier.running.forget_all()
 
     async def _supervise(self) -> None:
         while not self._closed:
@@ -221,7 +239,7 @@ class Listener:
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
-        self.connected.clear()
+        self._deaf()
         if conn is not None and not conn.is_closed():
             conn.terminate()
 
@@ -244,10 +262,12 @@ class Listener:
             self._notifier.notify_worker()
             self._notifier.notify_schedules()
             self._notifier.notify_all_instances()
+            self._notifier.running.enabled = True
             return
 
     async def close(self) -> None:
         self._closed = True
+        self._notifier.running.enabled = False
         self._lost.set()
         task, self._task = self._task, None
         if task is not None:

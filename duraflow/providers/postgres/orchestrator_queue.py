@@ -263,7 +263,7 @@ class OrchestratorQueue(QueueBase):
             commit.claim_lock_ms,
             commit.hold_ms,
             list(commit.completed_work),
-            None if taken is None else taken.payload(),
+            None if taken is None else taken.payload(instance_follows=changed),
             None if taken is None or not changed else json.dumps(code),
             commit.build_id,
         )

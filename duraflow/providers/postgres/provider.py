@@ -144,6 +144,7 @@ class PostgresProvider(OrchestratorQueue, WorkerQueue, BuildOperations, Schedule
                     provider.notifier,
                     connect_timeout_s=connect_timeout_s,
                     ping_interval_s=listener_ping_s,
+                    sender=provider._announcer.sender,
                 )
                 try:
                     await listener.start()

@@ -18,6 +18,7 @@ from duraflow.providers.postgres.announce import Announcement
 from duraflow.providers.postgres.queue_base import QueueBase
 from duraflow.providers.postgres.schedules import Notice
 from duraflow.providers.schedule_items import (
+    NEXT_DUE_TIMES,
     DueTimes,
     FireResult,
     Planner,
@@ -61,7 +62,8 @@ class ScheduleQueue(QueueBase):
         taken = self._announcer.take() if self.notify_peers else None
         payload = None
         if taken is not None:  # what is pending, plus "orchestrator work now"
-            announcing = Announcement(taken.due, taken.worker, dict(taken.instances))
+            announcing = Announcement(taken.due, taken.worker, dict(taken.instances),
+                                      taken.sender)
             announcing.merge(now_ms, False, ())
             payload = announcing.payload()
         try:
@@ -87,14 +89,16 @@ class ScheduleQueue(QueueBase):
         row = await self._db.fetchrow(
             "next_due_ms",
             # (SELECT now_ms()) is evaluated once, so it can bound the index scan
-            f"SELECT (SELECT min(visible_at) FROM {s}.orchestrator_queue"
-            f"        WHERE visible_at > (SELECT {s}.now_ms())),"
+            f"SELECT ARRAY(SELECT visible_at FROM {s}.orchestrator_queue"
+            f"        WHERE visible_at > (SELECT {s}.now_ms()) ORDER BY visible_at LIMIT $1),"
             f" (SELECT min(due_at) FROM {s}.schedules)",
+            NEXT_DUE_TIMES,
             idempotent=True,
         )
         assert row is not None
-        return DueTimes(None if row[0] is None else int(row[0]),
-                        None if row[1] is None else int(row[1]))
+        dues = tuple(int(due) for due in row[0])
+        return DueTimes(dues[0] if dues else None, None if row[1] is None else int(row[1]),
+                        dues)
 
     async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
         return await schedules.try_lease(self._db, name, holder, ttl_ms)

@@ -14,6 +14,7 @@ import sqlite3
 
 from duraflow.providers.errors import ScheduleExistsError, ScheduleNotFoundError
 from duraflow.providers.schedule_items import (
+    NEXT_DUE_TIMES,
     DueTimes,
     FirePlan,
     FireResult,
@@ -146,11 +147,12 @@ def _apply(conn: sqlite3.Connection, schedule_id: str, plan: FirePlan, now: int)
 
 
 def next_due(conn: sqlite3.Connection, now_ms: int) -> DueTimes:
-    row = conn.execute(
-        "SELECT (SELECT MIN(visible_at) FROM orchestrator_queue WHERE visible_at > ?),"
-        " (SELECT MIN(due_at) FROM schedules)", (now_ms,)).fetchone()
-    return DueTimes(None if row[0] is None else int(row[0]),
-                    None if row[1] is None else int(row[1]))
+    dues = tuple(int(row[0]) for row in conn.execute(
+        "SELECT visible_at FROM orchestrator_queue WHERE visible_at > ?"
+        " ORDER BY visible_at LIMIT ?", (now_ms, NEXT_DUE_TIMES)))
+    schedule = conn.execute("SELECT MIN(due_at) FROM schedules").fetchone()[0]
+    return DueTimes(dues[0] if dues else None, None if schedule is None else int(schedule),
+                    dues)
 
 
 def try_lease(conn: sqlite3.Connection, name: str, holder: str, ttl_ms: int) -> bool:
