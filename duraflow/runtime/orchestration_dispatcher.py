@@ -293,6 +293,10 @@ class OrchestrationDispatcher:
         for candidate in (due, stored_due):
             if candidate is not None:
                 wait_ms = min(wait_ms, max(candidate - now_ms(), 0) + 1)
+        if self._stopping.is_set():
+            # The stop's wake-up may have come while this loop was reading above, and
+            # another runtime on the same provider (same notifier) may have consumed it.
+            return
         await self.provider.notifier.wait_orchestrator(wait_ms / 1000)
 
     async def _stored_due_ms(self) -> int | None:

@@ -76,6 +76,8 @@ class ScheduleTicker:
             timeout_s = self.fallback_s
             if due is not None:
                 timeout_s = min(timeout_s, (due - now + 1) / 1000)
+            if self._stopping.is_set():  # woken while reading (see the dispatcher's _idle)
+                break
             await notifier.wait_schedules(timeout_s)
 
     async def _read_store(self, max_age_s: float) -> None:

@@ -86,19 +86,20 @@ class ScheduleQueue(QueueBase):
 
     async def next_due_ms(self) -> DueTimes:
         s = self._s
-        row = await self._db.fetchrow(
+        rows = await self._db.fetch(
             "next_due_ms",
-            # (SELECT now_ms()) is evaluated once, so it can bound the index scan
-            f"SELECT ARRAY(SELECT visible_at FROM {s}.orchestrator_queue"
-            f"        WHERE visible_at > (SELECT {s}.now_ms()) ORDER BY visible_at LIMIT $1),"
-            f" (SELECT min(due_at) FROM {s}.schedules)",
+            # Rows, not an array: asyncpg would introspect the array type on every new
+            # connection. (SELECT now_ms()) is evaluated once, so it bounds the index scan.
+            f"SELECT 1 AS k, min(due_at) AS due FROM {s}.schedules UNION ALL"
+            f" (SELECT 0, visible_at FROM {s}.orchestrator_queue"
+            f"  WHERE visible_at > (SELECT {s}.now_ms()) ORDER BY visible_at LIMIT $1)",
             NEXT_DUE_TIMES,
             idempotent=True,
         )
-        assert row is not None
-        dues = tuple(int(due) for due in row[0])
-        return DueTimes(dues[0] if dues else None, None if row[1] is None else int(row[1]),
-                        dues)
+        dues = tuple(sorted(int(row[1]) for row in rows if row[0] == 0))
+        schedule = next((row[1] for row in rows if row[0] == 1), None)
+        return DueTimes(dues[0] if dues else None,
+                        None if schedule is None else int(schedule), dues)
 
     async def try_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
         return await schedules.try_lease(self._db, name, holder, ttl_ms)
