@@ -37,11 +37,12 @@ async def test_what_the_chart_grants_is_allowed(rbac_cluster: StrictCluster) -> 
 
 async def test_what_it_does_not_grant_is_403(rbac_cluster: StrictCluster) -> None:
     op = rbac_cluster.operator
-    create = await op.create(cr_path("orchestrations"), orchestration())
+    # (the operator creates Orchestrations, the runs of a schedule, but never a WorkerPool)
+    create = await op.create(cr_path("workerpools"), pool("q"))
     assert (create.status, create.reason) == (403, "Forbidden")
-    assert create.message == ("orchestrations.duraflow.io is forbidden: " + forbidden(
-        rbac_cluster, "create", "orchestrations", "duraflow.io", "ns1"))
-    assert create.body["details"] == {"group": "duraflow.io", "kind": "orchestrations"}
+    assert create.message == ("workerpools.duraflow.io is forbidden: " + forbidden(
+        rbac_cluster, "create", "workerpools", "duraflow.io", "ns1"))
+    assert create.body["details"] == {"group": "duraflow.io", "kind": "workerpools"}
     (await rbac_cluster.admin.create(cr_path("workerpools"), pool("p"))).ok()
     delete = await op.delete(cr_path("workerpools", name="p"))
     assert delete.message == ('workerpools.duraflow.io "p" is forbidden: ' + forbidden(

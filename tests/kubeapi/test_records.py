@@ -19,7 +19,7 @@ async def test_requests_are_recorded_with_user_agent_and_field_manager(
                                       {"status": {"phase": "Running"}},
                                       fieldManager="duraflow-operator")
     await kube_cluster.operator.get(PATH)
-    await kube_cluster.operator.create(PATH, orchestration("o2"))  # 403
+    await kube_cluster.operator.create(cr_path("workerpools"), pool("p2"))  # 403
     server = kube_cluster.server
     admin, = server.requests_of("admin")
     assert (admin.verb, admin.code, admin.user, admin.manager) == (
@@ -30,7 +30,7 @@ async def test_requests_are_recorded_with_user_agent_and_field_manager(
     assert ops[0].field_manager == "duraflow-operator" and ops[0].manager == "duraflow-operator"
     assert ops[1].user_agent == "duraflow-operator/test" and ops[1].manager == "duraflow-operator"
     assert server.writes_to("duraflow.io/v1alpha1/orchestrations", "ns1", "o1") == 2
-    assert server.writes_to("orchestrations", "ns1", "o2") == 0
+    assert server.writes_to("workerpools", "ns1", "p2") == 0
     assert (admin.content_type, ops[0].content_type) == (
         "application/json", "application/merge-patch+json")
 
@@ -46,13 +46,13 @@ async def test_every_authorisation_decision_is_recorded_admission_included(
     child = statefulset("workers")
     child["metadata"]["ownerReferences"] = [ref]
     (await kube_cluster.operator.create(apps_path("statefulsets"), child)).ok()
-    await kube_cluster.operator.create(PATH, orchestration("o2"))  # 403
+    await kube_cluster.operator.create(cr_path("workerpools"), pool("p2"))  # 403
     seen = [(a.verb, a.group, a.resource, a.subresource, a.namespace, a.name, allowed)
             for a, allowed in kube_cluster.server.authorizations]
     assert seen == [
         ("create", "apps", "statefulsets", "", "ns1", "", True),
         ("update", "duraflow.io", "workerpools", "finalizers", "ns1", "workers", True),
-        ("create", "duraflow.io", "orchestrations", "", "ns1", "", False)]
+        ("create", "duraflow.io", "workerpools", "", "ns1", "", False)]
     assert kube_cluster.server.requests_of("admin")  # no token: no decision recorded
 
 
