@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 
@@ -74,12 +74,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
                 try:
                     outcome = await orchestrations.reconcile(state, raw)
                 except orchestrations.DatabaseUnavailable as error:
-                    outcome = orchestrations.database_down(
-                        raw.get("status") or {}, error, raw["metadata"].get("generation"))
-                    _status_patch(patch, raw.get("status"), outcome.status)
-                    await _post(state, raw, outcome.events)
-                    result["result"] = outcome.result
-                    raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+                    await _database_down(state, raw, patch, result, error)
                 _status_patch(patch, raw.get("status"), outcome.status)
                 state.follow(raw, outcome.status)
             result["result"] = outcome.result
@@ -123,12 +118,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             try:
                 outcome = await schedules.reconcile(state, raw)
             except orchestrations.DatabaseUnavailable as error:
-                outcome = orchestrations.database_down(
-                    raw.get("status") or {}, error, raw["metadata"].get("generation"))
-                _status_patch(patch, raw.get("status"), outcome.status)
-                await _post(state, raw, outcome.events)
-                result["result"] = outcome.result
-                raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
+                await _database_down(state, raw, patch, result, error)
             _status_patch(patch, raw.get("status"), outcome.status)
             result["result"] = outcome.result
         await _post(state, raw, outcome.events)
@@ -246,6 +236,18 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             log.warning("could not update WorkerPool %s status: %s", meta["name"], error)
 
     return registry
+
+
+async def _database_down(state: OperatorState, raw: Mapping[str, Any], patch: kopf.Patch,
+                         result: dict[str, str], error: Exception) -> NoReturn:
+    """A reconcile that could not reach the database: the condition and Event, then kopf
+    retries it."""
+    outcome = orchestrations.database_down(raw.get("status") or {}, error,
+                                           raw["metadata"].get("generation"))
+    _status_patch(patch, raw.get("status"), outcome.status)
+    await _post(state, raw, outcome.events)
+    result["result"] = outcome.result
+    raise kopf.TemporaryError(str(error), delay=RETRY_DELAY_S) from error
 
 
 async def _post(state: OperatorState, body: Mapping[str, Any],

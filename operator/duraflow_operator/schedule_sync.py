@@ -131,9 +131,10 @@ class ScheduleSync:
             spec = None
         info = view.info
         status = view.body.setdefault("status", {})
-        through = int(status.get("runsCreatedThroughMs") or 0)
+        through = max(int(status.get("runsCreatedThroughMs") or 0), view.created_through)
         if info is not None and spec is not None:
             through = await self._create_runs(key, view, info, spec, through)
+            view.created_through = through
         runs = self._runs(key, view)
         if spec is not None:
             runs = await self._prune(runs, spec)

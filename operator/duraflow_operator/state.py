@@ -116,6 +116,9 @@ class ScheduleView:
     info: ScheduleInfo | None = None
     #: When ``info`` should be read again at the latest (epoch ms): after its next tick.
     read_due_ms: int | None = None
+    #: ``status.runsCreatedThroughMs`` as this operator last set it (a watch event may show
+    #: an older status for a moment; a run whose CR was deleted must not get one again).
+    created_through: int = 0
 
     @property
     def schedule_id(self) -> str:
