@@ -67,6 +67,10 @@ bench-compare: $(VENV)/.compare-stamp
 # PostgreSQL, one worker); CRS=10000 too.
 bench-operator: install
 	$(BIN)/python bench/operator.py --crs $(or $(CRS),1000)
+	$(BIN)/python bench/autoscale.py --pools 5
+	$(BIN)/python bench/autoscale.py --pools $(or $(POOLS),50)
+	$(BIN)/python bench/autoscale.py --pools 5 --idle-s 30 --count-queries
+	$(BIN)/python bench/autoscale.py --pools $(or $(POOLS),50) --idle-s 30 --count-queries
 
 # checkov lives in its own venv so its pinned dependencies never meet ours (tests/chart/test_checkov.py).
 checkov-venv:

@@ -93,6 +93,25 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def spawn_operator(database: list[str], server: str, token: pathlib.Path,
+                   env: dict[str, str]) -> subprocess.Popen[str]:
+    """``duraflow operator`` against the in-process API server, its log drained."""
+    operator = _spawn(["operator", *database, "--kube-url", server, "--kube-token-file",
+                       str(token), "--namespaces", NS, "--metrics-port", "0",
+                       "--no-leader-election"], env)
+    assert operator.stderr is not None
+    threading.Thread(target=operator.stderr.read, daemon=True).start()
+    return operator
+
+
+async def watching(api: CountingServer, operator: subprocess.Popen[str]) -> None:
+    """Until the operator watches CRs, pools and StatefulSets (before anything is created)."""
+    while api.watches < 3:
+        if operator.poll() is not None:
+            raise SystemExit("the operator exited during start-up")
+        await asyncio.sleep(0.1)
+
+
 def _wait_ready(proc: subprocess.Popen[str]) -> None:
     """Block until the worker logs ``ready`` (then keep draining its log)."""
     assert proc.stderr is not None
@@ -115,18 +134,10 @@ async def run(count: int, url: str, concurrency: int) -> dict[str, Any]:
                          "--orchestration-concurrency", "64", "--worker-concurrency", "64",
                          "--metrics-port", "0"], env)
         await asyncio.to_thread(_wait_ready, worker)
-        operator = _spawn(["operator", "--database-url", url, "--schema", schema,
-                           "--kube-url", server, "--kube-token-file", str(token),
-                           "--namespaces", NS, "--metrics-port", "0",
-                           "--no-leader-election"], env)
-        assert operator.stderr is not None
-        threading.Thread(target=operator.stderr.read, daemon=True).start()
+        operator = spawn_operator(["--database-url", url, "--schema", schema], server, token,
+                                  env)
         try:
-            # Wait for the operator's watches (CRs, pools, StatefulSets) before creating.
-            while api.watches < 3:
-                if operator.poll() is not None:
-                    raise SystemExit("the operator exited during start-up")
-                await asyncio.sleep(0.1)
+            await watching(api, operator)
             before = collections.Counter(api.counts)
             cpu_before, _ = _proc_figures(operator.pid)
             semaphore = asyncio.Semaphore(concurrency)

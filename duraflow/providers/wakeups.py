@@ -31,6 +31,13 @@ from duraflow.providers.running_here import RunningHere
 _MAX_DUES = 10_000
 
 
+async def _until_set(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait until ``event`` is set, at most ``timeout_s`` (at once when it is)."""
+    if not event.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), max(timeout_s, 0.0))
+
+
 @dataclass(frozen=True, slots=True)
 class InstanceChange:
     """What a commit changed for an instance, when the notifier knows (same process).
@@ -63,9 +70,7 @@ class InstanceWatch:
     async def next(self, timeout_s: float) -> list[InstanceChange | None]:
         """Changes since the last call ([] on timeout). ``None`` entries mean "something
         changed, re-read it" (e.g. heard from another process)."""
-        if not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
+        await _until_set(self._event, timeout_s)
         changes, self._changes = self._changes, []
         self._event.clear()
         return changes
@@ -121,9 +126,7 @@ class InstanceChangeFeed:
 
     async def next(self, timeout_s: float) -> InstanceChanges:
         """Changes since the last call (empty on timeout)."""
-        if not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
+        await _until_set(self._event, timeout_s)
         changes = InstanceChanges(frozenset(self._ids), self._everything)
         self._ids = set()
         self._everything = False
@@ -156,9 +159,7 @@ class WorkFeed:
 
     async def next(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for an announcement since the last call; whether one came."""
-        if not self._event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), max(timeout_s, 0.0))
+        await _until_set(self._event, timeout_s)
         came = self._event.is_set()
         self._event.clear()
         return came
@@ -429,7 +430,5 @@ class Notifier:
 
     @staticmethod
     async def _wait(event: asyncio.Event, timeout_s: float) -> None:
-        if not event.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), max(timeout_s, 0.0))
+        await _until_set(event, timeout_s)
         event.clear()

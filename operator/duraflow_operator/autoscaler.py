@@ -48,6 +48,8 @@ MIN_INTERVAL_S = 1.0
 #: announced; a pending scale-down or drain needs a fresh reading).
 IDLE_POLL_S = 5.0
 ACTIVE_POLL_S = 1.0
+#: After an announcement, the pause that lets the rest of its burst arrive.
+GATHER_S = 0.1
 
 
 def current_statefulset(pool: Mapping[str, Any]) -> str:
@@ -81,7 +83,10 @@ class Autoscaler:
                 except API_ERRORS as error:
                     log.warning("autoscaler: %s", error)
                 self.ticks += 1
-                await feed.next(ACTIVE_POLL_S if self._busy else IDLE_POLL_S)
+                if await feed.next(ACTIVE_POLL_S if self._busy else IDLE_POLL_S):
+                    # A start is announced, then its first turn's activities: read once both
+                    # are in rather than once too early and then a second later.
+                    await asyncio.sleep(GATHER_S)
                 rest = MIN_INTERVAL_S - (loop.time() - started)
                 if rest > 0:
                     await asyncio.sleep(rest)

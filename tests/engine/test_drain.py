@@ -61,5 +61,6 @@ def test_a_drained_runtime_finishes_what_runs_takes_nothing_new_and_resumes_when
 
 
 def _state(client):
-    (worker,) = [w for w in client.list_workers() if w.worker_node_id == "gpu-1"]
-    return worker.drain_state
+    """gpu-1's drain state in the registry ("absent" before its first heartbeat)."""
+    states = {w.worker_node_id: w.drain_state for w in client.list_workers()}
+    return states.get("gpu-1", "absent")

@@ -54,8 +54,13 @@ def register(runtime: Any) -> None:
                 if job.get("session") else ctx.schedule_activity("GpuSleep", job["seconds"]))
         return (yield task.with_tag("gpu"))
 
+    def tagged_job(ctx: Any, job: Any) -> Any:
+        """``GpuSleep`` tagged ``job["tag"]`` (bench/autoscale.py: one tag per pool)."""
+        return (yield ctx.schedule_activity("GpuSleep", job["seconds"]).with_tag(job["tag"]))
+
     runtime.register_activity("GpuSleep", gpu_sleep)
     runtime.register_orchestration("GpuJob", gpu_job)
+    runtime.register_orchestration("TaggedJob", tagged_job)
     runtime.register_activity("SayHello", say_hello)
     runtime.register_activity("Explode", explode)
     runtime.register_orchestration("Hello", hello)
