@@ -6,8 +6,9 @@ It never polls per schedule per second. It reads a schedule's engine state
 * the database announced a change of one of its tick instances (the status sync's change
   feed hands the ids over: ``OperatorState.instances_changed``), which is how a fired run is
   learnt of, within the status sync's batching of a notification;
-* its next tick has passed by ``READ_GRACE_MS`` (a tick the concurrency policy skipped starts
-  no instance, so only the count of missed runs tells of it): one read per tick;
+* its next tick has passed by ``READ_GRACE_MS`` while one of its runs is active (a tick the
+  concurrency policy skips starts no instance, so only the count of missed runs tells of
+  it): one read per such tick;
 * the CR was (re)reconciled.
 
 Between reads, a change of a run CR (it ended, it was deleted) is handled from memory: the
@@ -121,7 +122,10 @@ class ScheduleSync:
             info = None  # not created yet (or the spec is invalid): the reconcile's business
         view.info = info
         upcoming = info.next_run_times_ms if info is not None else []
-        view.read_due_ms = upcoming[0] + READ_GRACE_MS if upcoming else None
+        # A tick while a run is active may start nothing (Forbid) or wait (BufferOne): only a
+        # read tells. Otherwise the tick starts an instance, and the change feed tells.
+        blocked = info is not None and bool(info.running or info.buffered)
+        view.read_due_ms = upcoming[0] + READ_GRACE_MS if upcoming and blocked else None
 
     async def _follow(self, key: Key, view: ScheduleView) -> None:
         try:

@@ -262,13 +262,16 @@ class OperatorState:
             self.schedules_changed.set()
 
     def instances_changed(self, instance_ids: Iterable[str], everything: bool) -> None:
-        """From the status sync's change feed: a tick's instance (created, or changed) has
-        its schedule read again; so fired runs are learnt of without any polling."""
+        """From the status sync's change feed: a tick's instance that no run CR follows yet
+        (just created) has its schedule read again; so fired runs are learnt of without any
+        polling. A followed run's changes reach the schedule through its CR's watch."""
         if everything:
             for key in self.schedules:
                 self.read_schedule(key)
             return
         for instance_id in instance_ids:
+            if instance_id in self.by_instance:
+                continue
             sid = run_schedule_id(instance_id)
             owner = self.schedule_ids.get(sid) if sid is not None else None
             if owner is not None:
