@@ -146,6 +146,30 @@ async def test_forbid_keeps_one_run_counts_missed_ticks_and_suspend_stops_runs(
     await eventually(lambda: len(runs(kubectl, "wait")) == 2, message="a run after resume")
 
 
+async def test_runs_fired_while_the_operator_was_down_get_their_crs_when_it_returns(
+    cluster: StrictCluster, operators: Operators, engine: AsyncClient
+) -> None:
+    await operators.start()
+    kubectl = Kubectl(cluster)
+    await apply_schedule(kubectl, "gap", {"schedule": "@every 1s", "orchestration": "Hello",
+                                          "successfulRunsHistoryLimit": 10})
+    await eventually(lambda: runs(kubectl, "gap"), message="a first run")
+    await operators.kill()
+    seen = len(runs(kubectl, "gap"))
+    deadline = asyncio.get_running_loop().time() + 20
+    while len((await engine.describe_schedule(f"{NS}/gap")).last_runs) < seen + 2:
+        assert asyncio.get_running_loop().time() < deadline, "the engine fired no more runs"
+        await asyncio.sleep(0.1)
+    await operators.start()
+    await eventually(lambda: len(runs(kubectl, "gap")) >= seen + 2, message="the missed runs")
+    await operators.kill()  # nothing creates CRs while the check reads them
+    info = await engine.describe_schedule(f"{NS}/gap")
+    names = [o["metadata"]["name"] for o in runs(kubectl, "gap")]
+    fired = ["gap-" + r.instance_id[-16:].lower() for r in info.last_runs]
+    # No gap: every run between the oldest and the newest CR has its CR.
+    assert [n for n in sorted(fired) if names[0] <= n <= names[-1]] == names
+
+
 async def test_a_bad_schedule_or_zone_gets_ready_false_and_a_warning(
     cluster: StrictCluster, operators: Operators, engine: AsyncClient
 ) -> None:
