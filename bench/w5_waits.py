@@ -2,11 +2,11 @@
 --mode wait|sleep [--url URL] [--n 200]``.
 
 Runs W5's program (start ``n`` orchestrations that each wait a 1 s durable timer, the blocking
-API) and then either waits for each instance in turn as W5 does (``wait``: one status read
-and two thread hops per instance, while the timers fire) or sleeps 2 s first and only then
-collects the results (``sleep``: the timers fire with the runtime alone). Prints the timer
-overshoot (p50/p95/max), overall and by index, and how many status reads the waits cost.
-``bench/PROFILE.md``'s W5 section comes from alternating runs of both modes.
+API) and then either waits for each instance in turn as W5 does (``wait``: while the timers
+fire) or sleeps 2 s first and only then collects the results (``sleep``: the timers fire with
+the runtime alone). Prints the timer overshoot (p50/p95/max), overall and by index, how many
+status reads the waits cost, how late each timer's fetch was sent after its due time, and how
+many items the dispatcher's fetches carried. ``bench/PROFILE.md``'s W5 section comes from it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from bench.stats import pct
 from duraflow.providers.postgres import provider as postgres_provider
 
 READS = [0]
+FETCHES: list[int] = []  # items per orchestration fetch
+FETCH_LAG: list[float] = []  # ms from a timer's due time to the fetch that took it
 
 
 def timer(ctx: Any, ms: int) -> Generator[Any, Any, Any]:
@@ -38,6 +40,17 @@ def _count_reads() -> None:
         return await original(self, *args, **kwargs)
 
     postgres_provider.PostgresProvider.get_instance_status = counted  # type: ignore[method-assign]
+    fetch = postgres_provider.PostgresProvider.fetch_orchestration_items
+
+    async def stamped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent = time.time() * 1000
+        items = await fetch(self, *args, **kwargs)
+        FETCHES.append(len(items))
+        FETCH_LAG.extend(sent - float(m["fire_at_ms"]) for item in items
+                         for m in item.messages if m.get("type") == "TimerFired")
+        return items
+
+    postgres_provider.PostgresProvider.fetch_orchestration_items = stamped  # type: ignore[method-assign]
 
 
 def main() -> None:
@@ -70,6 +83,10 @@ def main() -> None:
     print(f"{args.mode}: start calls {start_calls_s:.2f} s, overshoot p50 "
           f"{pct(overshoot, 50):.1f} ms, p95 {pct(overshoot, 95):.1f}, max {max(overshoot):.1f}; "
           f"{READS[0]} status reads")
+    if FETCH_LAG:
+        print(f"fetch sent after the due time: p50 {pct(FETCH_LAG, 50):.1f} ms, p95 "
+              f"{pct(FETCH_LAG, 95):.1f}; items per fetch (of {len(FETCHES)}): "
+              + ", ".join(f"{k}: {FETCHES.count(k)}" for k in sorted(set(FETCHES))))
     step = max(args.n // 20, 1)
     print("overshoot by start order (ms):", [round(x) for x in overshoot[::step]])
 

@@ -18,7 +18,7 @@ from duraflow.providers.postgres.listen import Listener
 from duraflow.providers.postgres.sql import Channels
 from duraflow.providers.wakeups import Notifier
 
-from .helpers import count_round_trips, peer
+from .helpers import count_round_trips, peer, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -35,15 +35,8 @@ async def started(provider: PostgresProvider, instance: str) -> AsyncRuntime:
     runtime.register_orchestration("Waiter", waiter)
     await runtime.start()
     await AsyncClient(provider).start_orchestration(instance, "Waiter", None)
-    await until(lambda: provider.notifier.running.running(instance), f"{instance} known")
+    await wait_until(lambda: provider.notifier.running.running(instance), DEADLINE_S)
     return runtime
-
-
-async def until(probe: Any, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_wait_for_an_instance_running_here_reads_nothing_first(
@@ -103,7 +96,7 @@ async def test_its_own_notifications_do_not_drop_what_a_process_knows(
 ) -> None:
     p = await postgres_provider_factory()
     async with peer(p):  # someone listens, so p's commits notify (and p hears them too)
-        await until(lambda: p.notify_peers, "p to count its peer")
+        await wait_until(lambda: p.notify_peers, DEADLINE_S)
         heard: list[str] = []
         listener = p.listener
         assert listener is not None
@@ -116,7 +109,7 @@ async def test_its_own_notifications_do_not_drop_what_a_process_knows(
         listener._on_combined = recording  # type: ignore[method-assign]
         runtime = await started(p, "e")
         try:
-            await until(lambda: any('"e"' in text for text in heard), "p's own notification")
+            await wait_until(lambda: any('"e"' in text for text in heard), DEADLINE_S)
             assert p.notifier.running.running("e")
         finally:
             await runtime.shutdown(2_000)
