@@ -31,6 +31,14 @@ import pytest
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24 from execnet, not from a terminal:
+# the CLI's tables would then be shrunk to 80 columns as in a narrow terminal. The tests run the
+# CLI as a pipe does, so the workers lose what no user's pipe carries.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+
 def _run_in_thread(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
     """Run a coroutine to completion on a private loop in a private thread."""
     box: dict[str, Any] = {}
