@@ -53,8 +53,15 @@ GATHER_S = 0.1
 
 
 def current_statefulset(pool: Mapping[str, Any]) -> str:
-    """The StatefulSet the autoscaler sizes: the pool's current revision."""
-    return str(pool["metadata"]["name"])
+    """The StatefulSet the autoscaler sizes: the pool's current revision (before the first
+    promotion, the revision the spec defines; docs/rollouts.md)."""
+    status = pool.get("status") or {}
+    current = status.get("currentBuild") or status.get("desiredBuild")
+    for revision in status.get("revisions") or []:
+        if isinstance(revision, Mapping) and revision.get("build") == current:
+            return str(revision.get("statefulSet"))
+    name = str(pool["metadata"]["name"])
+    return f"{name}-{current}" if current else name
 
 
 def pod_names(statefulset: str, start: int, stop: int) -> list[str]:

@@ -17,10 +17,12 @@ import kopf
 from duraflow_operator import autoscaler, orchestrations, schedules, workerpools
 from duraflow_operator import conditions as cond
 from duraflow_operator.connection import connect
-from duraflow_operator.kube import ApiError
+from duraflow_operator.kube import API_ERRORS, ApiError
+from duraflow_operator.manifests import POOL_LABEL
+from duraflow_operator.revisions import in_rollout, revision_of
 from duraflow_operator.settings import GROUP, MANAGED_BY, VERSION, OperatorSettings
 from duraflow_operator.spec import SpecError, parse_worker_pool
-from duraflow_operator.state import OperatorState
+from duraflow_operator.state import OperatorState, pool_lock
 from duraflow_operator.status import changed, differs
 from duraflow_operator.status_sync import overwritten
 
@@ -151,18 +153,23 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     @kopf.on.update(GROUP, VERSION, "workerpools", field="spec", registry=registry)
     async def workerpool(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
         raw = dict(body)
+        key = _key(raw)
         delay = retry_delay(state.settings, retry)
         with state.metrics.reconcile("WorkerPool") as result:
-            try:
-                outcome = await workerpools.reconcile(state.kube, raw)
-            except ApiError as error:  # a conflict or an outage: it may pass by itself
-                raise kopf.TemporaryError(str(error), delay=delay) from error
-            fields = outcome.status
-            if state.workers is not None:
-                fields.update(workerpools.registry_status(
-                    raw["metadata"]["name"], raw.get("spec") or {}, state.workers, state.backlog))
-            _status_patch(patch, raw.get("status"), fields)
-            state.pools[_key(raw)] = {**raw, "status": {**(raw.get("status") or {}), **fields}}
+            async with state.lock(pool_lock(key)):
+                current = state.with_rollout(raw)
+                try:
+                    outcome = await workerpools.reconcile(state, current)
+                except ApiError as error:  # a conflict or an outage: it may pass by itself
+                    raise kopf.TemporaryError(str(error), delay=delay) from error
+                fields = outcome.status
+                if state.workers is not None:
+                    fields.update(workerpools.registry_status(
+                        key[1], raw.get("spec") or {}, state.workers, state.backlog))
+                _status_patch(patch, current.get("status"), fields)
+                state.remember(key, fields)
+                state.pools[key] = {**raw, "status": {**(current.get("status") or {}),
+                                                      **fields}}
             if outcome.retry is not None:
                 result["result"] = "rejected"
         await _post(state, raw, outcome.events)
@@ -170,6 +177,43 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             # Retried with backoff: a fixed spec starts a new reconcile at once, a fixed
             # RBAC rule or a removed conflicting object is found by the next retry.
             raise kopf.TemporaryError(outcome.retry, delay=delay)
+
+    async def pool_step(key: tuple[str, str]) -> None:
+        """A rollout step outside kopf's handlers (a StatefulSet's status changed, the
+        registry tick): reconcile the pool and write what changed of its status."""
+        if key not in state.pools:
+            return
+        async with state.lock(pool_lock(key)):
+            known = state.pools.get(key)
+            if known is None:
+                return
+            current = state.with_rollout(known)
+            with state.metrics.reconcile("WorkerPool"):
+                try:
+                    outcome = await workerpools.reconcile(state, current)
+                except API_ERRORS as error:  # the next step tries again
+                    log.warning("WorkerPool %s/%s: rollout step failed: %s", *key, error)
+                    return
+            fields = outcome.status
+            if state.workers is not None:
+                fields.update(workerpools.registry_status(
+                    key[1], known.get("spec") or {}, state.workers, state.backlog))
+            state.remember(key, fields)
+            update = changed(known.get("status") or {}, fields)
+            if update:
+                path = f"/apis/{GROUP}/{VERSION}/namespaces/{key[0]}/workerpools/{key[1]}"
+                try:
+                    await state.kube.patch_status(path, update)
+                except API_ERRORS as error:
+                    if isinstance(error, ApiError) and error.status == 404:
+                        state.forget_pool(key)
+                        return
+                    log.warning("could not update WorkerPool %s/%s status: %s", *key, error)
+                    return
+                known.setdefault("status", {}).update(update)
+        await _post(state, known, outcome.events)
+
+    state.pool_step = pool_step
 
     @kopf.on.event(GROUP, VERSION, "workerpools", registry=registry)
     async def workerpool_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
@@ -184,25 +228,36 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     @kopf.on.event("apps", "v1", "statefulsets",
                    labels={"app.kubernetes.io/managed-by": MANAGED_BY}, registry=registry)
     async def statefulset_seen(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
-        """The pool's readyReplicas follows its StatefulSet's status."""
+        """The pool's readyReplicas follows the StatefulSet of its current revision; a
+        change of any of its StatefulSets moves a rollout in progress on."""
         sts = dict(body)
-        pool_name = (sts["metadata"].get("labels") or {}).get("duraflow.io/workerpool")
+        pool_name = (sts["metadata"].get("labels") or {}).get(POOL_LABEL)
         key = (str(sts["metadata"].get("namespace")), str(pool_name))
         sts_key = (key[0], str(sts["metadata"].get("name")))
         if event.get("type") == "DELETED":
-            state.sts_status.pop(key, None)
             state.sts_replicas.pop(sts_key, None)
+        else:
+            replicas = (sts.get("spec") or {}).get("replicas")
+            if isinstance(replicas, int) and state.sts_replicas.get(sts_key) != replicas:
+                state.sts_replicas[sts_key] = replicas
+                state.pool_changed()
+        pool = state.with_rollout(state.pools.get(key) or {})
+        revision = revision_of(str(pool_name), sts)
+        if revision is not None and in_rollout(pool.get("status") or {}):
+            await pool_step(key)
             return
-        replicas = (sts.get("spec") or {}).get("replicas")
-        if isinstance(replicas, int) and state.sts_replicas.get(sts_key) != replicas:
-            state.sts_replicas[sts_key] = replicas
-            state.pool_changed()
-        state.sts_status[key] = dict(sts.get("status") or {})
+        status = pool.get("status") or {}
+        if revision is None or revision.build != status.get("currentBuild"):
+            return
+        if event.get("type") == "DELETED":
+            state.sts_status.pop(key, None)
+            return
+        state.sts_status[key] = {**(sts.get("status") or {}), "_adopted": revision.adopted}
         await follow_statefulset(key)
 
     async def follow_statefulset(key: tuple[str, str]) -> None:
-        """Level-based: write the pool's readiness whenever it differs from the
-        StatefulSet's last known status (whichever of the two changed last)."""
+        """Level-based: write the pool's readiness whenever it differs from the last known
+        status of its current revision's StatefulSet (whichever of the two changed last)."""
         pool = state.pools.get(key)
         sts_status = state.sts_status.get(key)
         if pool is None or sts_status is None:
@@ -212,16 +267,19 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             parsed = parse_worker_pool(spec)
         except SpecError:
             return
-        status = pool.get("status") or {}
+        status = state.with_rollout(pool).get("status") or {}
         generation = pool["metadata"].get("generation")
-        replicas = state.sts_replicas.get((key[0], autoscaler.current_statefulset(pool)))
+        replicas = state.sts_replicas.get(
+            (key[0], autoscaler.current_statefulset(state.with_rollout(pool))))
         full = workerpools.readiness(key[1], parsed,
                                      {"spec": {"replicas": replicas}, "status": sts_status},
                                      generation, parsed.tags,
-                                     autoscaled=spec.get("autoscaling") is not None)
+                                     spec.get("autoscaling") is not None,
+                                     status.get("currentBuild"),
+                                     bool(sts_status.get("_adopted")))
         ready_condition = full.pop("_ready")
-        if not differs(status, {k: full[k] for k in ("readyReplicas", "ready", "replicas",
-                                                     "selector")}):
+        if not differs(pool.get("status") or {}, {
+                k: full[k] for k in ("readyReplicas", "ready", "replicas", "selector")}):
             return
         full["conditions"] = cond.merge_conditions(status.get("conditions"), [ready_condition])
         meta = pool["metadata"]
@@ -229,6 +287,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         try:
             await state.kube.patch_status(path, full)
             pool.setdefault("status", {}).update(full)
+            state.remember(key, full)
         except ApiError as error:
             if error.status == 404:
                 state.forget_pool(key)  # deleted while no watch told us

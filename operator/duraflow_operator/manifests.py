@@ -1,4 +1,11 @@
-"""WorkerPool -> StatefulSet, headless Service and PodDisruptionBudget (pure, no I/O).
+"""WorkerPool -> StatefulSets (one per revision), headless Service and PodDisruptionBudget
+(pure, no I/O).
+
+A revision is the StatefulSet ``<pool>-<build>`` of one build (docs/rollouts.md): its pods
+carry the label ``duraflow.io/build`` and run ``duraflow worker --no-auto-promote`` with
+``DURAFLOW_BUILD_ID`` (the operator promotes the build, not the first pod that starts). A
+pool made before revisions has one StatefulSet ``<pool>`` without a build label (its selector
+is immutable): adopted as a revision, it keeps its name and selector.
 
 The pod name is the worker's ``worker_node_id`` (``DURAFLOW_WORKER_NODE_ID`` from the
 downward API), which a StatefulSet keeps stable across restarts: sessions pinned to a
@@ -22,18 +29,35 @@ RUN_AS_USER = 10001
 OWNED_POD_FIELDS = (*SCHEDULING_FIELDS, "serviceAccountName")
 
 
-def labels(pool: str) -> dict[str, str]:
-    return {
+POOL_LABEL = "duraflow.io/workerpool"
+BUILD_LABEL = "duraflow.io/build"
+#: On every revision's StatefulSet, the adopted one's included: the build its pods run.
+BUILD_ANNOTATION = "duraflow.io/build"
+NO_AUTO_PROMOTE = "--no-auto-promote"
+
+
+def labels(pool: str, build: str | None = None) -> dict[str, str]:
+    out = {
         "app.kubernetes.io/name": "duraflow-worker",
         "app.kubernetes.io/instance": pool,
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        "duraflow.io/workerpool": pool,
+        POOL_LABEL: pool,
     }
+    if build is not None:
+        out[BUILD_LABEL] = build
+    return out
 
 
-def pod_selector(pool: str) -> str:
-    """The label selector of a pool's pods, as a string (the scale subresource's form)."""
-    return f"duraflow.io/workerpool={pool}"
+def revision_name(pool: str, build: str) -> str:
+    return f"{pool}-{build}"
+
+
+def pod_selector(pool: str, build: str | None = None) -> str:
+    """The label selector of a revision's pods (of all the pool's pods for the adopted
+    revision, whose selector has no build), as a string (the scale subresource's form)."""
+    if build is None:
+        return f"{POOL_LABEL}={pool}"
+    return f"{POOL_LABEL}={pool},{BUILD_LABEL}={build}"
 
 
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,7 +72,7 @@ def _metadata(body: Mapping[str, Any], name: str) -> dict[str, Any]:
             "ownerReferences": [owner_reference(body)]}
 
 
-def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
+def _env(spec: WorkerPoolSpec, build: str | None) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "DURAFLOW_WORKER_NODE_ID",
          "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
@@ -68,6 +92,7 @@ def _env(spec: WorkerPoolSpec) -> list[dict[str, Any]]:
         "DURAFLOW_SESSION_IDLE_TIMEOUT_MS": None if spec.session_idle_timeout_s is None
         else spec.session_idle_timeout_s * 1000,
         "DURAFLOW_RETENTION": spec.retention,
+        "DURAFLOW_BUILD_ID": build,
     }
     env += [{"name": k, "value": str(v)} for k, v in optional.items() if v is not None]
     reserved = {e["name"] for e in env}
@@ -100,13 +125,19 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
             "failureThreshold": failures, "timeoutSeconds": 3}
 
 
-def stateful_set(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any]:
+def stateful_set(body: Mapping[str, Any], spec: WorkerPoolSpec, build: str | None = None, *,
+                 adopted: bool = False) -> dict[str, Any]:
+    """The StatefulSet of the revision of ``build`` (None: the pods of an adopted pool not
+    yet told their build). ``adopted``: the StatefulSet ``<pool>`` of a pool made before
+    revisions, whose name and selector stay (its pods are not restarted for the name)."""
     pool = body["metadata"]["name"]
+    name = pool if adopted or build is None else revision_name(pool, build)
+    selector_build = None if adopted else build
     container: dict[str, Any] = {
         "name": "worker",
         "image": spec.image,
-        "args": ["worker"],
-        "env": _env(spec),
+        "args": ["worker"] if build is None else ["worker", NO_AUTO_PROMOTE],
+        "env": _env(spec, build),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
@@ -134,17 +165,24 @@ def stateful_set(body: Mapping[str, Any], spec: WorkerPoolSpec) -> dict[str, Any
     if spec.service_account:
         pod_spec["serviceAccountName"] = spec.service_account
     pod_spec.update({k: v for k, v in spec.scheduling.items()})
+    metadata = _metadata(body, name)
+    metadata["labels"] = labels(pool, selector_build)
+    if build is not None:
+        metadata["annotations"] = {BUILD_ANNOTATION: build}
+    selector = {POOL_LABEL: pool}
+    if selector_build is not None:
+        selector[BUILD_LABEL] = selector_build
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": _metadata(body, pool),
+        "metadata": metadata,
         "spec": {
             "replicas": spec.replicas,
             "serviceName": pool,
             "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": {"duraflow.io/workerpool": pool}},
+            "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {"labels": labels(pool),
+                "metadata": {"labels": labels(pool, build),
                              "annotations": {"prometheus.io/scrape": "true",
                                              "prometheus.io/port": str(METRICS_PORT)}},
                 "spec": pod_spec,
@@ -222,9 +260,11 @@ def child_patch(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[s
         pod["serviceAccount"] = None
         template["spec"] = pod
         spec["template"] = template
-    return {"metadata": {"labels": desired["metadata"]["labels"],
-                         "ownerReferences": desired["metadata"]["ownerReferences"]},
-            "spec": spec}
+    metadata = {"labels": desired["metadata"]["labels"],
+                "ownerReferences": desired["metadata"]["ownerReferences"]}
+    if "annotations" in desired["metadata"]:
+        metadata["annotations"] = desired["metadata"]["annotations"]
+    return {"metadata": metadata, "spec": spec}
 
 
 def drifted(actual: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from duraflow import ProviderError
+from duraflow_operator import conditions as cond
 from duraflow_operator import orchestrations, workerpools
 from duraflow_operator.kube import API_ERRORS, ApiError
+from duraflow_operator.revisions import in_rollout
 from duraflow_operator.settings import GROUP, VERSION
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status import differs
 
 log = logging.getLogger("duraflow.operator.registry")
+#: A pool's condition: whether every pool of the store runs the store's current build.
+BUILD_SERVED = "BuildServed"
+NO_WORKER_FOR_BUILD = "NoWorkerForBuild"
 
 
 class RegistryWatch:
@@ -69,6 +76,7 @@ class RegistryWatch:
             self._resynced = now
             await self._resync_pools()
         await self._pool_statuses()
+        await self._rollouts()
 
     async def _retry_waiting(self) -> None:
         state = self.state
@@ -110,6 +118,104 @@ class RegistryWatch:
                     state.forget_pool((namespace, name))  # deleted while no watch told us
                     continue
                 log.warning("could not update WorkerPool %s/%s status: %s", namespace, name, error)
+
+    async def _rollouts(self) -> None:
+        """Move on the pools whose rollout is in progress (promotion once the new pods are
+        ready, deletion of drained revisions), and tell every pool whether it runs the
+        store's current build (one ``list_builds`` for all of them)."""
+        state = self.state
+        try:
+            builds = await state.client.list_builds()
+        except (ProviderError, OSError):
+            return  # the registry read has just reported the database
+        state.builds_in_use = bool(builds)
+        if not state.pools or state.pool_step is None:
+            return
+        pinned = {b.build_id: b.pinned_running for b in builds}
+        for key, body in list(state.pools.items()):
+            status = state.with_rollout(body).get("status") or {}
+            if in_rollout(status):
+                await state.pool_step(key)
+            else:
+                await self._pinned_counts(key, body, status, pinned)
+        current = next((b.build_id for b in builds if b.state == "current"), None)
+        if current is None:
+            return
+        await self._build_coverage(current)
+
+    async def _pinned_counts(self, key: tuple[str, str], body: dict[str, Any],
+                             status: Mapping[str, Any], pinned: Mapping[str, int]) -> None:
+        """A pool with no rollout in progress still shows how many executions are pinned
+        to its build (from the one ``list_builds`` of the tick: no request per pool)."""
+        entries = [dict(r, pinnedExecutions=pinned.get(str(r.get("build")), 0))
+                   for r in status.get("revisions") or [] if isinstance(r, Mapping)]
+        if entries == status.get("revisions"):
+            return
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{key[0]}/workerpools/{key[1]}"
+        try:
+            await self.state.kube.patch_status(path, {"revisions": entries})
+        except API_ERRORS as error:
+            log.warning("could not update WorkerPool %s/%s status: %s", *key, error)
+            return
+        body.setdefault("status", {})["revisions"] = entries
+        self.state.remember(key, {"revisions": entries})
+
+    async def _build_coverage(self, current: str) -> None:
+        """``NoWorkerForBuild``: pools of one store must all run its current build (a
+        pinned execution's activities run on its build only): a pool without a revision of
+        it leaves that build's work for its tags waiting. Both sides are told."""
+        state = self.state
+        have: dict[tuple[str, str], bool] = {}
+        for key, body in state.pools.items():
+            status = state.with_rollout(body).get("status") or {}
+            builds = [r.get("build") for r in status.get("revisions") or []
+                      if isinstance(r, dict)]
+            if builds:
+                have[key] = current in builds
+        lacking = sorted(k for k, ok in have.items() if not ok)
+        for key, ok in have.items():
+            pool = state.pools.get(key)
+            if pool is None:
+                continue
+            body = pool
+            generation = body["metadata"].get("generation")
+            if not lacking:
+                update = cond.condition(BUILD_SERVED, True, "AllPoolsRunBuild",
+                                        f"every pool runs the current build {current}",
+                                        generation)
+            elif not ok:
+                tags = ",".join((body.get("spec") or {}).get("tags") or []) or "untagged"
+                update = cond.condition(BUILD_SERVED, False, NO_WORKER_FOR_BUILD, (
+                    f"build {current} is current but this pool runs no revision of it: "
+                    f"work of build {current} for its tags ({tags}) waits. Give it the "
+                    "image and app of the pools that run it (or the same spec.buildId)"),
+                    generation)
+            else:
+                names = ", ".join(k[1] for k in lacking)
+                update = cond.condition(BUILD_SERVED, False, NO_WORKER_FOR_BUILD, (
+                    f"pool(s) {names} run no revision of this pool's current build "
+                    f"{current}: its work that needs their tags waits until they do"),
+                    generation)
+            await self._set_condition(key, body, update)
+
+    async def _set_condition(self, key: tuple[str, str], body: dict[str, Any],
+                             update: dict[str, Any]) -> None:
+        state = self.state
+        status = state.with_rollout(body).get("status") or {}
+        before = cond.find(status.get("conditions"), update["type"]) or {}
+        if all(before.get(k) == update.get(k) for k in ("status", "reason", "message")):
+            return
+        conditions = cond.merge_conditions(status.get("conditions"), [update])
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{key[0]}/workerpools/{key[1]}"
+        try:
+            await state.kube.patch_status(path, {"conditions": conditions})
+        except API_ERRORS as error:
+            log.warning("could not update WorkerPool %s/%s status: %s", *key, error)
+            return
+        body.setdefault("status", {})["conditions"] = conditions
+        state.remember(key, {"conditions": conditions})
+        if update["status"] == "False" and before.get("status") != "False":
+            await state.kube.post_event(body, "Warning", update["reason"], update["message"])
 
     async def _resync_pools(self) -> None:
         """Forget the pools the API server no longer has. kopf re-lists after a watch was

@@ -9,6 +9,7 @@ the reason of a Warning Event), never an exception that kopf would retry forever
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -29,6 +30,12 @@ _POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$")
 _APP = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
 _TAG = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+#: A pool's build names its StatefulSet ``<pool>-<build>`` (a DNS-1123 label, and at most 52
+#: characters so the controller can name pods) and is a build id of the engine: lowercase
+#: letters, digits and '-', at most 11.
+MAX_POOL_BUILD = 11
+_POOL_BUILD = re.compile(r"^[a-z0-9]([-a-z0-9]{0,9}[a-z0-9])?$")
+ROLLOUT_STRATEGIES = ("AllAtOnce", "Manual")
 
 
 class SpecError(ValueError):
@@ -132,6 +139,20 @@ def parse_orchestration(
 
 
 @dataclass(frozen=True, slots=True)
+class RolloutSpec:
+    """``spec.rollout``: when a new revision's build becomes current, and how long the
+    revisions of the builds before it stay (docs/rollouts.md)."""
+
+    strategy: str = "AllAtOnce"
+    #: With ``Manual``: the build to make current (the others wait for it).
+    promote: str | None = None
+    #: Pods a draining revision keeps while executions are pinned to its build.
+    draining_replicas: int = 1
+    #: How long a revision with nothing pinned to it stays before it is deleted.
+    drain_grace_s: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerPoolSpec:
     image: str
     replicas: int
@@ -153,18 +174,61 @@ class WorkerPoolSpec:
     scheduling: Mapping[str, Any]
     #: ``duraflow worker --retention`` (``30d``): ended instances older than this are deleted.
     retention: str | None = None
+    #: ``spec.buildId``; None: the build is a hash of image and app (``pool_build``).
+    build_id: str | None = None
+    rollout: RolloutSpec = RolloutSpec()
+
+    @property
+    def build(self) -> str:
+        return self.build_id or code_build(self.image, self.app)
+
+
+def code_build(image: str, app: str) -> str:
+    """The default build of a pool: a hash of what defines its code, the image and the app,
+    and of nothing else (resources, scheduling fields and replicas change in place). Pools
+    of one app on one image share it, so a tagged activity of a pinned execution finds the
+    pool of its tag. 10 hex digits: 40 bits, no collision in any real set of images."""
+    return hashlib.sha256(f"{image}\n{app}".encode()).hexdigest()[:10]
+
+
+def _pool_build(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _POOL_BUILD.match(value):
+        raise SpecError("InvalidBuildId", (
+            f"{what} {value!r} must be 1-{MAX_POOL_BUILD} lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (it names the StatefulSet "
+            "<pool>-<build>)"))
+    return value
+
+
+def _rollout(value: object) -> RolloutSpec:
+    if value is None:
+        return RolloutSpec()
+    if not isinstance(value, Mapping):
+        raise SpecError("InvalidRollout", "spec.rollout must be an object")
+    strategy = value.get("strategy", "AllAtOnce")
+    if strategy not in ROLLOUT_STRATEGIES:
+        raise SpecError("InvalidRollout", f"spec.rollout.strategy {strategy!r} is not one of "
+                                          f"{', '.join(ROLLOUT_STRATEGIES)}")
+    draining = _optional_int(value, "drainingReplicas", 0, "spec.rollout.")
+    grace = _optional_int(value, "drainGraceSeconds", 0, "spec.rollout.")
+    return RolloutSpec(strategy=str(strategy),
+                       promote=_pool_build(value.get("promote"), "spec.rollout.promote"),
+                       draining_replicas=_default(draining, 1), drain_grace_s=_default(grace, 60))
 
 
 SCHEDULING_FIELDS = ("nodeSelector", "affinity", "tolerations", "topologySpreadConstraints",
                      "priorityClassName")
 
 
-def _optional_int(spec: Mapping[str, Any], key: str, minimum: int) -> int | None:
+def _optional_int(spec: Mapping[str, Any], key: str, minimum: int,
+                  prefix: str = "spec.") -> int | None:
     value = spec.get(key)
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise SpecError("InvalidSpec", f"spec.{key} must be an integer >= {minimum}")
+        raise SpecError("InvalidSpec", f"{prefix}{key} must be an integer >= {minimum}")
     return value
 
 
@@ -227,6 +291,8 @@ def parse_worker_pool(spec: Mapping[str, Any] | None) -> WorkerPoolSpec:
         env=tuple(env),
         scheduling={k: spec[k] for k in SCHEDULING_FIELDS if spec.get(k) is not None},
         retention=_retention(spec.get("retention")),
+        build_id=_pool_build(spec.get("buildId"), "spec.buildId"),
+        rollout=_rollout(spec.get("rollout")),
     )
 
 

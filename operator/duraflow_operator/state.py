@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,15 @@ from duraflow_operator.status import TERMINAL_PHASES, Bounds
 
 Key = tuple[str, str]  # (namespace, name)
 TTL_FIELD = "ttlSecondsAfterFinished"
+#: The status fields a pool's rollout decides (``OperatorState.rollouts``).
+ROLLOUT_FIELDS = ("currentBuild", "desiredBuild", "revisions", "draining", "conditions")
+
+
+def pool_lock(key: Key) -> Key:
+    """The lock key of a WorkerPool (an Orchestration of the same name has its own)."""
+    return (key[0], f"workerpool/{key[1]}")
+
+
 _META_KEPT = ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp")
 
 
@@ -135,13 +144,18 @@ class OperatorState:
     crs: dict[Key, CrView] = field(default_factory=dict)
     by_instance: dict[str, Key] = field(default_factory=dict)
     pools: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    #: The last status seen of each pool's StatefulSet, by pool.
+    #: The last status seen of the StatefulSet of each pool's current revision, by pool.
     sts_status: dict[Key, dict[str, Any]] = field(default_factory=dict)
     #: ``spec.replicas`` of each managed StatefulSet, by (namespace, StatefulSet name).
     sts_replicas: dict[Key, int] = field(default_factory=dict)
+    #: The rollout fields of each pool's status as the operator last decided them: newer
+    #: than any body a watch or a handler brings until its write lands (``with_rollout``).
+    rollouts: dict[Key, dict[str, Any]] = field(default_factory=dict)
     workers: list[WorkerInfo] | None = None  # None: not read yet, or the database is away
     backlog: dict[str | None, int] = field(default_factory=dict)
     database_error: str | None = None
+    #: The store knows at least one build (read by the registry loop).
+    builds_in_use: bool = False
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
     #: Called when a pool or its StatefulSet changed (the autoscaler looks again).
     pool_changed: Callable[[], None] = lambda: None
@@ -158,6 +172,8 @@ class OperatorState:
     #: CRs with a ttlSecondsAfterFinished that have ended: when to delete them (epoch s).
     expiring: dict[Key, float] = field(default_factory=dict)
     expiring_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: One rollout step of a pool outside kopf's handlers (set by ``build_registry``).
+    pool_step: Callable[[Key], Awaitable[None]] | None = None
 
     @property
     def bounds(self) -> Bounds:
@@ -282,6 +298,22 @@ class OperatorState:
         self.pools.pop(key, None)
         self.sts_status.pop(key, None)
         self.metrics.forget_pool(*key)
+        self.rollouts.pop(key, None)
+        self.locks.pop(pool_lock(key), None)
+
+    def remember(self, key: Key, fields: Mapping[str, Any]) -> None:
+        """Keep the rollout fields of a status the operator decided or wrote."""
+        decided = {k: fields[k] for k in ROLLOUT_FIELDS if k in fields}
+        if decided:
+            self.rollouts.setdefault(key, {}).update(decided)
+
+    def with_rollout(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``body`` with the rollout fields the operator last decided for the pool."""
+        meta = body.get("metadata") or {}
+        decided = self.rollouts.get((str(meta.get("namespace")), str(meta.get("name"))))
+        if not decided:
+            return dict(body)
+        return {**body, "status": {**(body.get("status") or {}), **decided}}
 
     def mark_dirty(self, instance_id: str) -> None:
         self.dirty.add(instance_id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from duraflow import InstanceChanges, ProviderError
@@ -145,7 +145,8 @@ class StatusSync:
         terminal = phase in TERMINAL_PHASES
         # Exact: {"a": null} differs from {}. An ended instance the CR shows without
         # completedAt (adopted after it ended) still needs the sync's own fields.
-        if not changed(current, patch) and not (terminal and not current.get("completedAt")):
+        if not changed(current, patch) and not (terminal and not current.get("completedAt")) \
+                and not await self._newly_pinned(instance_id, current, terminal):
             view.mirror = {k: patch.get(k) for k in MIRRORED}
             return
         wait = view.last_write + state.settings.status_min_interval_s - time.monotonic()
@@ -179,6 +180,21 @@ class StatusSync:
             kind = "Warning" if phase == FAILED else "Normal"
             await state.kube.post_event(view.body, kind, phase, _ready_message(phase, patch))
 
+    async def _newly_pinned(self, instance_id: str, current: Mapping[str, Any],
+                            terminal: bool) -> bool:
+        """Whether the CR lacks the build its running execution got pinned to since (its
+        first turn changes nothing else the CR shows). Read only while the store has
+        builds: without them nothing is ever pinned, and this costs nothing."""
+        if terminal or current.get("buildId") or not self.state.builds_in_use:
+            return False
+        try:
+            info = await self.state.client.get_instance_info(instance_id)
+        except ProviderError as error:
+            if error.retryable:
+                raise
+            return False
+        return info.build_id is not None
+
     async def _enrich(self, patch: dict[str, Any], instance_id: str, terminal: bool) -> None:
         """Add the instance's metrics (read only when a write happens anyway)."""
         client = self.state.client
@@ -189,6 +205,8 @@ class StatusSync:
                 raise
             return  # not created yet: no figures
         patch["executionId"] = info.current_execution_id
+        if info.build_id:
+            patch["buildId"] = info.build_id
         if info.orchestration_version:
             patch["orchestrationVersion"] = info.orchestration_version
         history = await client.read_execution_history(instance_id, info.current_execution_id)

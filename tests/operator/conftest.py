@@ -38,6 +38,7 @@ test_metrics_and_leader          cluster-wide  the command and two replicas, all
 test_pods                        namespaced    the kubelet stand-in; no operator
 test_autoscaling                 namespaced    demand, drains and Events; mode-independent
 test_schedules                   namespaced    schedules and TTLs; test_rbac_used has both modes
+test_rollouts                    namespaced    revisions of builds; no request depends on it
 ===============================  ============  ===============================================
 
 One worker process (and one database schema) per test module and mode; one API server and
@@ -87,6 +88,7 @@ MODULE_MODES: dict[str, tuple[str, ...]] = {
     "test_pods": ("namespaced",),
     "test_autoscaling": ("namespaced",),
     "test_schedules": ("namespaced",),
+    "test_rollouts": ("namespaced",),
 }
 #: Answers that mean the operator asked for something a real cluster refuses.
 REFUSED = frozenset({400, 401, 403, 405, 415})
@@ -114,6 +116,11 @@ async def cluster(watch_mode: str, strict_cluster_factory: ClusterFactory) -> St
 def schema(postgres_url: str, watch_mode: str) -> Iterator[str]:
     """One database per module and watch mode: the modes' instances never meet (their CRs
     have the same names, so the same instance ids)."""
+    yield from fresh_schema(postgres_url)
+
+
+def fresh_schema(postgres_url: str) -> Iterator[str]:
+    """A new schema name, dropped with everything in it afterwards."""
     name = f"op_{uuid.uuid4().hex[:10]}"
     yield name
 

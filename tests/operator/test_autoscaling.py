@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from duraflow_operator.spec import code_build
 
 from duraflow import AsyncClient, PostgresProvider
 from tests.kubeapi.fixtures import StrictCluster
@@ -46,7 +47,11 @@ async def client(postgres_url: str, schema: str) -> AsyncIterator[AsyncClient]:
         await provider.close()
 
 
-def _replicas(kubectl: Kubectl, name: str = "gpu") -> int:
+#: The StatefulSet of the gpu pool's revision (docs/rollouts.md): its pods are ``<G>-<n>``.
+G = f"gpu-{code_build(POOL['image'], POOL['app'])}"
+
+
+def _replicas(kubectl: Kubectl, name: str = G) -> int:
     return int(kubectl.obj(STS, name)["spec"]["replicas"])
 
 
@@ -72,7 +77,7 @@ async def test_a_gpu_pool_scales_from_zero_holds_through_oscillation_bursts_and_
         await kubectl.apply_pool("gpu", {**POOL, "workerConcurrency": 2, "autoscaling": {
             "minReplicas": 0, "maxReplicas": 3, "scaleDownDelaySeconds": 3}})
         await eventually(lambda: _scaling(kubectl)["reason"] == "ScaledToZero")
-        assert _replicas(kubectl) == 0 and kubelet.running("gpu") == []
+        assert _replicas(kubectl) == 0 and kubelet.running(G) == []
 
         # Up fast: the first pod within 5 s of the activity being scheduled.
         started = loop.time()
@@ -80,19 +85,19 @@ async def test_a_gpu_pool_scales_from_zero_holds_through_oscillation_bursts_and_
         await eventually(lambda: _replicas(kubectl) == 1, timeout=5.0,
                          message="a pod within 5 s")
         up_s = loop.time() - started
-        assert await first == "gpu-0"
+        assert await first == f"{G}-0"
         pool = kubectl.pool("gpu")
         assert pool["status"]["desiredReplicas"] >= 1 and "lastScaleTime" in pool["status"]
 
         # Demand that comes and goes faster than the delay: no flapping.
         for i in range(1, 4):
-            assert await _job(client, f"job-{i}", 0.2) == "gpu-0"
+            assert await _job(client, f"job-{i}", 0.2) == f"{G}-0"
         assert kubectl.reasons("gpu").count("ScaledDown") == 0
         assert _replicas(kubectl) == 1
 
         # Down slowly: back to zero once nothing waited or ran for the delay.
         await eventually(lambda: _replicas(kubectl) == 0, timeout=30)
-        await eventually(lambda: kubelet.running("gpu") == [], timeout=30)
+        await eventually(lambda: kubelet.running(G) == [], timeout=30)
         assert kubectl.reasons("gpu").count("ScaledUp") == 1
         assert kubectl.reasons("gpu").count("ScaledDown") == 1
 
@@ -101,7 +106,7 @@ async def test_a_gpu_pool_scales_from_zero_holds_through_oscillation_bursts_and_
         await eventually(lambda: _scaling(kubectl)["reason"] == "AtMaxReplicas", timeout=30)
         await eventually(lambda: _replicas(kubectl) == 3, timeout=30)
         ran_on = await asyncio.gather(*burst)
-        assert set(ran_on) <= {"gpu-0", "gpu-1", "gpu-2"} and len(set(ran_on)) > 1
+        assert set(ran_on) <= {f"{G}-0", f"{G}-1", f"{G}-2"} and len(set(ran_on)) > 1
         await eventually(lambda: _replicas(kubectl) == 0, timeout=60)
         sample = running.state.metrics.registry.get_sample_value
         labels = {"namespace": NS, "pool": "gpu"}
@@ -120,23 +125,23 @@ async def test_a_pod_still_running_an_activity_is_drained_not_removed(
     async with Kubelet(cluster, postgres_url, schema, extra_env=FAST_HEARTBEAT) as kubelet:
         await kubectl.apply_pool("gpu", {**POOL, "workerConcurrency": 1, "autoscaling": {
             "minReplicas": 1, "maxReplicas": 2, "scaleDownDelaySeconds": 1}})
-        await eventually(lambda: kubelet.running("gpu") == ["gpu-0"], timeout=30)
+        await eventually(lambda: kubelet.running(G) == [f"{G}-0"], timeout=30)
         short = asyncio.ensure_future(_job(client, "short", str(short_done)))
         await _until(lambda: _running(client, 1))
         long = asyncio.ensure_future(_job(client, "long", str(long_done)))
         await eventually(lambda: _replicas(kubectl) == 2, timeout=10)
         await _until(lambda: _running(client, 2))  # gpu-0 runs one at a time: gpu-1 the other
         short_done.touch()
-        assert await short == "gpu-0"
+        assert await short == f"{G}-0"
         # Demand is 1 now, below 2 pods: gpu-1 is drained, and stays while its activity runs.
         await eventually(lambda: _scaling(kubectl)["reason"] == "DrainingPods", timeout=10)
-        assert "gpu-1" in _scaling(kubectl)["message"]
-        assert _replicas(kubectl) == 2 and "gpu-1" in kubelet.running("gpu")
+        assert f"{G}-1" in _scaling(kubectl)["message"]
+        assert _replicas(kubectl) == 2 and f"{G}-1" in kubelet.running(G)
         long_done.touch()
-        assert await long == "gpu-1"  # ran to its end where it started
+        assert await long == f"{G}-1"  # ran to its end where it started
         await eventually(lambda: _replicas(kubectl) == 1, timeout=30)
-        assert kubelet.starts.count("gpu-1") == 1
-        assert (await client.get_drained_workers())["gpu-1"] is True
+        assert kubelet.starts.count(f"{G}-1") == 1
+        assert (await client.get_drained_workers())[f"{G}-1"] is True
         # Demand returns: the name is undrained before the pod comes back, and takes work.
         again_done = tmp_path / "again"
         again = [asyncio.ensure_future(_job(client, f"again-{i}", str(again_done)))
@@ -144,7 +149,7 @@ async def test_a_pod_still_running_an_activity_is_drained_not_removed(
         await eventually(lambda: _replicas(kubectl) == 2, timeout=10)
         await _until(lambda: _running(client, 2))  # one on each pod: gpu-1 was undrained
         again_done.touch()
-        assert sorted(await asyncio.gather(*again)) == ["gpu-0", "gpu-1"]
+        assert sorted(await asyncio.gather(*again)) == [f"{G}-0", f"{G}-1"]
 
 
 async def _running(client: AsyncClient, count: int) -> bool:

@@ -71,7 +71,8 @@ def test_workerpool_printer_columns_show_ready_over_desired_and_tags() -> None:
     version = _version("WorkerPool")
     columns = [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"]
                if not c.get("priority")]
-    assert columns[:2] == [("Ready", ".status.ready"), ("Tags", ".status.tags")]
+    assert columns[:4] == [("Ready", ".status.ready"), ("Tags", ".status.tags"),
+                           ("Build", ".status.currentBuild"), ("Draining", ".status.draining")]
     assert "status" in version["subresources"]
 
 

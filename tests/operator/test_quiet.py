@@ -11,7 +11,7 @@ from tests.kubeapi.fixtures import StrictCluster
 
 from .conftest import Operators, eventually
 from .k8s import Kubectl
-from .test_workerpool import SPEC
+from .test_workerpool import SPEC, sts_name
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ async def test_quantities_read_back_canonical_are_not_drift(
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("sized", {**SPEC, "resources": RESOURCES})
     await eventually(lambda: kubectl.exists("v1/services", "sized"))
-    sts = kubectl.obj("apps/v1/statefulsets", "sized")
+    sts = kubectl.obj("apps/v1/statefulsets", sts_name("sized"))
     stored = sts["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert stored == {"requests": {"cpu": "500m", "memory": "1Gi"},
                       "limits": {"cpu": "1", "memory": "1536Mi"}}
@@ -69,7 +69,8 @@ async def test_a_restart_and_an_unrelated_edit_write_nothing(
     await eventually(lambda: kubectl.status("done").get("phase") == "Completed")
     pool = lambda: kubectl.pool("quiet")  # noqa: E731
     await eventually(lambda: pool()["status"].get("liveWorkers") == 0)
-    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/quiet/status",
+    quiet = sts_name("quiet")
+    await kubectl.merge_patch(f"/apis/apps/v1/namespaces/ns1/statefulsets/{quiet}/status",
                               {"status": {"replicas": 2, "readyReplicas": 2}})
     await eventually(lambda: pool()["status"]["ready"] == "2/2")
     await _settled(kubectl)

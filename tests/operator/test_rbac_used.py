@@ -18,7 +18,7 @@ from tests.kubeapi.fixtures import StrictCluster, chart_rbac
 
 from .conftest import NS, Operators, eventually
 from .k8s import Kubectl
-from .test_workerpool import SPEC
+from .test_workerpool import SPEC, sts_name
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -94,7 +94,12 @@ async def test_the_chart_grants_exactly_what_the_operator_uses(
     # WorkerPools: children created; adopted (a pool deleted with --cascade=orphan and
     # applied again); updated; readiness followed.
     children = ("apps/v1/statefulsets", "v1/services", "policy/v1/poddisruptionbudgets")
-    owner = lambda n, r: kubectl.obj(r, n)["metadata"].get("ownerReferences")  # noqa: E731
+    revision = sts_name("rbac")
+
+    def owner(name: str, resource: str) -> Any:
+        name = revision if resource == "apps/v1/statefulsets" else name
+        return kubectl.obj(resource, name)["metadata"].get("ownerReferences")
+
     await kubectl.apply_pool("rbac", SPEC)
     await eventually(lambda: all(owner("rbac", r) for r in children))
     orphaned = await cluster.admin.delete(kubectl.path("workerpools", "rbac"),
@@ -109,11 +114,11 @@ async def test_the_chart_grants_exactly_what_the_operator_uses(
     await eventually(lambda: kubectl.exists("policy/v1/poddisruptionbudgets", "fresh"))
     await kubectl.merge_patch(kubectl.path("workerpools", "rbac"),
                               {"spec": {"replicas": 3, "maxUnavailable": 2}})
-    sts = lambda: kubectl.obj("apps/v1/statefulsets", "rbac")  # noqa: E731
+    sts = lambda: kubectl.obj("apps/v1/statefulsets", revision)  # noqa: E731
     pdb = lambda: kubectl.obj("policy/v1/poddisruptionbudgets", "rbac")  # noqa: E731
     await eventually(lambda: sts()["spec"]["replicas"] == 3)
     await eventually(lambda: pdb()["spec"]["maxUnavailable"] == 2)
-    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/rbac/status",
+    await kubectl.merge_patch(f"/apis/apps/v1/namespaces/ns1/statefulsets/{revision}/status",
                               {"status": {"replicas": 3, "readyReplicas": 3}})
     await eventually(lambda: kubectl.pool("rbac")["status"]["ready"] == "3/3")
     assert any(r.resource == "orchestrations" and r.verb == "get"

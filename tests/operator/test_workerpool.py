@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from duraflow_operator.spec import code_build
 
 from tests.kubeapi.fixtures import StrictCluster, chart_rbac
 from tests.kubeapi.support import statefulset
@@ -36,6 +37,11 @@ SPEC = {
 }
 
 
+def sts_name(pool: str, spec: dict[str, Any] = SPEC) -> str:
+    """The StatefulSet of the pool's revision (its build: the hash of image and app)."""
+    return f"{pool}-{code_build(spec['image'], spec['app'])}"
+
+
 def _env(sts: Any) -> dict[str, Any]:
     container = sts["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
@@ -47,7 +53,8 @@ async def test_pool_creates_children_with_env_owner_and_follows_changes(
     await operators.start()
     kubectl = Kubectl(cluster)
     created = await kubectl.apply_pool("gpu", SPEC)
-    sts = await eventually(lambda: kubectl.obj("apps/v1/statefulsets", "gpu"))
+    gpu = sts_name("gpu")
+    sts = await eventually(lambda: kubectl.obj("apps/v1/statefulsets", gpu))
     service = await eventually(lambda: kubectl.obj("v1/services", "gpu"))
     pdb = await eventually(lambda: kubectl.obj("policy/v1/poddisruptionbudgets", "gpu"))
     for child in (sts, service, pdb):
@@ -65,28 +72,31 @@ async def test_pool_creates_children_with_env_owner_and_follows_changes(
     assert env["DURAFLOW_MAX_SESSIONS"] == "3"
     assert env["DURAFLOW_SESSION_IDLE_TIMEOUT_MS"] == "60000"
     assert env["DURAFLOW_SCHEMA"] == "duraflow" and env["EXTRA"] == "1"
+    build = code_build(SPEC["image"], SPEC["app"])
+    assert env["DURAFLOW_BUILD_ID"] == build  # the operator promotes it, not the pods:
+    assert sts["metadata"]["labels"]["duraflow.io/build"] == build
     pod = sts["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == SPEC["nodeSelector"]
     assert pod["tolerations"] == SPEC["tolerations"] and pod["priorityClassName"] == "high"
     container = pod["containers"][0]
-    assert container["args"] == ["worker"]
+    assert container["args"] == ["worker", "--no-auto-promote"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["ports"][0]["containerPort"] == 9464
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert sts["spec"]["replicas"] == 2 and sts["spec"]["serviceName"] == "gpu"
+    assert sts["spec"]["selector"]["matchLabels"] == {"duraflow.io/workerpool": "gpu",
+                                                      "duraflow.io/build": build}
     assert service["spec"]["clusterIP"] == "None"
     assert pdb["spec"]["maxUnavailable"] == 1
 
-    await kubectl.merge_patch(kubectl.path("workerpools", "gpu"),
-                              {"spec": {"replicas": 3, "image": "duraflow/duraflow:0.2.0"}})
-    await eventually(lambda: kubectl.obj("apps/v1/statefulsets", "gpu")["spec"]["replicas"] == 3)
-    sts = kubectl.obj("apps/v1/statefulsets", "gpu")
-    assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "duraflow/duraflow:0.2.0"
+    # Replicas (like resources and scheduling fields) change the revision in place.
+    await kubectl.merge_patch(kubectl.path("workerpools", "gpu"), {"spec": {"replicas": 3}})
+    await eventually(lambda: kubectl.obj("apps/v1/statefulsets", gpu)["spec"]["replicas"] == 3)
 
     # The StatefulSet controller reports readiness; the pool follows it.
-    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/gpu/status",
+    await kubectl.merge_patch(f"/apis/apps/v1/namespaces/ns1/statefulsets/{gpu}/status",
                               {"status": {"replicas": 3, "readyReplicas": 2}})
     pool = lambda: kubectl.pool("gpu")  # noqa: E731
     await eventually(lambda: pool()["status"]["readyReplicas"] == 2)
@@ -94,10 +104,18 @@ async def test_pool_creates_children_with_env_owner_and_follows_changes(
     assert pool()["status"]["tags"] == "gpu"
     ready = {c["type"]: c for c in pool()["status"]["conditions"]}["Ready"]
     assert ready["status"] == "False"
-    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/gpu/status",
+    await kubectl.merge_patch(f"/apis/apps/v1/namespaces/ns1/statefulsets/{gpu}/status",
                               {"status": {"readyReplicas": 3}})
     await eventually(lambda: pool()["status"]["ready"] == "3/3")
     assert {c["type"]: c for c in pool()["status"]["conditions"]}["Ready"]["status"] == "True"
+
+    # The image (or app) is the code: a new build, a new revision beside the first.
+    await kubectl.merge_patch(kubectl.path("workerpools", "gpu"),
+                              {"spec": {"image": "duraflow/duraflow:0.2.0"}})
+    newer = sts_name("gpu", {**SPEC, "image": "duraflow/duraflow:0.2.0"})
+    sts = await eventually(lambda: kubectl.obj("apps/v1/statefulsets", newer))
+    assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == "duraflow/duraflow:0.2.0"
+    assert kubectl.exists("apps/v1/statefulsets", gpu)
 
 
 async def test_pool_status_reports_its_live_workers_from_the_registry(
@@ -133,7 +151,7 @@ async def test_bad_pool_spec_gets_a_condition_and_a_warning(
     await eventually(lambda: any(c["reason"] == "TooManyTags"
                                  for c in pool()["status"]["conditions"]))
     await eventually(lambda: "TooManyTags" in kubectl.reasons("bad", "Warning"))
-    assert not kubectl.exists("apps/v1/statefulsets", "bad")
+    assert not kubectl.exists("apps/v1/statefulsets", sts_name("bad", bad))
 
 
 async def test_a_pool_name_its_children_cannot_carry_is_refused_before_any_child_exists(
@@ -179,7 +197,8 @@ async def test_fields_removed_from_the_pool_are_removed_from_the_statefulset(
             "serviceAccountName": "workers", "imagePullPolicy": "Always",
             "resources": {"limits": {"memory": "1Gi"}}}
     await kubectl.apply_pool("trim", full)
-    pod = lambda: kubectl.obj("apps/v1/statefulsets", "trim")["spec"]["template"]["spec"]  # noqa: E731
+    trim = sts_name("trim", full)
+    pod = lambda: kubectl.obj("apps/v1/statefulsets", trim)["spec"]["template"]["spec"]  # noqa: E731
     await eventually(lambda: pod()["serviceAccountName"] == "workers")
     assert pod()["serviceAccount"] == "workers"  # the API server's deprecated alias
     await kubectl.merge_patch(kubectl.path("workerpools", "trim"), {"spec": {
@@ -208,7 +227,7 @@ async def _refused_and_retried(kubectl: Kubectl, reason: str, message: str) -> \
     accepted = _accepted(kubectl, "limits")
     assert accepted["status"] == "False"
     assert message in accepted["message"]
-    assert "creating StatefulSet ns1/limits" in accepted["message"]
+    assert f"creating StatefulSet ns1/{sts_name('limits')}" in accepted["message"]
 
     def creates() -> list[Record]:
         return [r for r in kubectl.operator_writes()
@@ -229,12 +248,13 @@ async def test_a_child_the_api_server_refuses_as_invalid_is_reported_until_the_s
     await kubectl.apply_pool("limits", {**SPEC, "resources": {"requests": {"cpu": "2"},
                                                                "limits": {"cpu": "1"}}})
     await _refused_and_retried(kubectl, "Invalid", (
-        'StatefulSet.apps "limits" is invalid: spec.template.spec.containers[0].resources'
-        '.requests: Invalid value: "2": must be less than or equal to cpu limit of 1'))
+        f'StatefulSet.apps "{sts_name("limits")}" is invalid: '
+        'spec.template.spec.containers[0].resources.requests: Invalid value: "2": '
+        'must be less than or equal to cpu limit of 1'))
     await kubectl.merge_patch(kubectl.path("workerpools", "limits"),
                               {"spec": {"resources": {"requests": {"cpu": "1"}}}})
     await eventually(lambda: _accepted(kubectl, "limits")["reason"] == "Reconciled")
-    assert kubectl.exists("apps/v1/statefulsets", "limits")
+    assert kubectl.exists("apps/v1/statefulsets", sts_name("limits"))
     assert kubectl.reasons("limits", "Warning") == ["Invalid"]  # one Event, not one per retry
 
 
@@ -258,11 +278,11 @@ async def test_a_child_rbac_forbids_is_reported_and_heals_once_the_rule_is_grant
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("limits", SPEC)
     creates = await _refused_and_retried(kubectl, "Forbidden", (
-        'statefulsets.apps "limits" is forbidden: cannot set blockOwnerDeletion if an '
-        "ownerReference refers to a resource you can't set finalizers on"))
+        f'statefulsets.apps "{sts_name("limits")}" is forbidden: cannot set '
+        "blockOwnerDeletion if an ownerReference refers to a resource you can't set finalizers on"))
     cluster.server.load_rbac(chart_rbac(cluster.mode)[0])
     await eventually(lambda: _accepted(kubectl, "limits")["reason"] == "Reconciled")
-    assert kubectl.exists("apps/v1/statefulsets", "limits")
+    assert kubectl.exists("apps/v1/statefulsets", sts_name("limits"))
     assert [r.code for r in creates()][-1] == 201 and {r.code for r in creates()[:-1]} == {403}
     assert kubectl.reasons("limits", "Warning") == ["Forbidden"]  # one Event, not one per retry
 
@@ -285,7 +305,8 @@ async def test_a_child_controlled_by_someone_else_is_not_taken_over(
     deployment.update(apiVersion="apps/v1", kind="Deployment")
     del deployment["spec"]["serviceName"]
     other = await kubectl.create("/apis/apps/v1/namespaces/ns1/deployments", deployment)
-    foreign = statefulset("taken")
+    taken = sts_name("taken")
+    foreign = statefulset(taken)
     foreign["metadata"]["labels"] = {"app": "other"}
     foreign["metadata"]["ownerReferences"] = [{
         "apiVersion": "apps/v1", "kind": "Deployment", "name": "other",
@@ -298,15 +319,15 @@ async def test_a_child_controlled_by_someone_else_is_not_taken_over(
     await kubectl.apply_pool("taken", SPEC)
     await eventually(lambda: _accepted(kubectl, "taken").get("reason") == "ChildConflict")
     assert "controlled by Deployment other" in _accepted(kubectl, "taken")["message"]
-    sts = kubectl.obj("apps/v1/statefulsets", "taken")
+    sts = kubectl.obj("apps/v1/statefulsets", taken)
     assert sts["metadata"]["ownerReferences"][0]["kind"] == "Deployment"
     assert sts["metadata"]["labels"] == {"app": "other"}  # untouched
     # The other controller's StatefulSet goes away: the pool creates its own, and adopts
     # the Service nobody controlled.
-    await kubectl.delete("/apis/apps/v1/namespaces/ns1/statefulsets/taken")
+    await kubectl.delete(f"/apis/apps/v1/namespaces/ns1/statefulsets/{taken}")
     await eventually(lambda: _accepted(kubectl, "taken")["reason"] == "Reconciled")
-    for resource in ("apps/v1/statefulsets", "v1/services"):
-        owner = kubectl.obj(resource, "taken")["metadata"]["ownerReferences"][0]
+    for resource, name in (("apps/v1/statefulsets", taken), ("v1/services", "taken")):
+        owner = kubectl.obj(resource, name)["metadata"]["ownerReferences"][0]
         assert owner["kind"] == "WorkerPool" and owner["name"] == "taken"
 
 
@@ -319,23 +340,26 @@ async def test_the_scale_subresource_reports_existing_pods_and_their_selector(
     await operators.start()
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("scaled", {**SPEC, "replicas": 3})
-    await eventually(lambda: kubectl.exists("apps/v1/statefulsets", "scaled"))
-    await kubectl.merge_patch("/apis/apps/v1/namespaces/ns1/statefulsets/scaled/status",
+    scaled = sts_name("scaled")
+    await eventually(lambda: kubectl.exists("apps/v1/statefulsets", scaled))
+    await kubectl.merge_patch(f"/apis/apps/v1/namespaces/ns1/statefulsets/{scaled}/status",
                               {"status": {"replicas": 1, "readyReplicas": 1}})
     await eventually(lambda: kubectl.pool("scaled")["status"]["readyReplicas"] == 1)
     scale = await kubectl.get(kubectl.path("workerpools", "scaled") + "/scale")
     assert scale["spec"]["replicas"] == 3
-    assert scale["status"] == {"replicas": 1, "selector": "duraflow.io/workerpool=scaled"}
+    build = scaled.removeprefix("scaled-")
+    assert scale["status"] == {
+        "replicas": 1, "selector": f"duraflow.io/workerpool=scaled,duraflow.io/build={build}"}
     assert kubectl.pool("scaled")["status"]["ready"] == "1/3"
-    # The selector selects exactly the pool's pods (those of its StatefulSet).
-    sts = kubectl.obj("apps/v1/statefulsets", "scaled")
-    key, _, value = scale["status"]["selector"].partition("=")
-    assert sts["spec"]["template"]["metadata"]["labels"][key] == value
-    assert sts["spec"]["selector"]["matchLabels"] == {key: value}
+    # The selector selects exactly the pods of the pool's revision (of its StatefulSet).
+    sts = kubectl.obj("apps/v1/statefulsets", scaled)
+    wanted = dict(pair.split("=") for pair in scale["status"]["selector"].split(","))
+    assert wanted.items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+    assert sts["spec"]["selector"]["matchLabels"] == wanted
     # kubectl scale (as its user, through the subresource) reaches the StatefulSet.
     await kubectl.merge_patch(kubectl.path("workerpools", "scaled") + "/scale",
                               {"spec": {"replicas": 5}})
-    await eventually(lambda: kubectl.obj("apps/v1/statefulsets", "scaled")["spec"]["replicas"]
+    await eventually(lambda: kubectl.obj("apps/v1/statefulsets", scaled)["spec"]["replicas"]
                      == 5)
 
 
