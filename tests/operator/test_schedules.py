@@ -165,9 +165,12 @@ async def test_runs_fired_while_the_operator_was_down_get_their_crs_when_it_retu
     await operators.kill()  # nothing creates CRs while the check reads them
     info = await engine.describe_schedule(f"{NS}/gap")
     names = [o["metadata"]["name"] for o in runs(kubectl, "gap")]
-    fired = ["gap-" + r.instance_id[-16:].lower() for r in info.last_runs]
-    # No gap: every run between the oldest and the newest CR has its CR.
-    assert [n for n in sorted(fired) if names[0] <= n <= names[-1]] == names
+    fired = sorted("gap-" + r.instance_id[-16:].lower() for r in info.last_runs)
+    # No gap: every run up to the newest CR has its CR (as far back as the engine lists runs:
+    # its newest ten; on a slow machine more than ten may have fired by now).
+    since = max(names[0], fired[0])
+    assert [n for n in fired if since <= n <= names[-1]] == [n for n in names if n >= since]
+    assert len([n for n in names if n >= since]) >= 2
 
 
 async def test_a_bad_schedule_or_zone_gets_ready_false_and_a_warning(
