@@ -86,16 +86,21 @@ done
 output=$(kubectl -n "$NAMESPACE" get orch hello-e2e -o jsonpath='{.status.output}')
 echo "$output" | grep -q "Hello, kind!" || die "unexpected output: $output"
 
-echo "== example WorkerPool: pods ready, scale subresource"
+echo "== example WorkerPool: pods ready, its build promoted, scale subresource"
 ready=""
+build=""
 while [ "$(date +%s)" -lt "$deadline" ]; do
     ready=$(kubectl -n "$NAMESPACE" get wp example -o jsonpath='{.status.ready}' 2>/dev/null || true)
-    [ "$ready" = 1/1 ] && break
+    build=$(kubectl -n "$NAMESPACE" get wp example -o jsonpath='{.status.currentBuild}' 2>/dev/null || true)
+    [ "$ready" = 1/1 ] && [ -n "$build" ] && break
     sleep 2
 done
-[ "$ready" = 1/1 ] || die "WorkerPool example not ready after ${TIMEOUT}s (ready: '${ready:-none}')"
+[ "$ready" = 1/1 ] && [ -n "$build" ] \
+    || die "WorkerPool example not ready and promoted after ${TIMEOUT}s (ready: '${ready:-none}', build: '${build:-none}')"
+kubectl -n "$NAMESPACE" get statefulset "example-$build" >/dev/null || die "no StatefulSet example-$build"
 selector=$(kubectl -n "$NAMESPACE" get wp example --subresource=scale -o jsonpath='{.status.selector}')
-[ "$selector" = duraflow.io/workerpool=example ] || die "scale subresource selector: '$selector'"
+[ "$selector" = "duraflow.io/workerpool=example,duraflow.io/build=$build" ] \
+    || die "scale subresource selector: '$selector'"
 if kubectl -n "$NAMESPACE" logs deploy/${RELEASE}-operator | grep -Ei 'forbidden|HTTP 40[13]' >&2; then
     die "the API server refused requests of the operator (above): the chart's RBAC lacks them"
 fi
