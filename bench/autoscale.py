@@ -44,6 +44,8 @@ import kmock
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from duraflow_operator.spec import code_build  # noqa: E402
+
 from bench import pgstats  # noqa: E402
 from bench.operator import NS, _proc_figures, _server, spawn_operator, watching  # noqa: E402
 from duraflow import AsyncClient, AsyncRuntime, PostgresProvider, RuntimeOptions  # noqa: E402
@@ -65,7 +67,8 @@ def _pool(index: int) -> dict[str, Any]:
 
 
 def _replicas(api: Any, index: int) -> int | None:
-    sts = api.objects.get((STS, NS, f"p{index}"))
+    spec = _pool(index)["spec"]  # its revision's StatefulSet (docs/rollouts.md)
+    sts = api.objects.get((STS, NS, f"p{index}-{code_build(spec['image'], spec['app'])}"))
     return None if sts is None else int(sts["spec"].get("replicas") or 0)
 
 

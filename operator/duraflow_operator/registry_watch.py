@@ -22,7 +22,7 @@ from duraflow import ProviderError
 from duraflow_operator import conditions as cond
 from duraflow_operator import orchestrations, workerpools
 from duraflow_operator.kube import API_ERRORS, ApiError
-from duraflow_operator.revisions import in_rollout
+from duraflow_operator.revisions import in_rollout, needs_polling
 from duraflow_operator.settings import GROUP, VERSION
 from duraflow_operator.state import OperatorState
 from duraflow_operator.status import differs
@@ -31,6 +31,9 @@ log = logging.getLogger("duraflow.operator.registry")
 #: A pool's condition: whether every pool of the store runs the store's current build.
 BUILD_SERVED = "BuildServed"
 NO_WORKER_FOR_BUILD = "NoWorkerForBuild"
+#: A pool whose rollout waits for its pods is stepped by StatefulSet events, and by the
+#: registry loop only this often.
+SLOW_POLL_S = 30.0
 
 
 class RegistryWatch:
@@ -39,6 +42,8 @@ class RegistryWatch:
         self._known: frozenset[tuple[str, str]] | None = None
         self._resynced: float | None = None
         self.first_read = asyncio.Event()
+        #: When each pool's rollout was last stepped by this loop (loop time).
+        self._stepped: dict[tuple[str, str], float] = {}
         #: Ticks completed (what a test waits for instead of guessing a duration).
         self.ticks = 0
 
@@ -132,12 +137,19 @@ class RegistryWatch:
         if not state.pools or state.pool_step is None:
             return
         pinned = {b.build_id: b.pinned_running for b in builds}
+        now = asyncio.get_running_loop().time()
         for key, body in list(state.pools.items()):
             status = state.with_rollout(body).get("status") or {}
-            if in_rollout(status):
+            # A wait for pods ends with a StatefulSet event (which steps the pool); the
+            # slow poll is a safety net for an event lost meanwhile.
+            if needs_polling(status) or (in_rollout(status) and now - self._stepped.get(
+                    key, float("-inf")) >= SLOW_POLL_S):
+                self._stepped[key] = now
                 await state.pool_step(key)
-            else:
+            elif not in_rollout(status):
                 await self._pinned_counts(key, body, status, pinned)
+        for key in set(self._stepped) - set(state.pools):
+            del self._stepped[key]
         current = next((b.build_id for b in builds if b.state == "current"), None)
         if current is None:
             return

@@ -35,6 +35,12 @@ from duraflow_operator.spec import WorkerPoolSpec, code_build
 
 CURRENT, PENDING, DRAINING, DRAINED = "Current", "Pending", "Draining", "Drained"
 ROLLOUT_COMPLETE = "RolloutComplete"
+#: Progressing reasons of the waits that no Kubernetes event ends (pinned executions, the
+#: worker registry, the database, the clock): a pool in one of them is looked at every
+#: registry tick. Waits for pods end with a StatefulSet event.
+ADOPTING_PODS, WAITING_FOR_DATABASE, DRAINING_REASON = (
+    "AdoptingPods", "WaitingForDatabase", "Draining")
+POLLED = (ADOPTING_PODS, WAITING_FOR_DATABASE, DRAINING_REASON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,21 +206,22 @@ def plan(body: Mapping[str, Any], spec: WorkerPoolSpec, revisions: Sequence[Revi
     wanted = (new.replicas if autoscaled else spec.replicas) if new is not None else 0
     ready = new is not None and new.ready >= wanted and (new.rolled_out or new.adopted)
     wants_promotion = desired_build != current
-    waiting_for: str | None = None
+    waiting_for: tuple[str, str] | None = None  # (reason, message)
     if wants_promotion:
         if gate is not None:
-            waiting_for = gate
+            waiting_for = ADOPTING_PODS, gate
         elif spec.rollout.strategy == "Manual" and spec.rollout.promote != desired_build:
-            waiting_for = (f"waiting for spec.rollout.promote: {desired_build} "
-                           "(strategy Manual)")
+            waiting_for = "WaitingForPromotion", (
+                f"waiting for spec.rollout.promote: {desired_build} (strategy Manual)")
         elif not ready:
             have = new.ready if new is not None else 0
-            waiting_for = (f"waiting for the pods of build {desired_build}: {have} of "
-                           f"{wanted} ready")
+            waiting_for = "WaitingForPods", (
+                f"waiting for the pods of build {desired_build}: {have} of {wanted} ready")
         elif not store_ok:
-            waiting_for = "waiting for the database to promote the build"
+            waiting_for = WAITING_FOR_DATABASE, "waiting for the database to promote the build"
         elif desired_build not in (builds or {}):
-            waiting_for = f"waiting for the workers of build {desired_build} to register it"
+            waiting_for = "WaitingForPods", (
+                f"waiting for the workers of build {desired_build} to register it")
         else:
             out.promote = desired_build
             events.append(("Normal", "BuildPromoted", (
@@ -288,18 +295,15 @@ def plan(body: Mapping[str, Any], spec: WorkerPoolSpec, revisions: Sequence[Revi
     return out
 
 
-def _progress(waiting_for: str | None, entries: Sequence[Mapping[str, Any]],
+def _progress(waiting_for: tuple[str, str] | None, entries: Sequence[Mapping[str, Any]],
               desired: str) -> tuple[str, str]:
     if waiting_for is not None:
-        reason = ("WaitingForPromotion" if "rollout.promote" in waiting_for
-                  else "AdoptingPods" if "before revisions" in waiting_for
-                  or "with their build" in waiting_for else "WaitingForPods")
-        return reason, waiting_for
+        return waiting_for
     others = [e for e in entries if e["state"] in (DRAINING, DRAINED)]
     if others:
         pinned = sum(int(e["pinnedExecutions"]) for e in others)
         names = ", ".join(f"{e['build']} ({e['pinnedExecutions']} pinned)" for e in others)
-        return "Draining", (f"build {desired} is current; draining: {names}"
+        return DRAINING_REASON, (f"build {desired} is current; draining: {names}"
                             + ("" if pinned else " (waiting out the drain grace period)"))
     return "WaitingForPods", f"waiting for the pods of build {desired} to be ready"
 
@@ -318,3 +322,13 @@ def in_rollout(status: Mapping[str, Any]) -> bool:
         return True
     done = cond.find(status.get("conditions"), ROLLOUT_COMPLETE) or {}
     return done.get("status") != "True"
+
+
+def needs_polling(status: Mapping[str, Any]) -> bool:
+    """Whether a pool's rollout waits for something only a poll can see (``POLLED``)."""
+    if not in_rollout(status):
+        return False
+    progressing = cond.find(status.get("conditions"), cond.PROGRESSING) or {}
+    return progressing.get("reason") in POLLED or any(
+        isinstance(r, Mapping) and r.get("state") in (DRAINING, DRAINED)
+        for r in status.get("revisions") or [])

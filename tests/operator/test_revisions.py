@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from duraflow_operator.revisions import DRAINED, DRAINING, Revision, in_rollout, plan
+from duraflow_operator.revisions import DRAINED, DRAINING, Revision, in_rollout, needs_polling, plan
 from duraflow_operator.spec import parse_worker_pool
 
 from duraflow import BuildInfo, WorkerInfo
@@ -143,3 +143,18 @@ def test_a_rollout_is_in_progress_until_one_ready_revision_is_left() -> None:
     assert in_rollout({**done, "desiredBuild": "v3"})
     refused = {"conditions": [{"type": "Accepted", "status": "False"}]}
     assert not in_rollout(refused)  # kopf retries a refused pool with backoff
+
+
+def test_only_waits_no_kubernetes_event_ends_are_polled() -> None:
+    def status(reason: str, *states: str) -> dict[str, Any]:
+        return {"currentBuild": "v1", "desiredBuild": "v2",
+                "revisions": [{"build": f"b{i}", "state": s} for i, s in enumerate(states)],
+                "conditions": [{"type": "Progressing", "status": "True", "reason": reason},
+                               {"type": "RolloutComplete", "status": "False"}]}
+
+    assert not needs_polling(status("WaitingForPods", "Current", "Pending"))  # a pod event
+    assert not needs_polling(status("WaitingForPromotion", "Current", "Pending"))  # a spec edit
+    assert needs_polling(status("AdoptingPods", "Current", "Pending"))  # the worker registry
+    assert needs_polling(status("WaitingForDatabase", "Current", "Pending"))
+    assert needs_polling(status("Draining", "Current", DRAINING))  # pinned executions
+    assert needs_polling(status("Draining", "Current", DRAINED))  # the grace period
