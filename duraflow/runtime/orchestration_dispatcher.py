@@ -51,8 +51,8 @@ class _FirstTurn(PreparedTurn):
 
 
 class _Slot:
-    """A dispatcher slot taken for one fetched item, given back exactly once: as soon as
-    the item's turn is committed (sent, not answered), or when its task ends otherwise."""
+    """A dispatcher slot taken for one fetched item, given back exactly once: when its
+    turn's commit is sent (for a turn that schedules no activities), or when its task ends."""
 
     __slots__ = ("_release",)
 
@@ -84,10 +84,10 @@ class OrchestrationDispatcher:
         self.builder = TurnBuilder(registry, metrics, options.max_attempts, options.build_id)
         self._on_cancelled = on_activities_cancelled
         self._slots = asyncio.Semaphore(max(options.orchestration_concurrency, 1))
-        # A turn gives its slot back once its commit is sent, so the next fetch overlaps
-        # the commit's round trip instead of waiting for it (timers that come due in a
-        # burst are fired at the fetch rate, not at fetch + commit); this bounds the
-        # commits in flight to as many again.
+        # A turn that schedules no activities gives its slot back once its commit is sent,
+        # so the next fetch overlaps the commit's round trip instead of waiting for it
+        # (timers that come due in a burst are fired at the fetch rate, not at fetch +
+        # commit; see ``_run_turn``); this bounds the commits in flight.
         self._committing = asyncio.Semaphore(8 * max(options.orchestration_concurrency, 1))
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
