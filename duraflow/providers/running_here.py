@@ -60,7 +60,7 @@ class RunningHere:
         if self._sent.get(instance_id) != ticket:
             return  # a later commit was sent, or a change was heard since: not ours to say
         del self._sent[instance_id]
-        if not running:
+        if not running or not self.enabled:  # disabled (SQLite): nothing is kept
             self._running.pop(instance_id, None)
             return
         self._running.pop(instance_id, None)  # re-insert as the newest

@@ -80,3 +80,11 @@ def test_the_notifier_forgets_what_others_change_and_what_is_deleted() -> None:
     assert [notifier.known_running(i) for i in "abc"] == [False, False, True]
     notifier.notify_all_instances()
     assert not notifier.known_running("c")
+
+
+def test_a_registry_that_cannot_be_trusted_keeps_nothing() -> None:
+    """SQLite never turns it on: its commits must not fill it up for nothing."""
+    registry = RunningHere()
+    registry.committed("i", registry.sending("i"), True)
+    registry.enabled = True
+    assert not registry.running("i")
