@@ -31,9 +31,10 @@ log = logging.getLogger("duraflow.operator.registry")
 #: A pool's condition: whether every pool of the store runs the store's current build.
 BUILD_SERVED = "BuildServed"
 NO_WORKER_FOR_BUILD = "NoWorkerForBuild"
-#: A pool whose rollout waits for its pods is stepped by StatefulSet events, and by the
-#: registry loop only this often.
-SLOW_POLL_S = 30.0
+#: The builds (pinned counts, which build is current) are read every this many ticks: what
+#: they feed (pinned counts of pools with no rollout in progress, NoWorkerForBuild, whether
+#: the status sync looks for pins) may lag by that much; rollouts read them themselves.
+BUILDS_EVERY_TICKS = 5
 
 
 class RegistryWatch:
@@ -42,8 +43,6 @@ class RegistryWatch:
         self._known: frozenset[tuple[str, str]] | None = None
         self._resynced: float | None = None
         self.first_read = asyncio.Event()
-        #: When each pool's rollout was last stepped by this loop (loop time).
-        self._stepped: dict[tuple[str, str], float] = {}
         #: Ticks completed (what a test waits for instead of guessing a duration).
         self.ticks = 0
 
@@ -125,31 +124,27 @@ class RegistryWatch:
                 log.warning("could not update WorkerPool %s/%s status: %s", namespace, name, error)
 
     async def _rollouts(self) -> None:
-        """Move on the pools whose rollout is in progress (promotion once the new pods are
-        ready, deletion of drained revisions), and tell every pool whether it runs the
-        store's current build (one ``list_builds`` for all of them)."""
+        """Move on the pools whose rollout waits for what no Kubernetes event announces
+        (``revisions.needs_polling``); every ``BUILDS_EVERY_TICKS`` ticks, with one
+        ``list_builds`` for all pools, show the pinned executions of pools with no rollout
+        in progress and tell every pool whether it runs the store's current build."""
         state = self.state
+        if state.pool_step is not None:
+            for key, body in list(state.pools.items()):
+                if needs_polling(state.with_rollout(body).get("status") or {}):
+                    await state.pool_step(key)
+        if self.ticks % BUILDS_EVERY_TICKS:
+            return
         try:
             builds = await state.client.list_builds()
         except (ProviderError, OSError):
             return  # the registry read has just reported the database
-        state.builds_in_use = bool(builds)
-        if not state.pools or state.pool_step is None:
-            return
+        state.note_builds(bool(builds))
         pinned = {b.build_id: b.pinned_running for b in builds}
-        now = asyncio.get_running_loop().time()
         for key, body in list(state.pools.items()):
             status = state.with_rollout(body).get("status") or {}
-            # A wait for pods ends with a StatefulSet event (which steps the pool); the
-            # slow poll is a safety net for an event lost meanwhile.
-            if needs_polling(status) or (in_rollout(status) and now - self._stepped.get(
-                    key, float("-inf")) >= SLOW_POLL_S):
-                self._stepped[key] = now
-                await state.pool_step(key)
-            elif not in_rollout(status):
+            if not in_rollout(status):
                 await self._pinned_counts(key, body, status, pinned)
-        for key in set(self._stepped) - set(state.pools):
-            del self._stepped[key]
         current = next((b.build_id for b in builds if b.state == "current"), None)
         if current is None:
             return

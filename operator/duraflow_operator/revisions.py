@@ -37,10 +37,11 @@ CURRENT, PENDING, DRAINING, DRAINED = "Current", "Pending", "Draining", "Drained
 ROLLOUT_COMPLETE = "RolloutComplete"
 #: Progressing reasons of the waits that no Kubernetes event ends (pinned executions, the
 #: worker registry, the database, the clock): a pool in one of them is looked at every
-#: registry tick. Waits for pods end with a StatefulSet event.
-ADOPTING_PODS, WAITING_FOR_DATABASE, DRAINING_REASON = (
-    "AdoptingPods", "WaitingForDatabase", "Draining")
-POLLED = (ADOPTING_PODS, WAITING_FOR_DATABASE, DRAINING_REASON)
+#: registry tick. A wait for pods ends with a StatefulSet event, a wait for a promotion
+#: with a spec edit: those cost nothing while they last.
+ADOPTING_PODS, WAITING_FOR_DATABASE, WAITING_FOR_REGISTRATION, DRAINING_REASON = (
+    "AdoptingPods", "WaitingForDatabase", "WaitingForRegistration", "Draining")
+POLLED = (ADOPTING_PODS, WAITING_FOR_DATABASE, WAITING_FOR_REGISTRATION, DRAINING_REASON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +221,7 @@ def plan(body: Mapping[str, Any], spec: WorkerPoolSpec, revisions: Sequence[Revi
         elif not store_ok:
             waiting_for = WAITING_FOR_DATABASE, "waiting for the database to promote the build"
         elif desired_build not in (builds or {}):
-            waiting_for = "WaitingForPods", (
+            waiting_for = WAITING_FOR_REGISTRATION, (
                 f"waiting for the workers of build {desired_build} to register it")
         else:
             out.promote = desired_build

@@ -315,6 +315,15 @@ class OperatorState:
             return dict(body)
         return {**body, "status": {**(body.get("status") or {}), **decided}}
 
+    def note_builds(self, present: bool) -> None:
+        """Whether the store knows builds. When it starts to, every followed instance is
+        read once: one that got its pin before could show no ``buildId`` until its next
+        change (the status sync looks for pins only while builds exist)."""
+        if present and not self.builds_in_use:
+            for instance in self.by_instance:
+                self.mark_dirty(instance)
+        self.builds_in_use = present
+
     def mark_dirty(self, instance_id: str) -> None:
         self.dirty.add(instance_id)
 

@@ -201,6 +201,8 @@ async def rollout(state: OperatorState, body: Mapping[str, Any], spec: WorkerPoo
     sets = {s["metadata"]["name"]: s for s in await list_statefulsets(kube, namespace, pool)}
     found = [r for s in sets.values() if (r := revisions.revision_of(pool, s)) is not None]
     builds = await _builds(client)
+    if builds:
+        state.note_builds(True)
     plan = revisions.plan(body, spec, found, builds, state.workers, time.time(),
                           autoscaled=autoscaled_from is not None)
     base = f"/apis/apps/v1/namespaces/{namespace}/statefulsets"

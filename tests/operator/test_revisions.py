@@ -153,6 +153,7 @@ def test_only_waits_no_kubernetes_event_ends_are_polled() -> None:
                                {"type": "RolloutComplete", "status": "False"}]}
 
     assert not needs_polling(status("WaitingForPods", "Current", "Pending"))  # a pod event
+    assert needs_polling(status("WaitingForRegistration", "Current", "Pending"))
     assert not needs_polling(status("WaitingForPromotion", "Current", "Pending"))  # a spec edit
     assert needs_polling(status("AdoptingPods", "Current", "Pending"))  # the worker registry
     assert needs_polling(status("WaitingForDatabase", "Current", "Pending"))
