@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -142,10 +143,15 @@ def spawn_worker(url: str, schema: str, app: str, node_id: str) -> subprocess.Po
                            "--metrics-port", "0"], {}, node_id)
 
 
+#: A worker outlives no test process: when the thread that started it ends (the test's event
+#: loop's executor, or the process, killed by a timeout), it gets SIGTERM (util-linux).
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
+
+
 def spawn_duraflow(args: list[str], env: dict[str, str], name: str) -> subprocess.Popen[str]:
     """``duraflow <args>`` (a worker) with ``env`` over the tests' environment, returned
     once it logs that it is ready (blocking: from async code, call it in a thread)."""
-    cmd = [sys.executable, "-m", "duraflow.cli", *args]
+    cmd = [*_DIE_WITH_PARENT, sys.executable, "-m", "duraflow.cli", *args]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=full_env, cwd=ROOT)
