@@ -138,13 +138,16 @@ class Autoscaler:
             scaling = rules.parse_autoscaling(spec)
         except SpecError:
             scaling = None  # the reconcile reports it (Accepted=False)
+        status: Mapping[str, Any] = body.get("status") or {}
+        generation = body["metadata"].get("generation")
         if scaling is None or current is None:
             if current is not None:
                 metrics.pool_replicas.labels(*key, "desired").set(current)
             self.memory.pop(key, None)
+            if scaling is None and (status.get("autoscaledFromReplicas") is not None
+                                    or cond.find(status.get("conditions"), SCALING)):
+                await self._stand_down(key, body, generation)
             return False
-        status: Mapping[str, Any] = body.get("status") or {}
-        generation = body["metadata"].get("generation")
         fields: dict[str, Any] = {"demand": pool_demand}
         baseline = status.get("autoscaledFromReplicas")
         if baseline is None:
@@ -208,6 +211,18 @@ class Autoscaler:
         await self._write(key, body, fields, events)
         return waiting or bool(self.draining.get(key))
 
+    async def _stand_down(self, key: Key, body: dict[str, Any], generation: Any) -> None:
+        """``spec.autoscaling`` was removed: say so, and forget the ``spec.replicas`` it had
+        taken over (a later ``autoscaling`` takes over the value of then)."""
+        status = body.get("status") or {}
+        off = cond.condition(SCALING, False, "AutoscalingOff",
+                             "spec.autoscaling is not set: spec.replicas (kubectl scale, an HPA, "
+                             "KEDA) sizes the pool", generation)
+        self.draining.pop(key, None)
+        await self._write(key, body, {
+            "conditions": cond.merge_conditions(status.get("conditions"), [off]),
+            "desiredReplicas": None, "demand": None, "autoscaledFromReplicas": None}, [])
+
     async def _set_replicas(self, key: Key, statefulset: str, replicas: int) -> None:
         path = f"/apis/apps/v1/namespaces/{key[0]}/statefulsets/{statefulset}"
         await self.state.kube.patch(path, {"spec": {"replicas": replicas}})
@@ -224,7 +239,12 @@ class Autoscaler:
             path = f"/apis/{GROUP}/{VERSION}/namespaces/{key[0]}/workerpools/{key[1]}"
             try:
                 await state.kube.patch_status(path, fields)
-                body.setdefault("status", {}).update(fields)
+                kept = body.setdefault("status", {})
+                for name, value in fields.items():  # as the merge patch did: None removes
+                    if value is None:
+                        kept.pop(name, None)
+                    else:
+                        kept[name] = value
             except ApiError as error:
                 if error.status == 404:
                     state.forget_pool(key)

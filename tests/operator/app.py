@@ -38,14 +38,18 @@ def register(runtime: Any) -> None:
         return "unreachable"
 
     def gpu_sleep(ctx: Any, seconds: Any) -> str:
-        """Sleeps ``seconds``, or (a path) until the test creates that file."""
+        """Sleeps ``seconds``, or (a path) until the test creates that file, having created
+        ``<path>.<pod>`` as it starts (the test sees where it runs)."""
+        pod = str(ctx.worker_id).split("-", 2)[2]  # work-<slot>-<pod>: the pod's name
         if isinstance(seconds, str):
+            with open(f"{seconds}.{pod}", "a"):
+                pass
             deadline = time.monotonic() + 120
             while not os.path.exists(seconds) and time.monotonic() < deadline:
                 time.sleep(0.02)
         else:
             time.sleep(float(seconds))
-        return str(ctx.worker_id).split("-", 2)[2]  # work-<slot>-<pod>: the pod's name
+        return pod
 
     def gpu_job(ctx: Any, job: Any) -> Any:
         """A ``gpu`` activity that sleeps ``job["seconds"]``, on ``job["session"]`` if set

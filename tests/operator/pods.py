@@ -77,6 +77,8 @@ class Kubelet:
         #: Environment every worker gets last (e.g. a short heartbeat interval).
         self.extra_env = dict(extra_env or {})
         self.pods: dict[str, Pod] = {}
+        #: Worker processes being stopped (popped from ``pods`` already).
+        self._stopping: set[subprocess.Popen[str]] = set()
         #: Every process start, by pod name, in order.
         self.starts: list[str] = []
         self._task: asyncio.Task[None] | None = None
@@ -92,15 +94,20 @@ class Kubelet:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        # Python 3.11's wait_for can swallow a cancel that lands as its inner wait completes
+        # (the loop in _run then goes on): cancel until the task is done.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         if self._watcher is not None:
             self.server.store.unsubscribe(self._watcher)
-        await asyncio.gather(*(asyncio.to_thread(stop_worker, p.process)
-                               for p in self.pods.values()))
+        # Pods whose stop was cut short by the cancel are stopped too: a worker left running
+        # would take the next test's work.
+        processes = [p.process for p in self.pods.values()] + list(self._stopping)
+        await asyncio.gather(*(asyncio.to_thread(stop_worker, p) for p in processes))
         self.pods.clear()
+        self._stopping.clear()
 
     def pid(self, pod: str) -> int | None:
         running = self.pods.get(pod)
@@ -215,7 +222,9 @@ class Kubelet:
 
     async def _stop(self, pod: Pod) -> None:
         self.pods.pop(pod.name, None)
+        self._stopping.add(pod.process)
         await asyncio.to_thread(stop_worker, pod.process)
+        self._stopping.discard(pod.process)
         await self.cluster.admin.delete(f"/api/v1/namespaces/{self.namespace}/pods/{pod.name}")
 
     async def _report(self, sts: Mapping[str, Any], revision: str) -> None:
