@@ -221,9 +221,10 @@ class WorkDemand:
     read in ONE statement whatever the number of tags or pools.
 
     ``activities`` per tag (``None``: untagged; tags without rows are absent); ``turns``:
-    instances with orchestration messages waiting or being processed; ``sessions``: live
-    session leases per owner id (the ``worker_node_id``, i.e. the pod name, of the worker
-    holding them).
+    instances with orchestration messages waiting or being processed; ``sessions``: per owner
+    id (the ``worker_node_id``, i.e. the pod name, of the worker holding them), the live
+    session leases with no activity waiting or running (a session with activities is
+    counted by them, not twice): state a pod keeps warm.
     """
 
     activities: dict[str | None, TagDemand] = field(default_factory=dict)

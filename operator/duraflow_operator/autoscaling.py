@@ -6,7 +6,8 @@ clock; ``autoscaler.py`` reads the demand, applies the decisions and drains pods
 The rules (docs/autoscaling.md):
 
 - **Demand** of a pool: activities waiting plus running for its tags (untagged ones too when
-  it takes them), the sessions its pods hold, and for a pool that runs orchestrations and
+  it takes them), the idle sessions its pods hold (a session with work counts by its
+  activities), and for a pool that runs orchestrations and
   takes untagged work, the instances with turns waiting. ``desired = ceil(demand /
   targetPerReplica)`` clamped to ``[minReplicas, maxReplicas]``.
 - **Up fast**: at once, at most ``scaleUpLimitPerMinute`` pods added in any 60 s.

@@ -38,7 +38,7 @@ class OperatorMetrics:
         # One series per pool (not per CR): what an HPA or KEDA scales on (docs/autoscaling.md).
         self.pool_demand = Gauge(
             "duraflow_operator_pool_demand",
-            "Activities waiting and running for the pool's tags, sessions its pods hold, and "
+            "Activities waiting and running for the pool's tags, idle sessions its pods hold, and "
             "turns waiting when it runs orchestrations", ["namespace", "pool"],
             registry=self.registry)
         self.pool_replicas = Gauge(

@@ -51,19 +51,14 @@ def register(runtime: Any) -> None:
             time.sleep(float(seconds))
         return pod
 
-    def gpu_job(ctx: Any, job: Any) -> Any:
-        """A ``gpu`` activity that sleeps ``job["seconds"]``, on ``job["session"]`` if set
-        (the elastic pools' tests, tests/operator/test_autoscaling.py)."""
+    def tagged_job(ctx: Any, job: Any) -> Any:
+        """``GpuSleep`` tagged ``job["tag"]``, on ``job["session"]`` if set (the elastic
+        pools' tests, tests/operator/test_autoscaling.py, and bench/autoscale.py)."""
         task = (ctx.schedule_activity_on_session("GpuSleep", job["seconds"], job["session"])
                 if job.get("session") else ctx.schedule_activity("GpuSleep", job["seconds"]))
-        return (yield task.with_tag("gpu"))
-
-    def tagged_job(ctx: Any, job: Any) -> Any:
-        """``GpuSleep`` tagged ``job["tag"]`` (bench/autoscale.py: one tag per pool)."""
-        return (yield ctx.schedule_activity("GpuSleep", job["seconds"]).with_tag(job["tag"]))
+        return (yield task.with_tag(job["tag"]))
 
     runtime.register_activity("GpuSleep", gpu_sleep)
-    runtime.register_orchestration("GpuJob", gpu_job)
     runtime.register_orchestration("TaggedJob", tagged_job)
     runtime.register_activity("SayHello", say_hello)
     runtime.register_activity("Explode", explode)

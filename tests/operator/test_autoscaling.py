@@ -3,9 +3,10 @@ the database, with real worker processes as its pods (the kubelet stand-in, ``po
 
 A ``gpu`` pool at zero gets its first pod within 5 s of a gpu activity being scheduled, runs
 it, holds through demand that comes and goes faster than the delay, returns to zero; a burst
-scales it to its maximum and back; a pod still running an activity is drained, not removed,
-when demand drops; ``spec.replicas`` written by another scaler stops the autoscaler with a
-condition; a bad ``autoscaling`` is refused by the CRD (docs/autoscaling.md).
+scales it to its maximum and back; a pod still running an activity on a session is drained,
+not removed, when demand drops, and removed once it finished and handed its session over;
+``spec.replicas`` written by another scaler stops the autoscaler with a condition; a bad
+``autoscaling`` is refused by the CRD (docs/autoscaling.md).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def _scaling(kubectl: Kubectl, name: str = "gpu") -> dict[str, Any]:
 
 
 async def _job(client: AsyncClient, instance: str, seconds: float | str,
-               tag: str = "gpu") -> str:
-    await client.start_orchestration(instance, "TaggedJob", {"seconds": seconds, "tag": tag})
+               tag: str = "gpu", session: str | None = None) -> str:
+    await client.start_orchestration(instance, "TaggedJob",
+                                     {"seconds": seconds, "tag": tag, "session": session})
     result = await client.wait_for_orchestration(instance, 120_000)
     assert result.status == "Completed", result
     return str(result.output)
@@ -133,27 +135,31 @@ async def test_a_pod_still_running_an_activity_is_drained_not_removed(
         await eventually(lambda: kubelet.running(D) == [f"{D}-0"], timeout=30)
         short = asyncio.ensure_future(_job(client, "short", str(short_done), "drain"))
         await eventually(lambda: _started(short_done) == [f"{D}-0"], timeout=30)
-        long = asyncio.ensure_future(_job(client, "long", str(long_done), "drain"))
+        # The long one on a session: its pod holds the session while it runs.
+        long = asyncio.ensure_future(_job(client, "long", str(long_done), "drain", "s1"))
         await eventually(lambda: _replicas(kubectl, D) == 2, timeout=10)
-        # gpu-0 runs one activity at a time: gpu-1 takes the other.
+        # drain-…-0 runs one activity at a time: drain-…-1 takes the other.
         assert await eventually(lambda: _started(long_done), timeout=30) == [f"{D}-1"]
         short_done.touch()
         assert await short == f"{D}-0"
-        # Demand is 1 now, below 2 pods: drain-1 is drained, and stays while its activity runs.
+        # Demand is 1 now, below 2 pods: drain-…-1 is drained, and stays while its activity
+        # runs and it holds the session.
         await eventually(lambda: _scaling(kubectl, "drain")["reason"] == "DrainingPods", timeout=10)
         assert f"{D}-1" in _scaling(kubectl, "drain")["message"]
         assert _replicas(kubectl, D) == 2 and f"{D}-1" in kubelet.running(D)
+        assert (await client.get_drained_workers())[f"{D}-1"] is False
         long_done.touch()
         assert await long == f"{D}-1"  # ran to its end where it started
         await eventually(lambda: _replicas(kubectl, D) == 1, timeout=30)
         assert kubelet.starts.count(f"{D}-1") == 1
         assert (await client.get_drained_workers())[f"{D}-1"] is True
+        assert (await client.get_work_demand()).sessions == {}  # s1 was released first
         # Demand returns: the name is undrained before the pod comes back, and takes work.
         again_done = tmp_path / "again"
         again = [asyncio.ensure_future(_job(client, f"again-{i}", str(again_done), "drain"))
                  for i in range(2)]
         await eventually(lambda: _replicas(kubectl, D) == 2, timeout=10)
-        # One on each pod: drain-1 was undrained.
+        # One on each pod: drain-…-1 was undrained.
         await eventually(lambda: _started(again_done) == [f"{D}-0", f"{D}-1"], timeout=30)
         again_done.touch()
         assert sorted(await asyncio.gather(*again)) == [f"{D}-0", f"{D}-1"]

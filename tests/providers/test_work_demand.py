@@ -45,15 +45,18 @@ async def test_demand_counts_waiting_and_running_activities_per_tag_turns_and_se
     demand = await provider.get_work_demand()
     assert demand.activities == {None: TagDemand(0, 1), "gpu": TagDemand(2, 1)}
     assert demand.turns == 1
-    assert demand.sessions == {"gpu-0": 1}
+    assert demand.sessions == {}  # gpu-0's session is counted by its running activity
     assert demand.activities_for(["gpu"], untagged=False) == 3
     assert demand.activities_for(["gpu", "gpu"], untagged=True) == 4
     assert demand.activities_for(["cpu"], untagged=False) == 0
 
     await provider.ack_work_item(untagged.lock_token, completion(untagged))
+    await provider.ack_work_item(session.lock_token, completion(session))
     demand = await provider.get_work_demand()
     assert None not in demand.activities  # the acked row is gone
-    assert demand.turns == 2  # its completion is a turn of "a" now
+    assert demand.activities["gpu"] == TagDemand(2, 0)
+    assert demand.turns == 2  # their completions are turns of "a" now
+    assert demand.sessions == {"gpu-0": 1}  # held, with no work: it counts by itself now
 
 
 async def test_a_drained_node_is_told_so_by_its_heartbeat_until_undrained(

@@ -86,7 +86,8 @@ async def activity_backlog(db: Database) -> dict[str | None, int]:
 async def work_demand(db: Database) -> WorkDemand:
     # One statement, three groups: activities per tag (running = locked by a live lock;
     # everything else is waiting, retries' delayed rows too), instances with orchestration
-    # messages visible or in a turn, and live session leases per owner.
+    # messages visible or in a turn, and per owner the live session leases with no activity
+    # (one with activities is counted by them; the lookup uses idx_worker_session).
     s = db.s
     rows = await db.fetch(
         "get_work_demand",
@@ -99,8 +100,10 @@ async def work_demand(db: Database) -> WorkDemand:
         f" FROM {s}.orchestrator_queue, now"
         " WHERE visible_at <= now.t OR lock_token IS NOT NULL"
         " UNION ALL"
-        f" SELECT 's', worker_id, count(*), 0 FROM {s}.sessions, now"
-        " WHERE locked_until > now.t GROUP BY worker_id",
+        f" SELECT 's', worker_id, count(*), 0 FROM {s}.sessions ss, now"
+        " WHERE ss.locked_until > now.t AND NOT EXISTS"
+        f" (SELECT 1 FROM {s}.worker_queue w WHERE w.session_id = ss.session_id)"
+        " GROUP BY worker_id",
         idempotent=True,
     )
     return demand_from_rows(rows)

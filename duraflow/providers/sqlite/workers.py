@@ -90,7 +90,8 @@ def work_demand(conn: sqlite3.Connection) -> WorkDemand:
             " SELECT 'o', NULL, COUNT(DISTINCT instance_id), 0 FROM orchestrator_queue"
             " WHERE visible_at <= ?1 OR lock_token IS NOT NULL"
             " UNION ALL"
-            " SELECT 's', worker_id, COUNT(*), 0 FROM sessions WHERE locked_until > ?1"
+            " SELECT 's', worker_id, COUNT(*), 0 FROM sessions ss WHERE locked_until > ?1"
+            " AND NOT EXISTS (SELECT 1 FROM worker_queue w WHERE w.session_id = ss.session_id)"
             " GROUP BY worker_id",
             (now,),
         ).fetchall()
