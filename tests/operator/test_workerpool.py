@@ -413,8 +413,16 @@ async def test_a_pool_whose_status_write_finds_it_gone_is_forgotten(
     running = await _deleted_unseen(cluster, operators, ["ghost"], pool_resync_s=3600)
     kubectl = Kubectl(cluster)
     key = (NS, "ghost")
-    running.state.pools[key]["status"]["backlog"] = -1  # the loop now has something to write
-    await eventually(lambda: key not in running.state.pools, message="forgotten")
+    def forgotten_after_a_write() -> bool:
+        pool = running.state.pools.get(key)
+        if pool is None:
+            return True
+        # Give the loop something to write, again if a late watch event put the stored
+        # status back (the pool's last MODIFIED may arrive after it went unseen).
+        pool.setdefault("status", {})["backlog"] = -1
+        return False
+
+    await eventually(forgotten_after_a_write, message="forgotten")
     forgotten = _status_patches(kubectl, "ghost")
     ticks = running.registry.ticks
     await eventually(lambda: running.registry.ticks >= ticks + 3)  # every 0.3 s
