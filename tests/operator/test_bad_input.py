@@ -97,7 +97,7 @@ async def test_unknown_orchestration_starts_once_a_worker_registers_it(
     try:
         # The module's own worker does not register 'Late' either, yet may take its turn
         # first and put it back with the unregistered backoff (1, 2, 4, 8, 16 s: duroxide's
-        # rule): under load it won up to four times in a row, past the 30 s this once had.
+        # rule): four such wins in a row add up to 15 s, five to 31 s, past the 30 s this had.
         await eventually(lambda: kubectl.status("late").get("phase") == "Completed",
                          timeout=75)
         assert kubectl.status("late")["output"] == {"late": 7}
