@@ -39,10 +39,11 @@ layers: install
 	$(BIN)/lint-imports
 
 # The suite waits on processes, timers and servers far more than it computes (user CPU is under
-# half its wall time), so pytest-xdist runs it in PYTEST_WORKERS processes; --dist loadfile keeps
+# half its wall time), so pytest-xdist runs it in PYTEST_WORKERS processes (3: on 2 cores, 4 made
+# the timing-sensitive tests late and held up to 67 PostgreSQL connections); --dist loadfile keeps
 # each module on one worker, so module-scoped fixtures (a worker process, an API server) are
 # built once. PYTEST_WORKERS=0 runs it in one process.
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 3
 unit: install checkov-venv
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 

@@ -127,7 +127,10 @@ async def test_pool_status_reports_its_live_workers_from_the_registry(
     kubectl = Kubectl(cluster)
     await kubectl.apply_pool("workers", {**SPEC, "tags": []})
     pool = lambda: kubectl.pool("workers")  # noqa: E731
-    await eventually(lambda: pool()["status"].get("liveWorkers") == 1)
+    # The registry's figures may reach the status in more than one write (the reconcile's
+    # and the registry loop's): wait for the last of them, then read them together.
+    await eventually(lambda: pool()["status"].get("liveWorkers") == 1
+                     and "tags" in pool()["status"])
     status = pool()["status"]
     assert {"Hello", "Approval", "Fails"} <= set(status["orchestrations"])
     assert status["sessionsHeld"] == 0
